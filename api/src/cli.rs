@@ -1,0 +1,125 @@
+//! Command-line parsing for the `switchboard` binary.
+
+use crate::auth::Role;
+
+pub const USAGE: &str = "\
+usage: switchboard [serve]          run the server (default)
+       switchboard migrate          apply database migrations and exit
+       switchboard schema           print the GraphQL SDL
+       switchboard token --role customer|agent|admin --sub ID [--name NAME] [--ttl-secs N]
+                                    print a signed token for trying the server";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Serve,
+    Migrate,
+    Schema,
+    Token {
+        role: Role,
+        sub: String,
+        name: Option<String>,
+        ttl_secs: i64,
+    },
+    Help,
+}
+
+/// Default lifetime of tokens made with `switchboard token`: one day.
+const DEFAULT_TTL_SECS: i64 = 24 * 3600;
+
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let Some((first, rest)) = args.split_first() else {
+        return Ok(Command::Serve);
+    };
+    let no_more = |cmd| {
+        if rest.is_empty() {
+            Ok(cmd)
+        } else {
+            Err(format!("unexpected argument {:?}", rest[0]))
+        }
+    };
+    match first.as_str() {
+        "serve" => no_more(Command::Serve),
+        "migrate" => no_more(Command::Migrate),
+        "schema" => no_more(Command::Schema),
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        "token" => parse_token(rest),
+        other => Err(format!("unknown command {other:?}")),
+    }
+}
+
+fn parse_token(args: &[String]) -> Result<Command, String> {
+    let (mut role, mut sub, mut name, mut ttl) = (None, None, None, DEFAULT_TTL_SECS);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--role" => {
+                let v = value()?;
+                role = Some(Role::from_claim(&v).ok_or_else(|| {
+                    format!("--role must be customer, agent or admin, not {v:?}")
+                })?);
+            }
+            "--sub" => sub = Some(value()?),
+            "--name" => name = Some(value()?),
+            "--ttl-secs" => {
+                let v = value()?;
+                ttl =
+                    v.parse().ok().filter(|n: &i64| *n > 0).ok_or_else(|| {
+                        format!("--ttl-secs must be a positive number, not {v:?}")
+                    })?;
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    let sub = sub
+        .filter(|s| !s.trim().is_empty())
+        .ok_or("--sub is required")?;
+    Ok(Command::Token {
+        role: role.ok_or("--role is required")?,
+        sub,
+        name,
+        ttl_secs: ttl,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn serve_is_the_default() {
+        assert_eq!(parse(&[]), Ok(Command::Serve));
+        assert_eq!(parse(&args("serve")), Ok(Command::Serve));
+        assert_eq!(parse(&args("schema")), Ok(Command::Schema));
+        assert!(parse(&args("serve now")).is_err());
+        assert!(parse(&args("launch")).is_err());
+    }
+
+    #[test]
+    fn token_options() {
+        assert_eq!(
+            parse(&args(
+                "token --role agent --sub ann --name Ann --ttl-secs 60"
+            )),
+            Ok(Command::Token {
+                role: Role::Agent,
+                sub: "ann".into(),
+                name: Some("Ann".into()),
+                ttl_secs: 60
+            })
+        );
+        assert!(parse(&args("token --role agent")).is_err());
+        assert!(parse(&args("token --sub x")).is_err());
+        assert!(parse(&args("token --role root --sub x")).is_err());
+        assert!(parse(&args("token --role admin --sub x --ttl-secs -5")).is_err());
+        assert!(parse(&args("token --role admin --sub")).is_err());
+    }
+}

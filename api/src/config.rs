@@ -1,0 +1,286 @@
+//! Settings from the environment, each with a default that works on a fresh
+//! machine: SQLite in `./data`, a generated JWT secret kept next to it.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::matching::RoutingMode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("data folder {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The secret that signs tokens. Debug and Display never show it.
+#[derive(Clone)]
+pub struct JwtSecret(Vec<u8>);
+
+impl JwtSecret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        JwtSecret(bytes.into())
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for JwtSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JwtSecret(..)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen_addr: String,
+    pub jwt_secret: JwtSecret,
+    /// Where the secret came from, for the start-up banner.
+    pub jwt_secret_source: String,
+    pub routing_mode: RoutingMode,
+    pub agent_capacity: i32,
+    pub history_days: i64,
+    pub retention_days: i64,
+    pub max_message_chars: usize,
+    pub db_pool_size: u32,
+    pub data_dir: PathBuf,
+    pub log_json: bool,
+}
+
+const SECRET_FILE: &str = "jwt_secret";
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass their own values.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let data_dir = PathBuf::from(lookup("DATA_DIR").unwrap_or_else(|| "data".to_owned()));
+        let database_url = match lookup("DATABASE_URL").filter(|v| !v.is_empty()) {
+            Some(url) => url,
+            None => {
+                ensure_dir(&data_dir)?;
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.join("switchboard.db").display()
+                )
+            }
+        };
+        let (jwt_secret, jwt_secret_source) = match lookup("JWT_SECRET").filter(|v| !v.is_empty()) {
+            Some(secret) if secret.len() < 16 => {
+                return Err(ConfigError::Invalid {
+                    name: "JWT_SECRET",
+                    reason: "must be at least 16 characters".into(),
+                })
+            }
+            Some(secret) => (JwtSecret::new(secret.into_bytes()), "JWT_SECRET".to_owned()),
+            None => {
+                let path = data_dir.join(SECRET_FILE);
+                (
+                    load_or_create_secret(&data_dir)?,
+                    path.display().to_string(),
+                )
+            }
+        };
+        let routing_mode = match lookup("ROUTING_MODE") {
+            Some(v) => v.parse().map_err(|reason| ConfigError::Invalid {
+                name: "ROUTING_MODE",
+                reason,
+            })?,
+            None => RoutingMode::default(),
+        };
+        Ok(Settings {
+            database_url,
+            listen_addr: lookup("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            jwt_secret,
+            jwt_secret_source,
+            routing_mode,
+            agent_capacity: parse_num(&lookup, "AGENT_CAPACITY", 2, 1, 1000)?,
+            history_days: parse_num(&lookup, "HISTORY_DAYS", 14, 1, 3650)?,
+            retention_days: parse_num(&lookup, "RETENTION_DAYS", 90, 1, 3650)?,
+            max_message_chars: parse_num(&lookup, "MAX_MESSAGE_CHARS", 4000, 1, 100_000)?,
+            db_pool_size: parse_num(&lookup, "DB_POOL_SIZE", 16, 1, 1000)?,
+            data_dir,
+            log_json: lookup("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
+        })
+    }
+
+    /// The lines printed at start: every setting and its value, secrets masked.
+    pub fn banner(&self) -> Vec<String> {
+        vec![
+            format!("DATABASE_URL={}", redact_url(&self.database_url)),
+            format!("LISTEN_ADDR={}", self.listen_addr),
+            format!("JWT_SECRET=<from {}>", self.jwt_secret_source),
+            format!("ROUTING_MODE={}", self.routing_mode),
+            format!("AGENT_CAPACITY={}", self.agent_capacity),
+            format!("HISTORY_DAYS={}", self.history_days),
+            format!("RETENTION_DAYS={}", self.retention_days),
+            format!("MAX_MESSAGE_CHARS={}", self.max_message_chars),
+            format!("DB_POOL_SIZE={}", self.db_pool_size),
+            format!("DATA_DIR={}", self.data_dir.display()),
+        ]
+    }
+}
+
+fn parse_num<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = lookup(name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(ConfigError::Invalid {
+            name,
+            reason: format!("expected a number from {min} to {max}, got {raw:?}"),
+        }),
+    }
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(dir).map_err(|source| ConfigError::DataDir {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+/// Reuses the secret in the data folder, or creates it once with mode 0600.
+/// `create_new` makes two processes starting together agree on one secret.
+fn load_or_create_secret(dir: &Path) -> Result<JwtSecret, ConfigError> {
+    ensure_dir(dir)?;
+    let path = dir.join(SECRET_FILE);
+    let io_err = |source| ConfigError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| io_err(std::io::Error::other(e.to_string())))?;
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            file.write_all(hex.as_bytes()).map_err(io_err)?;
+            file.sync_all().map_err(io_err)?;
+            Ok(JwtSecret::new(hex.into_bytes()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(&path).map_err(io_err)?;
+            let text = text.trim();
+            if text.len() < 32 {
+                return Err(ConfigError::Invalid {
+                    name: "JWT_SECRET",
+                    reason: format!(
+                        "{} is too short; delete it to make a new one",
+                        path.display()
+                    ),
+                });
+            }
+            Ok(JwtSecret::new(text.as_bytes().to_vec()))
+        }
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    // postgres://user:password@host/db -> postgres://user:***@host/db
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn temp_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("switchboard-config-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[test]
+    fn defaults_use_sqlite_and_a_generated_secret_that_is_reused() {
+        let dir = temp_dir();
+        let d = dir.to_str().unwrap();
+        let first = settings(&[("DATA_DIR", d)]).unwrap();
+        assert!(first.database_url.starts_with("sqlite://"));
+        assert_eq!(first.listen_addr, "127.0.0.1:8080");
+        assert_eq!(first.agent_capacity, 2);
+        assert_eq!(first.history_days, 14);
+        assert_eq!(first.retention_days, 90);
+        let second = settings(&[("DATA_DIR", d)]).unwrap();
+        assert_eq!(first.jwt_secret.expose(), second.jwt_secret.expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_numbers_and_short_secrets_are_refused() {
+        let dir = temp_dir();
+        let d = dir.to_str().unwrap();
+        assert!(settings(&[("DATA_DIR", d), ("AGENT_CAPACITY", "zero")]).is_err());
+        assert!(settings(&[("DATA_DIR", d), ("AGENT_CAPACITY", "0")]).is_err());
+        assert!(settings(&[("DATA_DIR", d), ("JWT_SECRET", "short")]).is_err());
+        assert!(settings(&[("DATA_DIR", d), ("ROUTING_MODE", "random")]).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn passwords_are_masked_in_the_banner() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/chat"),
+            "postgres://app:***@db:5432/chat"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+    }
+}

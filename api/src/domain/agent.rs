@@ -1,0 +1,133 @@
+use chrono::{DateTime, Utc};
+
+use super::named_enum;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AgentStatus {
+    Offline,
+    Available,
+    BreakRequested,
+    OnBreak,
+    ShiftEnding,
+}
+named_enum!(AgentStatus, "agent status", {
+    Offline => "OFFLINE", Available => "AVAILABLE", BreakRequested => "BREAK_REQUESTED",
+    OnBreak => "ON_BREAK", ShiftEnding => "SHIFT_ENDING",
+});
+
+/// A transition an agent cannot make from where they are.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {action} while {from:?}")]
+pub struct InvalidTransition {
+    pub action: &'static str,
+    pub from: AgentStatus,
+}
+
+impl AgentStatus {
+    /// Whether new sessions may be given to the agent.
+    pub fn takes_new_sessions(self) -> bool {
+        self == AgentStatus::Available
+    }
+
+    pub fn start_shift(self) -> Result<AgentStatus, InvalidTransition> {
+        match self {
+            AgentStatus::Offline | AgentStatus::OnBreak => Ok(AgentStatus::Available),
+            // Starting a shift again while on it changes nothing; a client retry must not fail.
+            AgentStatus::Available => Ok(AgentStatus::Available),
+            from => Err(InvalidTransition {
+                action: "start a shift",
+                from,
+            }),
+        }
+    }
+
+    pub fn request_break(self, holding: u32) -> Result<AgentStatus, InvalidTransition> {
+        match self {
+            AgentStatus::Available | AgentStatus::BreakRequested if holding > 0 => {
+                Ok(AgentStatus::BreakRequested)
+            }
+            AgentStatus::Available | AgentStatus::BreakRequested | AgentStatus::OnBreak => {
+                Ok(AgentStatus::OnBreak)
+            }
+            from => Err(InvalidTransition {
+                action: "take a break",
+                from,
+            }),
+        }
+    }
+
+    pub fn end_break(self) -> Result<AgentStatus, InvalidTransition> {
+        match self {
+            AgentStatus::BreakRequested | AgentStatus::OnBreak | AgentStatus::Available => {
+                Ok(AgentStatus::Available)
+            }
+            from => Err(InvalidTransition {
+                action: "end a break",
+                from,
+            }),
+        }
+    }
+
+    pub fn end_shift(self, holding: u32) -> Result<AgentStatus, InvalidTransition> {
+        match self {
+            AgentStatus::Offline => Ok(AgentStatus::Offline),
+            _ if holding > 0 => Ok(AgentStatus::ShiftEnding),
+            _ => Ok(AgentStatus::Offline),
+        }
+    }
+
+    /// Where a draining agent goes once they hold nothing any more.
+    pub fn after_last_session(self) -> AgentStatus {
+        match self {
+            AgentStatus::BreakRequested => AgentStatus::OnBreak,
+            AgentStatus::ShiftEnding => AgentStatus::Offline,
+            other => other,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub status: AgentStatus,
+    pub capacity: i32,
+    /// OFFERED + ACTIVE sessions held now.
+    pub active_session_count: i32,
+    pub idle_since: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AgentStatus::*;
+    use super::*;
+
+    #[test]
+    fn shift_and_break_transitions() {
+        assert_eq!(Offline.start_shift(), Ok(Available));
+        assert_eq!(OnBreak.start_shift(), Ok(Available));
+        assert!(ShiftEnding.start_shift().is_err());
+        assert_eq!(Available.request_break(0), Ok(OnBreak));
+        assert_eq!(Available.request_break(2), Ok(BreakRequested));
+        assert!(Offline.request_break(0).is_err());
+        assert_eq!(BreakRequested.end_break(), Ok(Available));
+        assert!(Offline.end_break().is_err());
+        assert_eq!(Available.end_shift(1), Ok(ShiftEnding));
+        assert_eq!(OnBreak.end_shift(0), Ok(Offline));
+    }
+
+    #[test]
+    fn draining_agents_move_on_after_their_last_session() {
+        assert_eq!(BreakRequested.after_last_session(), OnBreak);
+        assert_eq!(ShiftEnding.after_last_session(), Offline);
+        assert_eq!(Available.after_last_session(), Available);
+    }
+
+    #[test]
+    fn only_available_agents_take_new_sessions() {
+        for s in [Offline, BreakRequested, OnBreak, ShiftEnding] {
+            assert!(!s.takes_new_sessions());
+        }
+        assert!(Available.takes_new_sessions());
+    }
+}

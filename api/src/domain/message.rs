@@ -1,0 +1,165 @@
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{named_enum, Party};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SenderRole {
+    Customer,
+    Agent,
+    System,
+}
+named_enum!(SenderRole, "sender role", {
+    Customer => "CUSTOMER", Agent => "AGENT", System => "SYSTEM",
+});
+
+impl SenderRole {
+    /// Whose cursors decide the status of a message from this sender.
+    /// SYSTEM messages are addressed to the customer.
+    pub fn recipient(self) -> Party {
+        match self {
+            SenderRole::Customer => Party::Agent,
+            SenderRole::Agent | SenderRole::System => Party::Customer,
+        }
+    }
+}
+
+impl From<Party> for SenderRole {
+    fn from(p: Party) -> Self {
+        match p {
+            Party::Customer => SenderRole::Customer,
+            Party::Agent => SenderRole::Agent,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageStatus {
+    Sent,
+    Delivered,
+    Read,
+}
+
+/// Status of message `seq` from the recipient's cursors: no per-message,
+/// per-reader rows are kept.
+pub fn message_status(seq: i32, delivered: i32, read: i32) -> MessageStatus {
+    if seq <= read {
+        MessageStatus::Read
+    } else if seq <= delivered {
+        MessageStatus::Delivered
+    } else {
+        MessageStatus::Sent
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub seq: i32,
+    pub sender: SenderRole,
+    pub sender_id: Option<String>,
+    pub body: String,
+    pub client_message_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Trims the body and checks it is non-empty and at most `max_chars` characters.
+pub fn validate_body(body: &str, max_chars: usize) -> Result<&str, String> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Err("message body must not be empty".into());
+    }
+    let chars = body.chars().count();
+    if chars > max_chars {
+        return Err(format!(
+            "message body has {chars} characters; the limit is {max_chars}"
+        ));
+    }
+    Ok(body)
+}
+
+pub const MAX_CLIENT_MESSAGE_ID_LEN: usize = 128;
+
+pub fn validate_client_message_id(id: &str) -> Result<&str, String> {
+    if id.is_empty() || id.len() > MAX_CLIENT_MESSAGE_ID_LEN || id.trim() != id {
+        return Err(format!(
+            "clientMessageId must be 1 to {MAX_CLIENT_MESSAGE_ID_LEN} bytes without surrounding spaces"
+        ));
+    }
+    Ok(id)
+}
+
+pub const MAX_SUBJECT_CHARS: usize = 200;
+
+/// A blank subject is no subject.
+pub fn validate_subject(subject: Option<&str>) -> Result<Option<String>, String> {
+    let Some(s) = subject.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if s.chars().count() > MAX_SUBJECT_CHARS {
+        return Err(format!(
+            "subject is limited to {MAX_SUBJECT_CHARS} characters"
+        ));
+    }
+    Ok(Some(s.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_trimmed_and_bounded() {
+        assert_eq!(validate_body("  hi \n", 10), Ok("hi"));
+        assert!(validate_body("   ", 10).is_err());
+        assert!(validate_body("", 10).is_err());
+        assert!(
+            validate_body(&"é".repeat(10), 10).is_ok(),
+            "the limit counts characters, not bytes"
+        );
+        assert!(validate_body(&"a".repeat(11), 10).is_err());
+    }
+
+    #[test]
+    fn status_follows_the_recipient_cursors() {
+        assert_eq!(message_status(5, 4, 3), MessageStatus::Sent);
+        assert_eq!(message_status(4, 4, 3), MessageStatus::Delivered);
+        assert_eq!(message_status(3, 4, 3), MessageStatus::Read);
+    }
+
+    #[test]
+    fn client_message_ids_are_bounded() {
+        assert!(validate_client_message_id("abc-1").is_ok());
+        assert!(validate_client_message_id("").is_err());
+        assert!(validate_client_message_id(" x").is_err());
+        assert!(validate_client_message_id(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn subjects() {
+        assert_eq!(validate_subject(None), Ok(None));
+        assert_eq!(validate_subject(Some("  ")), Ok(None));
+        assert_eq!(
+            validate_subject(Some(" Refund ")),
+            Ok(Some("Refund".into()))
+        );
+        assert!(validate_subject(Some(&"x".repeat(201))).is_err());
+    }
+}
+
+/// A message as one reader sees it: with its status for the recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageView {
+    pub message: Message,
+    pub status: MessageStatus,
+}
+
+impl MessageView {
+    /// The status from the session's cursors as they are in `session`.
+    pub fn from_cursors(message: Message, session: &super::ChatSession) -> Self {
+        let (delivered, read) = session.cursors(message.sender.recipient());
+        let status = message_status(message.seq, delivered, read);
+        MessageView { message, status }
+    }
+}

@@ -1,0 +1,43 @@
+//! The rules that need no I/O: session and agent states and their
+//! transitions, message validation, and receipt status. No SeaORM and no
+//! GraphQL here; `repo` converts rows into these types.
+
+mod agent;
+mod message;
+mod session;
+
+pub use agent::{Agent, AgentStatus};
+pub use message::{
+    message_status, validate_body, validate_client_message_id, validate_subject, Message,
+    MessageStatus, MessageView, SenderRole,
+};
+pub use session::{ChatSession, EndReason, Party, SessionStatus};
+
+/// A name could not be read back from storage: the row was written by
+/// something other than this code.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownName {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+macro_rules! named_enum {
+    ($ty:ident, $kind:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $name),+ }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = $crate::domain::UnknownName;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err($crate::domain::UnknownName { kind: $kind, value: s.to_owned() }),
+                }
+            }
+        }
+    };
+}
+pub(crate) use named_enum;

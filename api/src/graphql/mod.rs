@@ -1,0 +1,35 @@
+//! The GraphQL transport. Resolvers are thin: read the caller and input,
+//! call one service method, map the error once ([`error::GqlResultExt`]).
+//! The schema builds with no I/O, so `switchboard schema` needs nothing.
+
+mod context;
+mod error;
+mod mutation;
+mod query;
+mod subscription;
+mod types;
+
+use async_graphql::Schema;
+
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+pub use subscription::SubscriptionRoot;
+
+use crate::service::ChatService;
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// The schema; with a service to answer requests, or without one just to
+/// print the SDL.
+pub fn build_schema(service: Option<ChatService>) -> AppSchema {
+    let builder = Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot);
+    match service {
+        Some(s) => builder.data(s).finish(),
+        None => builder.finish(),
+    }
+}
+
+/// The SDL clients see; `schema.graphql` holds a copy kept equal by a test.
+pub fn sdl() -> String {
+    build_schema(None).sdl()
+}

@@ -1,0 +1,130 @@
+use async_graphql::{Context, MergedObject, Object, ID};
+
+use super::context::caller_and_service;
+use super::error::GqlResultExt;
+use super::types::{AgentGql, ChatSessionGql, MessageGql, SendMessageInput, StartSessionInput};
+use crate::service::ShiftAction;
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(SessionMutations, MessageMutations, AgentMutations);
+
+#[derive(Default)]
+pub struct SessionMutations;
+
+#[Object]
+impl SessionMutations {
+    /// Customer. Returns the customer's open (not ENDED) session if there is one, else a new WAITING one.
+    async fn start_session(
+        &self,
+        ctx: &Context<'_>,
+        input: StartSessionInput,
+    ) -> async_graphql::Result<ChatSessionGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .start_session(viewer, input.subject.as_deref())
+            .await
+            .gql()?
+            .into())
+    }
+
+    /// Agent: take a session offered to them, or (manual routing) any WAITING one. A second taker gets CONFLICT.
+    async fn accept_session(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+    ) -> async_graphql::Result<ChatSessionGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc.accept_session(viewer, &session_id).await.gql()?.into())
+    }
+
+    /// Customer of the session, its agent, or an admin.
+    async fn end_session(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+    ) -> async_graphql::Result<ChatSessionGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc.end_session(viewer, &session_id).await.gql()?.into())
+    }
+}
+
+#[derive(Default)]
+pub struct MessageMutations;
+
+#[Object]
+impl MessageMutations {
+    /// Customer of the session (WAITING, OFFERED or ACTIVE) or its accepted agent (ACTIVE).
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        input: SendMessageInput,
+    ) -> async_graphql::Result<MessageGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .send_message(
+                viewer,
+                &input.session_id,
+                &input.body,
+                &input.client_message_id,
+            )
+            .await
+            .gql()?
+            .into())
+    }
+
+    /// Marks every message up to seq from the other side as READ.
+    async fn mark_read(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+        seq: i32,
+    ) -> async_graphql::Result<ChatSessionGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc.mark_read(viewer, &session_id, seq).await.gql()?.into())
+    }
+
+    /// Ephemeral: tells the other side; nothing is stored.
+    async fn set_typing(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+        typing: bool,
+    ) -> async_graphql::Result<bool> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        svc.set_typing(viewer, &session_id, typing).await.gql()
+    }
+}
+
+#[derive(Default)]
+pub struct AgentMutations;
+
+impl AgentMutations {
+    async fn change(ctx: &Context<'_>, action: ShiftAction) -> async_graphql::Result<AgentGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc.change_availability(viewer, action).await.gql()?.into())
+    }
+}
+
+#[Object]
+impl AgentMutations {
+    /// Agent: OFFLINE or ON_BREAK to AVAILABLE.
+    async fn start_shift(&self, ctx: &Context<'_>) -> async_graphql::Result<AgentGql> {
+        Self::change(ctx, ShiftAction::StartShift).await
+    }
+
+    /// Agent: BREAK_REQUESTED, or ON_BREAK at once when holding no session.
+    async fn request_break(&self, ctx: &Context<'_>) -> async_graphql::Result<AgentGql> {
+        Self::change(ctx, ShiftAction::RequestBreak).await
+    }
+
+    /// Agent: back to AVAILABLE.
+    async fn end_break(&self, ctx: &Context<'_>) -> async_graphql::Result<AgentGql> {
+        Self::change(ctx, ShiftAction::EndBreak).await
+    }
+
+    /// Agent: SHIFT_ENDING, or OFFLINE at once when holding no session.
+    async fn end_shift(&self, ctx: &Context<'_>) -> async_graphql::Result<AgentGql> {
+        Self::change(ctx, ShiftAction::EndShift).await
+    }
+}

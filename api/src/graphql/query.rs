@@ -1,0 +1,81 @@
+use async_graphql::{Context, Object, ID};
+
+use super::context::caller_and_service;
+use super::error::GqlResultExt;
+use super::types::{AgentGql, ChatSessionConnection, ChatSessionGql, QueueStatsGql, ViewerGql};
+use crate::service::PageArgs;
+
+#[derive(Default)]
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(ViewerGql {
+            id: ID(viewer.id.clone()),
+            role: viewer.role.into(),
+            agent: svc.viewer_agent(viewer).await.gql()?.map(Into::into),
+        })
+    }
+
+    /// Null when it does not exist or the caller may not see it.
+    async fn session(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<ChatSessionGql>> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc.session(viewer, &id).await.gql()?.map(Into::into))
+    }
+
+    /// Customer: own sessions created in the last 14 days, completed or not, newest first.
+    /// Agent: sessions they handled. Admin: all sessions within retention.
+    async fn my_sessions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<ChatSessionConnection> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        let args = PageArgs {
+            first,
+            after,
+            ..Default::default()
+        };
+        Ok(svc.my_sessions(viewer, &args).await.gql()?.into())
+    }
+
+    /// Agent or admin: WAITING and OFFERED sessions in routing order.
+    async fn queue(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ChatSessionGql>> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .queue(viewer)
+            .await
+            .gql()?
+            .into_iter()
+            .map(|(inner, pos)| ChatSessionGql {
+                inner,
+                position: Some(pos),
+            })
+            .collect())
+    }
+
+    /// Agent or admin.
+    async fn queue_stats(&self, ctx: &Context<'_>) -> async_graphql::Result<QueueStatsGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc.queue_stats(viewer).await.gql()?.into())
+    }
+
+    /// Agent or admin.
+    async fn agents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AgentGql>> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .agents(viewer)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}

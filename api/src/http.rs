@@ -1,0 +1,147 @@
+//! HTTP and WebSocket wiring: GraphQL over POST, subscriptions over
+//! WebSocket (graphql-transport-ws and the legacy protocol), GraphiQL and
+//! health probes. Authentication is read here and checked in resolvers.
+
+use std::collections::HashMap;
+
+use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::Data;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::{header::AUTHORIZATION, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::auth::{bearer_token, Caller, JwtKeys};
+use crate::graphql::AppSchema;
+use crate::service::ChatService;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: AppSchema,
+    pub service: ChatService,
+    pub keys: JwtKeys,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql_ws).post(graphql_http))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+impl AppState {
+    /// Verifies the token and creates the agent on first sight.
+    async fn caller(&self, token: Option<&str>) -> Caller {
+        let caller = self.keys.caller(token);
+        if let Caller::Verified(viewer) = &caller {
+            // If this fails the database is down; the resolver will say so.
+            if let Err(e) = self.service.ensure_agent(viewer).await {
+                tracing::warn!(error = %e, "could not record agent");
+            }
+        }
+        caller
+    }
+}
+
+async fn graphql_http(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: GraphQLRequest,
+) -> GraphQLResponse {
+    let caller = match headers.get(AUTHORIZATION) {
+        None => Caller::Anonymous,
+        Some(value) => match value.to_str().ok().and_then(bearer_token) {
+            Some(token) => state.caller(Some(token)).await,
+            None => Caller::Rejected("Authorization header must be `Bearer <token>`".into()),
+        },
+    };
+    state
+        .schema
+        .execute(req.into_inner().data(caller))
+        .await
+        .into()
+}
+
+/// Reads the token from the connection_init payload:
+/// `{"authorization": "Bearer <token>"}` (a bare token is accepted too).
+fn token_from_init(payload: &serde_json::Value) -> Option<String> {
+    let value = payload
+        .get("authorization")
+        .or_else(|| payload.get("Authorization"))?
+        .as_str()?;
+    Some(bearer_token(value).unwrap_or(value).trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+async fn graphql_ws(
+    State(state): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            let schema = state.schema.clone();
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = token_from_init(&payload);
+                    let mut data = Data::default();
+                    data.insert(state.caller(token.as_deref()).await);
+                    Ok(data)
+                })
+                .serve()
+                .await
+        })
+}
+
+/// GraphiQL. `/?token=<jwt>` pre-fills the Authorization header and the
+/// WebSocket connection_init payload, so subscriptions work in the page.
+async fn graphiql(Query(params): Query<HashMap<String, String>>) -> Html<String> {
+    let token = params.get("token").filter(|t| {
+        t.len() < 4096
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    });
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut page = GraphiQLSource::build()
+        .endpoint("/graphql")
+        .subscription_endpoint("/graphql")
+        .title("Switchboard");
+    if let Some(b) = bearer.as_deref() {
+        page = page
+            .header("Authorization", b)
+            .ws_connection_param("authorization", b);
+    }
+    Html(page.finish())
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.service.ping().await {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn init_payload_tokens() {
+        assert_eq!(
+            token_from_init(&json!({"authorization": "Bearer abc"})).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            token_from_init(&json!({"Authorization": "abc"})).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(token_from_init(&json!({})), None);
+        assert_eq!(token_from_init(&json!({"authorization": 5})), None);
+    }
+}

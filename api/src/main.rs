@@ -1,0 +1,61 @@
+use std::process::ExitCode;
+
+use switchboard::auth::JwtKeys;
+use switchboard::cli::{self, Command};
+use switchboard::config::Settings;
+use switchboard::startup::{self, Application};
+use switchboard::{graphql, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("switchboard: {e}\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match run(command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::Help => println!("{}", cli::USAGE),
+        Command::Schema => print!("{}", graphql::sdl()),
+        Command::Token {
+            role,
+            sub,
+            name,
+            ttl_secs,
+        } => {
+            let settings = Settings::from_env()?;
+            let keys = JwtKeys::new(&settings.jwt_secret);
+            println!("{}", keys.issue(role, &sub, name.as_deref(), ttl_secs)?);
+        }
+        Command::Migrate => {
+            let settings = Settings::from_env()?;
+            telemetry::init(settings.log_json);
+            let db = startup::connect(&settings).await?;
+            startup::migrate(&db).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Serve => {
+            let settings = Settings::from_env()?;
+            telemetry::init(settings.log_json);
+            for line in settings.banner() {
+                tracing::info!("config {line}");
+            }
+            let app = Application::build(settings).await?;
+            tracing::info!("listening on http://{}", app.local_addr()?);
+            app.run_until_stopped().await?;
+        }
+    }
+    Ok(())
+}

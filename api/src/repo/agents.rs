@@ -1,0 +1,153 @@
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{agent, chat_session};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use super::parse;
+use crate::domain::{Agent, AgentStatus};
+
+const HELD: [&str; 2] = ["OFFERED", "ACTIVE"];
+
+fn to_domain(m: agent::Model, held: i64) -> Result<Agent, DbErr> {
+    Ok(Agent {
+        status: parse(&m.status)?,
+        id: m.id,
+        name: m.name,
+        capacity: m.capacity,
+        active_session_count: i32::try_from(held).unwrap_or(i32::MAX),
+        idle_since: m.idle_since,
+    })
+}
+
+/// Creates the agent on first sight; a concurrent creator wins silently.
+pub async fn insert_if_absent<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    name: &str,
+    capacity: i32,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let row = agent::ActiveModel {
+        id: Set(id.to_owned()),
+        name: Set(name.to_owned()),
+        status: Set(AgentStatus::Offline.as_str().to_owned()),
+        capacity: Set(capacity),
+        idle_since: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    agent::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(agent::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// OFFERED + ACTIVE sessions the agent holds.
+pub async fn held_count<C: ConnectionTrait>(db: &C, agent_id: &str) -> Result<i64, DbErr> {
+    let n = chat_session::Entity::find()
+        .filter(chat_session::Column::AgentId.eq(agent_id))
+        .filter(chat_session::Column::Status.is_in(HELD))
+        .count(db)
+        .await?;
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Agent>, DbErr> {
+    match agent::Entity::find_by_id(id).one(db).await? {
+        Some(m) => {
+            let held = held_count(db, &m.id).await?;
+            Ok(Some(to_domain(m, held)?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Reads the agent row and locks it until the transaction ends. Everything
+/// that changes what an agent holds or their status locks this row first, so
+/// capacity checks cannot race, across processes too.
+pub async fn lock<C: ConnectionTrait>(txn: &C, id: &str) -> Result<Option<Agent>, DbErr> {
+    match agent::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+    {
+        Some(m) => {
+            let held = held_count(txn, &m.id).await?;
+            Ok(Some(to_domain(m, held)?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Sets status and, when given, idle_since.
+pub async fn set_status<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    status: AgentStatus,
+    idle_since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut update = agent::Entity::update_many()
+        .col_expr(agent::Column::Status, Expr::value(status.as_str()))
+        .col_expr(agent::Column::UpdatedAt, Expr::value(now))
+        .filter(agent::Column::Id.eq(id));
+    if let Some(at) = idle_since {
+        update = update.col_expr(agent::Column::IdleSince, Expr::value(at));
+    }
+    update.exec(db).await?;
+    Ok(())
+}
+
+pub async fn set_idle_since<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    agent::ActiveModel {
+        id: Set(id.to_owned()),
+        idle_since: Set(Some(at)),
+        updated_at: Set(at),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok(())
+}
+
+/// Every agent with what they hold, in two queries whatever their number.
+pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<Agent>, DbErr> {
+    let rows = agent::Entity::find()
+        .order_by_asc(agent::Column::Id)
+        .all(db)
+        .await?;
+    let held: HashMap<String, i64> = chat_session::Entity::find()
+        .select_only()
+        .column(chat_session::Column::AgentId)
+        .column_as(chat_session::Column::Id.count(), "held")
+        .filter(chat_session::Column::Status.is_in(HELD))
+        .filter(chat_session::Column::AgentId.is_not_null())
+        .group_by(chat_session::Column::AgentId)
+        .into_tuple::<(Option<String>, i64)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|(id, n)| id.map(|id| (id, n)))
+        .collect();
+    rows.into_iter()
+        .map(|m| {
+            let n = held.get(&m.id).copied().unwrap_or(0);
+            to_domain(m, n)
+        })
+        .collect()
+}

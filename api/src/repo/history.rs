@@ -1,0 +1,73 @@
+use chrono::{DateTime, Utc};
+use entity::session_event;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder, Set,
+};
+use uuid::Uuid;
+
+/// What happened to a session's assignment, recorded in the transaction
+/// that did it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryKind {
+    Queued,
+    Accepted,
+    Ended,
+}
+
+impl HistoryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            HistoryKind::Queued => "QUEUED",
+            HistoryKind::Accepted => "ACCEPTED",
+            HistoryKind::Ended => "ENDED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub kind: String,
+    pub agent_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn record<C: ConnectionTrait>(
+    db: &C,
+    session_id: Uuid,
+    kind: HistoryKind,
+    agent_id: Option<&str>,
+    actor_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    session_event::Entity::insert(session_event::ActiveModel {
+        id: NotSet,
+        session_id: Set(session_id),
+        kind: Set(kind.as_str().to_owned()),
+        agent_id: Set(agent_id.map(str::to_owned)),
+        actor_id: Set(actor_id.map(str::to_owned)),
+        at: Set(at),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn for_session<C: ConnectionTrait>(
+    db: &C,
+    session_id: Uuid,
+) -> Result<Vec<HistoryEntry>, DbErr> {
+    Ok(session_event::Entity::find()
+        .filter(session_event::Column::SessionId.eq(session_id))
+        .order_by_asc(session_event::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| HistoryEntry {
+            kind: m.kind,
+            agent_id: m.agent_id,
+            actor_id: m.actor_id,
+            at: m.at,
+        })
+        .collect())
+}

@@ -1,0 +1,111 @@
+use chrono::{DateTime, Utc};
+use entity::message::{self, Column};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use uuid::Uuid;
+
+use super::parse;
+use crate::domain::{Message, SenderRole};
+
+fn to_domain(m: message::Model) -> Result<Message, DbErr> {
+    Ok(Message {
+        sender: parse(&m.sender)?,
+        id: m.id,
+        session_id: m.session_id,
+        seq: m.seq,
+        sender_id: m.sender_id,
+        body: m.body,
+        client_message_id: m.client_message_id,
+        created_at: m.created_at,
+    })
+}
+
+fn all_to_domain(rows: Vec<message::Model>) -> Result<Vec<Message>, DbErr> {
+    rows.into_iter().map(to_domain).collect()
+}
+
+pub async fn find_by_client_id<C: ConnectionTrait>(
+    db: &C,
+    session_id: Uuid,
+    sender_id: &str,
+    client_message_id: &str,
+) -> Result<Option<Message>, DbErr> {
+    message::Entity::find()
+        .filter(Column::SessionId.eq(session_id))
+        .filter(Column::SenderId.eq(sender_id))
+        .filter(Column::ClientMessageId.eq(client_message_id))
+        .one(db)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub struct NewMessage<'a> {
+    pub session_id: Uuid,
+    pub seq: i32,
+    pub sender: SenderRole,
+    pub sender_id: Option<&'a str>,
+    pub body: &'a str,
+    pub client_message_id: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn insert<C: ConnectionTrait>(db: &C, new: NewMessage<'_>) -> Result<Message, DbErr> {
+    let msg = Message {
+        id: Uuid::new_v4(),
+        session_id: new.session_id,
+        seq: new.seq,
+        sender: new.sender,
+        sender_id: new.sender_id.map(str::to_owned),
+        body: new.body.to_owned(),
+        client_message_id: new.client_message_id.map(str::to_owned),
+        created_at: new.created_at,
+    };
+    message::Entity::insert(message::ActiveModel {
+        id: Set(msg.id),
+        session_id: Set(msg.session_id),
+        seq: Set(msg.seq),
+        sender: Set(msg.sender.as_str().to_owned()),
+        sender_id: Set(msg.sender_id.clone()),
+        body: Set(msg.body.clone()),
+        client_message_id: Set(msg.client_message_id.clone()),
+        created_at: Set(msg.created_at),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(msg)
+}
+
+/// Messages with after < seq <= up_to, oldest first, at most `limit`.
+pub async fn range<C: ConnectionTrait>(
+    db: &C,
+    session_id: Uuid,
+    after: i32,
+    up_to: Option<i32>,
+    limit: u64,
+) -> Result<Vec<Message>, DbErr> {
+    let mut q = message::Entity::find()
+        .filter(Column::SessionId.eq(session_id))
+        .filter(Column::Seq.gt(after));
+    if let Some(up_to) = up_to {
+        q = q.filter(Column::Seq.lte(up_to));
+    }
+    all_to_domain(q.order_by_asc(Column::Seq).limit(limit).all(db).await?)
+}
+
+/// The newest `limit` messages with seq < before, oldest first.
+pub async fn last_before<C: ConnectionTrait>(
+    db: &C,
+    session_id: Uuid,
+    before: Option<i32>,
+    limit: u64,
+) -> Result<Vec<Message>, DbErr> {
+    let mut q = message::Entity::find().filter(Column::SessionId.eq(session_id));
+    if let Some(before) = before {
+        q = q.filter(Column::Seq.lt(before));
+    }
+    let mut rows = all_to_domain(q.order_by_desc(Column::Seq).limit(limit).all(db).await?)?;
+    rows.reverse();
+    Ok(rows)
+}

@@ -1,0 +1,297 @@
+use chrono::{DateTime, Utc};
+use entity::chat_session::{self, Column};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use uuid::Uuid;
+
+use super::parse;
+use crate::auth::Role;
+use crate::domain::{ChatSession, EndReason, Party, SessionStatus};
+
+fn to_domain(m: chat_session::Model) -> Result<ChatSession, DbErr> {
+    Ok(ChatSession {
+        id: m.id,
+        status: parse(&m.status)?,
+        ended_by: m
+            .ended_by
+            .as_deref()
+            .map(|r| Role::from_claim(r).ok_or_else(|| DbErr::Type(format!("unknown role {r:?}"))))
+            .transpose()?,
+        end_reason: m
+            .end_reason
+            .as_deref()
+            .map(parse::<EndReason>)
+            .transpose()?,
+        customer_id: m.customer_id,
+        subject: m.subject,
+        agent_id: m.agent_id,
+        created_at: m.created_at,
+        queued_at: m.queued_at,
+        assigned_at: m.assigned_at,
+        offer_expires_at: m.offer_expires_at,
+        ended_at: m.ended_at,
+        last_seq: m.last_seq,
+        customer_delivered_seq: m.customer_delivered_seq,
+        customer_read_seq: m.customer_read_seq,
+        agent_delivered_seq: m.agent_delivered_seq,
+        agent_read_seq: m.agent_read_seq,
+    })
+}
+
+fn all_to_domain(rows: Vec<chat_session::Model>) -> Result<Vec<ChatSession>, DbErr> {
+    rows.into_iter().map(to_domain).collect()
+}
+
+pub async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<ChatSession>, DbErr> {
+    chat_session::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// Reads the session and locks its row until the transaction ends (Postgres;
+/// SQLite serializes writers anyway). Message seqs, receipts and status
+/// changes of one session are serialized by this lock.
+pub async fn lock<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<Option<ChatSession>, DbErr> {
+    chat_session::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn find_open_for_customer<C: ConnectionTrait>(
+    db: &C,
+    customer_id: &str,
+) -> Result<Option<ChatSession>, DbErr> {
+    chat_session::Entity::find()
+        .filter(Column::CustomerId.eq(customer_id))
+        .filter(Column::Status.ne(SessionStatus::Ended.as_str()))
+        .one(db)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn insert_waiting<C: ConnectionTrait>(
+    db: &C,
+    customer_id: &str,
+    subject: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<ChatSession, DbErr> {
+    let row = chat_session::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        customer_id: Set(customer_id.to_owned()),
+        subject: Set(subject),
+        status: Set(SessionStatus::Waiting.as_str().to_owned()),
+        agent_id: Set(None),
+        created_at: Set(now),
+        queued_at: Set(now),
+        assigned_at: Set(None),
+        offer_expires_at: Set(None),
+        ended_at: Set(None),
+        ended_by: Set(None),
+        end_reason: Set(None),
+        last_seq: Set(0),
+        customer_delivered_seq: Set(0),
+        customer_read_seq: Set(0),
+        agent_delivered_seq: Set(0),
+        agent_read_seq: Set(0),
+    };
+    to_domain(row.insert(db).await?)
+}
+
+/// Takes the next seq of the session. Call with the session row locked.
+pub async fn allocate_seq<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<i32, DbErr> {
+    let rows = chat_session::Entity::update_many()
+        .col_expr(Column::LastSeq, Expr::col(Column::LastSeq).add(1))
+        .filter(Column::Id.eq(id))
+        .exec_with_returning(txn)
+        .await?;
+    rows.first()
+        .map(|m| m.last_seq)
+        .ok_or_else(|| DbErr::RecordNotFound(format!("session {id}")))
+}
+
+pub async fn mark_active<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    agent_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    chat_session::ActiveModel {
+        id: Set(id),
+        status: Set(SessionStatus::Active.as_str().to_owned()),
+        agent_id: Set(Some(agent_id.to_owned())),
+        assigned_at: Set(Some(now)),
+        offer_expires_at: Set(None),
+        ..Default::default()
+    }
+    .update(txn)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_ended<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    by: Option<Role>,
+    reason: EndReason,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    chat_session::ActiveModel {
+        id: Set(id),
+        status: Set(SessionStatus::Ended.as_str().to_owned()),
+        ended_at: Set(Some(now)),
+        ended_by: Set(by.map(|r| r.as_claim().to_ascii_uppercase())),
+        end_reason: Set(Some(reason.as_str().to_owned())),
+        offer_expires_at: Set(None),
+        ..Default::default()
+    }
+    .update(txn)
+    .await?;
+    Ok(())
+}
+
+/// Moves one side's cursors forward to the given values. Never backwards:
+/// the caller passes values it computed as maxima under the row lock.
+pub async fn set_cursors<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    party: Party,
+    delivered: i32,
+    read: i32,
+) -> Result<(), DbErr> {
+    let (d, r) = match party {
+        Party::Customer => (Column::CustomerDeliveredSeq, Column::CustomerReadSeq),
+        Party::Agent => (Column::AgentDeliveredSeq, Column::AgentReadSeq),
+    };
+    chat_session::Entity::update_many()
+        .col_expr(d, Expr::value(delivered))
+        .col_expr(r, Expr::value(read))
+        .filter(Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Moves one side's delivered cursor forward without a lock: the condition
+/// makes concurrent calls safe. Returns whether it moved.
+pub async fn advance_delivered<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    party: Party,
+    seq: i32,
+) -> Result<bool, DbErr> {
+    let col = match party {
+        Party::Customer => Column::CustomerDeliveredSeq,
+        Party::Agent => Column::AgentDeliveredSeq,
+    };
+    let res = chat_session::Entity::update_many()
+        .col_expr(col, Expr::value(seq))
+        .filter(Column::Id.eq(id))
+        .filter(col.lt(seq))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// WAITING and OFFERED sessions in queue order: by when they entered the
+/// queue, ties broken by id so every reader sees the same order.
+pub async fn queue<C: ConnectionTrait>(db: &C) -> Result<Vec<ChatSession>, DbErr> {
+    all_to_domain(
+        chat_session::Entity::find()
+            .filter(Column::Status.is_in([
+                SessionStatus::Waiting.as_str(),
+                SessionStatus::Offered.as_str(),
+            ]))
+            .order_by_asc(Column::QueuedAt)
+            .order_by_asc(Column::Id)
+            .all(db)
+            .await?,
+    )
+}
+
+/// 1-based place among WAITING sessions.
+pub async fn queue_position<C: ConnectionTrait>(db: &C, s: &ChatSession) -> Result<i64, DbErr> {
+    let ahead = chat_session::Entity::find()
+        .filter(Column::Status.eq(SessionStatus::Waiting.as_str()))
+        .filter(
+            Condition::any().add(Column::QueuedAt.lt(s.queued_at)).add(
+                Condition::all()
+                    .add(Column::QueuedAt.eq(s.queued_at))
+                    .add(Column::Id.lt(s.id)),
+            ),
+        )
+        .count(db)
+        .await?;
+    Ok(i64::try_from(ahead).unwrap_or(i64::MAX) + 1)
+}
+
+pub async fn count_by_status<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, i64)>, DbErr> {
+    chat_session::Entity::find()
+        .select_only()
+        .column(Column::Status)
+        .column_as(Column::Id.count(), "n")
+        .filter(Column::Status.ne(SessionStatus::Ended.as_str()))
+        .group_by(Column::Status)
+        .into_tuple::<(String, i64)>()
+        .all(db)
+        .await
+}
+
+pub async fn oldest_waiting_since<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    Ok(chat_session::Entity::find()
+        .filter(Column::Status.eq(SessionStatus::Waiting.as_str()))
+        .order_by_asc(Column::QueuedAt)
+        .one(db)
+        .await?
+        .map(|m| m.queued_at))
+}
+
+/// Who may appear in a listing.
+pub enum Scope<'a> {
+    Customer { id: &'a str, since: DateTime<Utc> },
+    Agent { id: &'a str },
+    All,
+}
+
+/// Newest first, keyset-paginated on (created_at, id).
+pub async fn page<C: ConnectionTrait>(
+    db: &C,
+    scope: Scope<'_>,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: u64,
+) -> Result<Vec<ChatSession>, DbErr> {
+    let mut q = chat_session::Entity::find();
+    q = match scope {
+        Scope::Customer { id, since } => q
+            .filter(Column::CustomerId.eq(id))
+            .filter(Column::CreatedAt.gte(since)),
+        Scope::Agent { id } => q.filter(Column::AgentId.eq(id)),
+        Scope::All => q,
+    };
+    if let Some((at, id)) = before {
+        q = q.filter(
+            Condition::any().add(Column::CreatedAt.lt(at)).add(
+                Condition::all()
+                    .add(Column::CreatedAt.eq(at))
+                    .add(Column::Id.lt(id)),
+            ),
+        );
+    }
+    all_to_domain(
+        q.order_by_desc(Column::CreatedAt)
+            .order_by_desc(Column::Id)
+            .limit(limit)
+            .all(db)
+            .await?,
+    )
+}

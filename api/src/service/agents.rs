@@ -1,0 +1,100 @@
+//! Agents: first-sight creation, shifts and breaks, listings.
+
+use sea_orm::TransactionTrait;
+
+use super::ChatService;
+use crate::auth::{Role, Viewer};
+use crate::domain::{Agent, AgentStatus};
+use crate::error::{AppError, AppResult};
+use crate::events::AgentEvent;
+use crate::repo::agents;
+
+/// One of the agent's own status changes.
+#[derive(Clone, Copy, Debug)]
+pub enum ShiftAction {
+    StartShift,
+    RequestBreak,
+    EndBreak,
+    EndShift,
+}
+
+impl ChatService {
+    /// Creates the agent row the first time an agent token is seen.
+    pub async fn ensure_agent(&self, viewer: &Viewer) -> AppResult<()> {
+        if viewer.role != Role::Agent {
+            return Ok(());
+        }
+        let known = |agents: &std::collections::HashSet<String>| agents.contains(&viewer.id);
+        if known(&self.known_agents.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(());
+        }
+        let name = viewer.name.as_deref().unwrap_or(&viewer.id);
+        agents::insert_if_absent(
+            &self.db,
+            &viewer.id,
+            name,
+            self.policy.agent_capacity,
+            self.now(),
+        )
+        .await?;
+        self.known_agents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(viewer.id.clone());
+        Ok(())
+    }
+
+    /// The caller's agent record, when the caller is an agent.
+    pub async fn viewer_agent(&self, viewer: &Viewer) -> AppResult<Option<Agent>> {
+        if viewer.role != Role::Agent {
+            return Ok(None);
+        }
+        Ok(agents::find(&self.db, &viewer.id).await?)
+    }
+
+    /// Any agent by id; visible to everyone who can see a session it holds.
+    pub async fn agent(&self, id: &str) -> AppResult<Option<Agent>> {
+        Ok(agents::find(&self.db, id).await?)
+    }
+
+    pub async fn agents(&self, viewer: &Viewer) -> AppResult<Vec<Agent>> {
+        viewer.require_staff()?;
+        Ok(agents::list(&self.db).await?)
+    }
+
+    /// Shift start and end, break request and end.
+    pub async fn change_availability(
+        &self,
+        viewer: &Viewer,
+        action: ShiftAction,
+    ) -> AppResult<Agent> {
+        let agent_id = viewer.require_agent()?;
+        let now = self.now();
+        let txn = self.db.begin().await?;
+        let agent = agents::lock(&txn, agent_id)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("agent {agent_id} has no row")))?;
+        let holding = u32::try_from(agent.active_session_count).unwrap_or(0);
+        let next = match action {
+            ShiftAction::StartShift => agent.status.start_shift(),
+            ShiftAction::RequestBreak => agent.status.request_break(holding),
+            ShiftAction::EndBreak => agent.status.end_break(),
+            ShiftAction::EndShift => agent.status.end_shift(holding),
+        }
+        .map_err(|e| AppError::Conflict(e.to_string()))?;
+        if next == agent.status {
+            txn.commit().await?;
+            return Ok(agent);
+        }
+        // Becoming available puts the agent at the back of the idle line.
+        let idle_since = (next == AgentStatus::Available).then_some(now);
+        agents::set_status(&txn, agent_id, next, idle_since, now).await?;
+        let updated = agents::find(&txn, agent_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("agent vanished".into()))?;
+        txn.commit().await?;
+        self.bus
+            .publish_agent(agent_id, AgentEvent::AgentChanged(updated.clone()));
+        Ok(updated)
+    }
+}

@@ -1,0 +1,267 @@
+//! Messages, receipts and typing.
+
+use sea_orm::TransactionTrait;
+
+use super::pagination::{page_size, Page, PageArgs};
+use super::sessions::parse_session_id;
+use super::ChatService;
+use crate::auth::{Role, Viewer};
+use crate::domain::{
+    validate_body, validate_client_message_id, ChatSession, MessageView, Party, SenderRole,
+    SessionStatus,
+};
+use crate::error::{AppError, AppResult};
+use crate::events::SessionEvent;
+use crate::repo::{messages, sessions};
+
+/// Largest page of a transcript.
+const MAX_MESSAGE_PAGE: u64 = 500;
+
+/// The side `viewer` writes for in `s`, or why they may not write there.
+fn writer_party(viewer: &Viewer, s: &ChatSession) -> AppResult<Party> {
+    match viewer.role {
+        Role::Customer if s.customer_id == viewer.id => match s.status {
+            SessionStatus::Ended => Err(AppError::Conflict("session has ended".into())),
+            _ => Ok(Party::Customer),
+        },
+        Role::Agent if s.agent_id.as_deref() == Some(viewer.id.as_str()) => match s.status {
+            SessionStatus::Active => Ok(Party::Agent),
+            SessionStatus::Ended => Err(AppError::Conflict("session has ended".into())),
+            _ => Err(AppError::Conflict(
+                "accept the session before writing in it".into(),
+            )),
+        },
+        Role::Admin => Err(AppError::Forbidden(
+            "admins cannot write in sessions".into(),
+        )),
+        _ => Err(AppError::Forbidden("not your session".into())),
+    }
+}
+
+/// The side `viewer` reads for in `s` (receipts), if they are a party to it.
+fn reader_party(viewer: &Viewer, s: &ChatSession) -> AppResult<Party> {
+    s.party_of(viewer.role, &viewer.id).ok_or_else(|| {
+        AppError::Forbidden("only the customer and the agent of a session have receipts".into())
+    })
+}
+
+impl ChatService {
+    /// Stores a message with the session's next seq. Sending the same
+    /// clientMessageId again returns the first message and stores nothing.
+    pub async fn send_message(
+        &self,
+        viewer: &Viewer,
+        session_id: &str,
+        body: &str,
+        client_message_id: &str,
+    ) -> AppResult<MessageView> {
+        let id = parse_session_id(session_id)?;
+        let body =
+            validate_body(body, self.policy.max_message_chars).map_err(AppError::BadUserInput)?;
+        let client_message_id =
+            validate_client_message_id(client_message_id).map_err(AppError::BadUserInput)?;
+        let now = self.now();
+
+        let txn = self.db.begin().await?;
+        // The row lock serializes seq allocation and the idempotency check
+        // for this session, across processes too.
+        let session = sessions::lock(&txn, id)
+            .await?
+            .ok_or_else(AppError::session_not_found)?;
+        let party = writer_party(viewer, &session)?;
+        if let Some(first) =
+            messages::find_by_client_id(&txn, id, &viewer.id, client_message_id).await?
+        {
+            txn.commit().await?;
+            return Ok(MessageView::from_cursors(first, &session));
+        }
+        let seq = sessions::allocate_seq(&txn, id).await?;
+        let message = messages::insert(
+            &txn,
+            messages::NewMessage {
+                session_id: id,
+                seq,
+                sender: SenderRole::from(party),
+                sender_id: Some(&viewer.id),
+                body,
+                client_message_id: Some(client_message_id),
+                created_at: now,
+            },
+        )
+        .await?;
+        txn.commit().await?;
+
+        self.bus
+            .publish_session(id, SessionEvent::MessagePosted(message.clone()));
+        Ok(MessageView::from_cursors(message, &session))
+    }
+
+    /// Moves the reader's read cursor (and delivered with it) up to `seq`;
+    /// never backwards.
+    pub async fn mark_read(
+        &self,
+        viewer: &Viewer,
+        session_id: &str,
+        seq: i32,
+    ) -> AppResult<ChatSession> {
+        let id = parse_session_id(session_id)?;
+        if seq < 0 {
+            return Err(AppError::BadUserInput("seq must not be negative".into()));
+        }
+        let txn = self.db.begin().await?;
+        let session = sessions::lock(&txn, id)
+            .await?
+            .ok_or_else(AppError::session_not_found)?;
+        let party = reader_party(viewer, &session)?;
+        if seq > session.last_seq {
+            return Err(AppError::BadUserInput(format!(
+                "seq {seq} is beyond the newest message ({})",
+                session.last_seq
+            )));
+        }
+        let (delivered, read) = session.cursors(party);
+        let read_after = read.max(seq);
+        let delivered_after = delivered.max(read_after);
+        if (delivered_after, read_after) == (delivered, read) {
+            txn.commit().await?;
+            return Ok(session);
+        }
+        sessions::set_cursors(&txn, id, party, delivered_after, read_after).await?;
+        let updated = sessions::find(&txn, id)
+            .await?
+            .ok_or_else(AppError::session_not_found)?;
+        txn.commit().await?;
+        self.bus.publish_session(
+            id,
+            SessionEvent::ReceiptUpdated {
+                session_id: id,
+                reader: party,
+                delivered_seq: delivered_after,
+                read_seq: read_after,
+            },
+        );
+        Ok(updated)
+    }
+
+    /// Moves the delivered cursor after messages reached a live connection
+    /// or a fetch of the recipient; tells both sides when it moved.
+    pub(crate) async fn mark_delivered(
+        &self,
+        session_id: uuid::Uuid,
+        party: Party,
+        seq: i32,
+    ) -> AppResult<()> {
+        if seq <= 0 || !sessions::advance_delivered(&self.db, session_id, party, seq).await? {
+            return Ok(());
+        }
+        if let Some(s) = sessions::find(&self.db, session_id).await? {
+            let (delivered_seq, read_seq) = s.cursors(party);
+            self.bus.publish_session(
+                session_id,
+                SessionEvent::ReceiptUpdated {
+                    session_id,
+                    reader: party,
+                    delivered_seq,
+                    read_seq,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Tells the other side that the caller is or stopped typing.
+    pub async fn set_typing(
+        &self,
+        viewer: &Viewer,
+        session_id: &str,
+        typing: bool,
+    ) -> AppResult<bool> {
+        let id = parse_session_id(session_id)?;
+        let session = sessions::find(&self.db, id)
+            .await?
+            .ok_or_else(AppError::session_not_found)?;
+        let party = writer_party(viewer, &session)?;
+        self.bus.publish_session(
+            id,
+            SessionEvent::TypingChanged {
+                session_id: id,
+                sender: party,
+                typing,
+            },
+        );
+        Ok(true)
+    }
+
+    /// A page of the transcript of a session the viewer can see; cursors are
+    /// seqs. Fetching marks the fetched messages DELIVERED for the recipient.
+    pub async fn messages(
+        &self,
+        viewer: &Viewer,
+        session: &ChatSession,
+        args: &PageArgs,
+    ) -> AppResult<Page<MessageView>> {
+        let parse_cursor = |name: &str, c: &Option<String>| -> AppResult<Option<i32>> {
+            c.as_deref()
+                .map(|raw| {
+                    raw.parse::<i32>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                        AppError::BadUserInput(format!("{name} must be a message seq, got {raw:?}"))
+                    })
+                })
+                .transpose()
+        };
+        let after = parse_cursor("after", &args.after)?;
+        let before = parse_cursor("before", &args.before)?;
+        if args.first.is_some() && args.last.is_some() {
+            return Err(AppError::BadUserInput(
+                "pass first or last, not both".into(),
+            ));
+        }
+
+        let (rows, has_previous_page, has_next_page) = if args.last.is_some()
+            || (before.is_some() && args.first.is_none())
+        {
+            let limit = page_size("last", args.last, 50, MAX_MESSAGE_PAGE)?;
+            let mut rows = messages::last_before(&self.db, session.id, before, limit + 1).await?;
+            let has_previous = rows.len() as u64 > limit;
+            if has_previous {
+                rows.remove(0);
+            }
+            let has_next = before.is_some_and(|b| b <= session.last_seq);
+            (rows, has_previous, has_next)
+        } else {
+            let limit = page_size("first", args.first, 50, MAX_MESSAGE_PAGE)?;
+            let after = after.unwrap_or(0);
+            let mut rows = messages::range(
+                &self.db,
+                session.id,
+                after,
+                before.map(|b| b - 1),
+                limit + 1,
+            )
+            .await?;
+            let has_next = rows.len() as u64 > limit;
+            rows.truncate(limit as usize);
+            (rows, after > 0, has_next)
+        };
+
+        let mut seen = session.clone();
+        if let (Some(party), Some(newest)) =
+            (session.party_of(viewer.role, &viewer.id), rows.last())
+        {
+            self.mark_delivered(session.id, party, newest.seq).await?;
+            let cursor = match party {
+                Party::Customer => &mut seen.customer_delivered_seq,
+                Party::Agent => &mut seen.agent_delivered_seq,
+            };
+            *cursor = (*cursor).max(newest.seq);
+        }
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|m| (m.seq.to_string(), MessageView::from_cursors(m, &seen)))
+                .collect(),
+            has_previous_page,
+            has_next_page,
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! Use cases. Each public method checks who may do it, runs its writes in
+//! one transaction, and publishes events only after the commit. Nothing here
+//! knows about GraphQL; errors are [`AppError`]s.
+
+mod agents;
+pub use agents::ShiftAction;
+mod live;
+mod messages;
+mod pagination;
+mod sessions;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+
+use crate::events::EventBus;
+use crate::matching::RoutingMode;
+
+pub use live::LiveItem;
+pub use pagination::{Page, PageArgs};
+
+/// The knobs of the business rules, taken from the settings at start.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub routing_mode: RoutingMode,
+    pub agent_capacity: i32,
+    pub history_days: i64,
+    pub max_message_chars: usize,
+}
+
+/// Where "now" comes from; tests inject a fixed or moving clock.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// The chat use cases over one database and one event bus. Cheap to clone.
+#[derive(Clone)]
+pub struct ChatService {
+    db: DatabaseConnection,
+    bus: EventBus,
+    policy: Arc<Policy>,
+    clock: Clock,
+    /// Agents known to exist in the database, so that first-sight creation
+    /// costs one insert per agent and process, not one per request.
+    known_agents: Arc<Mutex<HashSet<String>>>,
+}
+
+impl ChatService {
+    pub fn new(db: DatabaseConnection, bus: EventBus, policy: Policy, clock: Clock) -> Self {
+        ChatService {
+            db,
+            bus,
+            policy: Arc::new(policy),
+            clock,
+            known_agents: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether the database answers; for readiness probes.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+}

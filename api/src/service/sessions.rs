@@ -1,0 +1,459 @@
+//! Session lifecycle: start, accept, end; reading sessions and the queue.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{SqlErr, TransactionTrait};
+use uuid::Uuid;
+
+use super::pagination::{page_size, Page, PageArgs};
+use super::ChatService;
+use crate::auth::{Role, Viewer};
+use crate::domain::{
+    validate_subject, AgentStatus, ChatSession, EndReason, Message, SenderRole, SessionStatus,
+};
+use crate::error::{AppError, AppResult};
+use crate::events::{AgentEvent, QueueChanged, QueueStats, SessionEvent};
+use crate::repo::history::{self, HistoryKind};
+use crate::repo::{agents, messages, sessions};
+
+/// Whether `viewer` may read `s`: its customer, an admin, the agent it is
+/// offered to or held by, or any agent while it is in the queue.
+pub(crate) fn can_view(viewer: &Viewer, s: &ChatSession) -> bool {
+    match viewer.role {
+        Role::Admin => true,
+        Role::Customer => s.customer_id == viewer.id,
+        Role::Agent => s.status.is_queued() || s.agent_id.as_deref() == Some(viewer.id.as_str()),
+    }
+}
+
+pub(crate) fn parse_session_id(raw: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| AppError::BadUserInput(format!("{raw:?} is not a session id")))
+}
+
+impl ChatService {
+    /// Returns the customer's open session, or queues a new one.
+    pub async fn start_session(
+        &self,
+        viewer: &Viewer,
+        subject: Option<&str>,
+    ) -> AppResult<ChatSession> {
+        let customer = viewer.require_customer()?;
+        let subject = validate_subject(subject).map_err(AppError::BadUserInput)?;
+        if let Some(open) = sessions::find_open_for_customer(&self.db, customer).await? {
+            return Ok(open);
+        }
+        let now = self.now();
+        let txn = self.db.begin().await?;
+        let created = match sessions::insert_waiting(&txn, customer, subject, now).await {
+            Ok(s) => s,
+            // A concurrent start by the same customer won the unique index.
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                drop(txn);
+                return sessions::find_open_for_customer(&self.db, customer)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::Internal("open session vanished after a conflict".into())
+                    });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        history::record(
+            &txn,
+            created.id,
+            HistoryKind::Queued,
+            None,
+            Some(customer),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        self.publish_queue_change(&created).await;
+        Ok(created)
+    }
+
+    /// An agent takes a WAITING session (manual routing): the first taker
+    /// wins, capacity holds. Locks the agent row, then the session row.
+    pub async fn accept_session(
+        &self,
+        viewer: &Viewer,
+        session_id: &str,
+    ) -> AppResult<ChatSession> {
+        let agent_id = viewer.require_agent()?;
+        let id = parse_session_id(session_id)?;
+        let now = self.now();
+        let txn = self.db.begin().await?;
+        let agent = agents::lock(&txn, agent_id)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("agent {agent_id} has no row")))?;
+        if !agent.status.takes_new_sessions() {
+            return Err(AppError::Conflict(format!(
+                "you are {}; start your shift to take sessions",
+                agent.status.as_str()
+            )));
+        }
+        if agent.active_session_count >= agent.capacity {
+            return Err(AppError::Conflict(format!(
+                "you already hold {} of {} sessions",
+                agent.active_session_count, agent.capacity
+            )));
+        }
+        let session = sessions::lock(&txn, id)
+            .await?
+            .ok_or_else(AppError::session_not_found)?;
+        match session.status {
+            SessionStatus::Waiting => {}
+            SessionStatus::Offered | SessionStatus::Active => {
+                return Err(AppError::Conflict(
+                    "session was already taken by another agent".into(),
+                ))
+            }
+            SessionStatus::Ended => return Err(AppError::Conflict("session has ended".into())),
+        }
+        sessions::mark_active(&txn, id, agent_id, now).await?;
+        let joined = self
+            .append_system_message(&txn, id, &format!("{} joined the chat.", agent.name), now)
+            .await?;
+        agents::set_idle_since(&txn, agent_id, now).await?;
+        history::record(
+            &txn,
+            id,
+            HistoryKind::Accepted,
+            Some(agent_id),
+            Some(agent_id),
+            now,
+        )
+        .await?;
+        let session = sessions::find(&txn, id)
+            .await?
+            .ok_or_else(AppError::session_not_found)?;
+        let agent = agents::find(&txn, agent_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("agent vanished".into()))?;
+        txn.commit().await?;
+
+        self.bus
+            .publish_session(id, SessionEvent::MessagePosted(joined));
+        self.bus
+            .publish_session(id, SessionEvent::SessionChanged(session.clone()));
+        self.bus
+            .publish_agent(agent_id, AgentEvent::SessionAssigned(session.clone()));
+        self.bus
+            .publish_agent(agent_id, AgentEvent::AgentChanged(agent));
+        self.publish_queue_change(&session).await;
+        Ok(session)
+    }
+
+    /// Ends a session on purpose. Ending an ended session returns it as it
+    /// is, so a retried request does not fail.
+    pub async fn end_session(&self, viewer: &Viewer, session_id: &str) -> AppResult<ChatSession> {
+        let id = parse_session_id(session_id)?;
+        // The agent row must be locked before the session row (the order
+        // accept uses); the holder is read first and checked again under lock.
+        for _ in 0..5 {
+            let seen = sessions::find(&self.db, id)
+                .await?
+                .ok_or_else(AppError::session_not_found)?;
+            let allowed = match viewer.role {
+                Role::Admin => true,
+                Role::Customer => seen.customer_id == viewer.id,
+                Role::Agent => seen.agent_id.as_deref() == Some(viewer.id.as_str()),
+            };
+            if !allowed {
+                return Err(if can_view(viewer, &seen) {
+                    AppError::Forbidden(
+                        "only the session's customer, its agent or an admin may end it".into(),
+                    )
+                } else {
+                    AppError::Forbidden("not your session".into())
+                });
+            }
+            if !seen.status.is_open() {
+                return Ok(seen);
+            }
+            let now = self.now();
+            let txn = self.db.begin().await?;
+            let agent = match seen.agent_id.as_deref() {
+                Some(a) => agents::lock(&txn, a).await?,
+                None => None,
+            };
+            let session = sessions::lock(&txn, id)
+                .await?
+                .ok_or_else(AppError::session_not_found)?;
+            if session.agent_id != seen.agent_id {
+                continue; // reassigned meanwhile: lock the new holder
+            }
+            if !session.status.is_open() {
+                return Ok(session);
+            }
+            let reason = EndReason::on_purpose(viewer.role, session.status);
+            sessions::mark_ended(&txn, id, Some(viewer.role), reason, now).await?;
+            let who = match viewer.role {
+                Role::Customer => "the customer",
+                Role::Agent => "the agent",
+                Role::Admin => "an administrator",
+            };
+            let ended_msg = self
+                .append_system_message(&txn, id, &format!("Chat ended by {who}."), now)
+                .await?;
+            history::record(
+                &txn,
+                id,
+                HistoryKind::Ended,
+                session.agent_id.as_deref(),
+                Some(&viewer.id),
+                now,
+            )
+            .await?;
+            let agent_after = match agent {
+                Some(a) => Some(self.release_agent_slot(&txn, a, now).await?),
+                None => None,
+            };
+            let ended = sessions::find(&txn, id)
+                .await?
+                .ok_or_else(AppError::session_not_found)?;
+            txn.commit().await?;
+
+            self.bus
+                .publish_session(id, SessionEvent::MessagePosted(ended_msg));
+            self.bus
+                .publish_session(id, SessionEvent::SessionChanged(ended.clone()));
+            if let Some(a) = agent_after {
+                self.bus
+                    .publish_agent(&a.id.clone(), AgentEvent::AgentChanged(a));
+            }
+            if session.status.is_queued() {
+                self.publish_queue_change(&ended).await;
+            }
+            return Ok(ended);
+        }
+        Err(AppError::Conflict(
+            "session keeps changing hands; try again".into(),
+        ))
+    }
+
+    /// After one of the agent's sessions ended (in `txn`, agent row locked):
+    /// a draining agent moves on when it was the last; an available one
+    /// becomes idle from now.
+    async fn release_agent_slot(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        agent: crate::domain::Agent,
+        now: DateTime<Utc>,
+    ) -> AppResult<crate::domain::Agent> {
+        let still_held = agents::held_count(txn, &agent.id).await?;
+        let next = if still_held == 0 {
+            agent.status.after_last_session()
+        } else {
+            agent.status
+        };
+        let idle_since = (next == AgentStatus::Available).then_some(now);
+        if next != agent.status || idle_since.is_some() {
+            agents::set_status(txn, &agent.id, next, idle_since, now).await?;
+        }
+        agents::find(txn, &agent.id)
+            .await?
+            .ok_or_else(|| AppError::Internal("agent vanished".into()))
+    }
+
+    /// Writes a SYSTEM message with the next seq. The session row must be locked.
+    pub(crate) async fn append_system_message(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        session_id: Uuid,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<Message> {
+        let seq = sessions::allocate_seq(txn, session_id).await?;
+        Ok(messages::insert(
+            txn,
+            messages::NewMessage {
+                session_id,
+                seq,
+                sender: SenderRole::System,
+                sender_id: None,
+                body,
+                client_message_id: None,
+                created_at: now,
+            },
+        )
+        .await?)
+    }
+
+    /// The session if the viewer may see it; `None` otherwise, whether or
+    /// not it exists, so that ids cannot be probed.
+    pub async fn session(
+        &self,
+        viewer: &Viewer,
+        session_id: &str,
+    ) -> AppResult<Option<ChatSession>> {
+        let Ok(id) = Uuid::parse_str(session_id) else {
+            return Ok(None);
+        };
+        Ok(sessions::find(&self.db, id)
+            .await?
+            .filter(|s| can_view(viewer, s)))
+    }
+
+    /// Like [`Self::session`], but an error says why the viewer cannot see it.
+    pub async fn visible_session(
+        &self,
+        viewer: &Viewer,
+        session_id: &str,
+    ) -> AppResult<ChatSession> {
+        let id = parse_session_id(session_id)?;
+        let s = sessions::find(&self.db, id)
+            .await?
+            .ok_or_else(AppError::session_not_found)?;
+        if can_view(viewer, &s) {
+            Ok(s)
+        } else {
+            Err(AppError::Forbidden("not your session".into()))
+        }
+    }
+
+    /// Customer: own sessions of the last HISTORY_DAYS days. Agent: sessions
+    /// they handled. Admin: everything stored. Newest first.
+    pub async fn my_sessions(
+        &self,
+        viewer: &Viewer,
+        args: &PageArgs,
+    ) -> AppResult<Page<ChatSession>> {
+        let limit = page_size("first", args.first, 20, 100)?;
+        let after = args
+            .after
+            .as_deref()
+            .map(decode_session_cursor)
+            .transpose()?;
+        let since = self.now() - Duration::days(self.policy.history_days);
+        let scope = match viewer.role {
+            Role::Customer => sessions::Scope::Customer {
+                id: &viewer.id,
+                since,
+            },
+            Role::Agent => sessions::Scope::Agent { id: &viewer.id },
+            Role::Admin => sessions::Scope::All,
+        };
+        let mut rows = sessions::page(&self.db, scope, after, limit + 1).await?;
+        let has_next_page = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|s| (encode_session_cursor(&s), s))
+                .collect(),
+            has_previous_page: after.is_some(),
+            has_next_page,
+        })
+    }
+
+    /// WAITING and OFFERED sessions in routing order, each with its queue
+    /// position (WAITING only).
+    pub async fn queue(&self, viewer: &Viewer) -> AppResult<Vec<(ChatSession, Option<i32>)>> {
+        viewer.require_staff()?;
+        let mut position = 0;
+        Ok(sessions::queue(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let pos = (s.status == SessionStatus::Waiting).then(|| {
+                    position += 1;
+                    position
+                });
+                (s, pos)
+            })
+            .collect())
+    }
+
+    /// 1-based place in the queue while WAITING.
+    pub async fn queue_position(&self, s: &ChatSession) -> AppResult<Option<i32>> {
+        if s.status != SessionStatus::Waiting {
+            return Ok(None);
+        }
+        let p = sessions::queue_position(&self.db, s).await?;
+        Ok(Some(i32::try_from(p).unwrap_or(i32::MAX)))
+    }
+
+    pub async fn queue_stats(&self, viewer: &Viewer) -> AppResult<QueueStats> {
+        viewer.require_staff()?;
+        self.compute_queue_stats().await
+    }
+
+    async fn compute_queue_stats(&self) -> AppResult<QueueStats> {
+        let mut stats = QueueStats::default();
+        for (status, n) in sessions::count_by_status(&self.db).await? {
+            let n = i32::try_from(n).unwrap_or(i32::MAX);
+            match status.parse::<SessionStatus>() {
+                Ok(SessionStatus::Waiting) => stats.waiting = n,
+                Ok(SessionStatus::Offered) => stats.offered = n,
+                Ok(SessionStatus::Active) => stats.active = n,
+                _ => {}
+            }
+        }
+        for a in agents::list(&self.db).await? {
+            if a.status == AgentStatus::Available {
+                stats.available_agents += 1;
+                stats.free_slots += (a.capacity - a.active_session_count).max(0);
+            }
+        }
+        if let Some(since) = sessions::oldest_waiting_since(&self.db).await? {
+            stats.longest_wait_seconds =
+                i32::try_from((self.now() - since).num_seconds().max(0)).unwrap_or(i32::MAX);
+        }
+        Ok(stats)
+    }
+
+    /// Tells queue watchers that `session` entered, moved in or left the queue.
+    pub(crate) async fn publish_queue_change(&self, session: &ChatSession) {
+        match self.compute_queue_stats().await {
+            Ok(stats) => self.bus.publish_queue(QueueChanged {
+                session: session.clone(),
+                stats,
+            }),
+            // The change itself is committed; only the notification is lost,
+            // and watchers can re-read the queue.
+            Err(e) => tracing::error!(error = %e, "could not compute queue stats for QueueChanged"),
+        }
+    }
+
+    /// The assignment history of a session, for admins.
+    pub async fn session_history(
+        &self,
+        viewer: &Viewer,
+        s: &ChatSession,
+    ) -> AppResult<Vec<history::HistoryEntry>> {
+        viewer.require_admin()?;
+        Ok(history::for_session(&self.db, s.id).await?)
+    }
+}
+
+fn encode_session_cursor(s: &ChatSession) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", s.created_at.timestamp_micros(), s.id))
+}
+
+fn decode_session_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
+    let bad = || AppError::BadUserInput(format!("{cursor:?} is not a cursor from this list"));
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (micros, id) = raw.split_once('|').ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cursors_round_trip_and_reject_garbage() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let id = Uuid::new_v4();
+        let encoded = URL_SAFE_NO_PAD.encode(format!("{}|{}", at.timestamp_micros(), id));
+        assert_eq!(decode_session_cursor(&encoded).unwrap(), (at, id));
+        assert!(decode_session_cursor("not a cursor").is_err());
+        assert!(decode_session_cursor(&URL_SAFE_NO_PAD.encode("12|nope")).is_err());
+    }
+}

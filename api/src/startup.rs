@@ -1,0 +1,135 @@
+//! Builds the application from settings: database, migrations, services,
+//! routes and the bound listener. Tests build it on port 0 and read the port.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use tokio::net::TcpListener;
+
+use crate::auth::JwtKeys;
+use crate::config::Settings;
+use crate::events::EventBus;
+use crate::graphql::build_schema;
+use crate::http::{router, AppState};
+use crate::service::{system_clock, ChatService, Clock, Policy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(settings.database_url.clone());
+    options
+        .max_connections(settings.db_pool_size)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(options).await
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    service: ChatService,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, system_clock()).await
+    }
+
+    /// As [`Self::build`], with time read from `clock`.
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
+        let db = connect(&settings).await?;
+        migrate(&db).await?;
+        let policy = Policy {
+            routing_mode: settings.routing_mode,
+            agent_capacity: settings.agent_capacity,
+            history_days: settings.history_days,
+            max_message_chars: settings.max_message_chars,
+        };
+        let service = ChatService::new(db, EventBus::new(), policy, clock);
+        let state = AppState {
+            schema: build_schema(Some(service.clone())),
+            service: service.clone(),
+            keys: JwtKeys::new(&settings.jwt_secret),
+        };
+        let listener = TcpListener::bind(&settings.listen_addr)
+            .await
+            .map_err(|source| StartupError::Listen {
+                addr: settings.listen_addr.clone(),
+                source,
+            })?;
+        Ok(Application {
+            listener,
+            router: router(state),
+            service,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn service(&self) -> &ChatService {
+        &self.service
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

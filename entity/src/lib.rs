@@ -1,0 +1,8 @@
+//! SeaORM entities: the rows Switchboard stores. Only `api::repo` touches them;
+//! enum-like columns hold the domain's names as text so that SQLite and
+//! Postgres store them alike.
+
+pub mod agent;
+pub mod chat_session;
+pub mod message;
+pub mod session_event;

@@ -1,0 +1,21 @@
+use sea_orm::entity::prelude::*;
+
+/// The assignment history of a session: every offer, acceptance, transfer,
+/// return to the queue and end, in order. Written in the same transaction as
+/// the change it records, so it can be trusted to audit routing.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "session_events")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub session_id: Uuid,
+    pub kind: String,
+    pub agent_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

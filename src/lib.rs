@@ -1,0 +1,1 @@
+//! Holds no code: this package exists so that the integration tests in `tests/` run under `cargo test --workspace`.
