@@ -100,7 +100,6 @@ pub struct Agent {
 #[cfg(test)]
 mod tests {
     use super::AgentStatus::*;
-    use super::*;
 
     #[test]
     fn shift_and_break_transitions() {

@@ -108,13 +108,25 @@ pub async fn insert_waiting<C: ConnectionTrait>(
 
 /// Takes the next seq of the session. Call with the session row locked.
 pub async fn allocate_seq<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<i32, DbErr> {
-    let rows = chat_session::Entity::update_many()
+    let bump = chat_session::Entity::update_many()
         .col_expr(Column::LastSeq, Expr::col(Column::LastSeq).add(1))
-        .filter(Column::Id.eq(id))
-        .exec_with_returning(txn)
-        .await?;
-    rows.first()
-        .map(|m| m.last_seq)
+        .filter(Column::Id.eq(id));
+    // One round trip where the backend can return the new value.
+    if txn.support_returning() {
+        return bump
+            .exec_with_returning(txn)
+            .await?
+            .first()
+            .map(|m| m.last_seq)
+            .ok_or_else(|| DbErr::RecordNotFound(format!("session {id}")));
+    }
+    bump.exec(txn).await?;
+    chat_session::Entity::find_by_id(id)
+        .select_only()
+        .column(Column::LastSeq)
+        .into_tuple::<i32>()
+        .one(txn)
+        .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("session {id}")))
 }
 
@@ -148,7 +160,7 @@ pub async fn mark_ended<C: ConnectionTrait>(
         id: Set(id),
         status: Set(SessionStatus::Ended.as_str().to_owned()),
         ended_at: Set(Some(now)),
-        ended_by: Set(by.map(|r| r.as_claim().to_ascii_uppercase())),
+        ended_by: Set(by.map(|r| r.as_claim().to_owned())),
         end_reason: Set(Some(reason.as_str().to_owned())),
         offer_expires_at: Set(None),
         ..Default::default()
@@ -230,7 +242,7 @@ pub async fn queue_position<C: ConnectionTrait>(db: &C, s: &ChatSession) -> Resu
         )
         .count(db)
         .await?;
-    Ok(i64::try_from(ahead).unwrap_or(i64::MAX) + 1)
+    Ok(i64::try_from(ahead).unwrap_or(i64::MAX).saturating_add(1))
 }
 
 pub async fn count_by_status<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, i64)>, DbErr> {

@@ -111,7 +111,7 @@ impl ChatService {
                         }
                         if m.seq > sent + 1 {
                             // Published out of commit order: the missing ones are stored.
-                            for missing in messages::range(&svc.db, id, sent, Some(m.seq - 1), u64::MAX).await? {
+                            for missing in messages::range(&svc.db, id, sent, Some(m.seq - 1), (m.seq - 1 - sent) as u64).await? {
                                 yield LiveItem::Message(pushed_view(missing, &session, party));
                             }
                         }

@@ -1,0 +1,247 @@
+use std::collections::HashSet;
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::helpers::{code_of, spawn_app};
+
+/// Messages posted by several senders while a subscriber replays arrive
+/// exactly once each, in seq order, with one CaughtUp between replay and live.
+#[tokio::test]
+async fn replay_is_gapless_under_concurrent_sends() {
+    let app = spawn_app().await;
+    let cust = app.customer("dana");
+    let agent = app.agent("ann");
+    let sid = app.start_session(&cust).await;
+    app.start_shift(&agent).await;
+    app.accept(&agent, &sid).await;
+
+    const PER_WRITER: usize = 40;
+    // Four concurrent writers: the customer and the agent, twice each.
+    let writers = [(&cust, "c"), (&agent, "a"), (&cust, "c2"), (&agent, "a2")];
+    let app_ref = &app;
+    let sid_ref = &sid;
+    let send_all = join_all(writers.iter().map(|(token, tag)| async move {
+        for i in 0..PER_WRITER {
+            let r = app_ref
+                .send(token, sid_ref, &format!("{tag} {i}"), &format!("{tag}-{i}"))
+                .await;
+            assert!(r.get("errors").is_none(), "{r}");
+        }
+    }));
+
+    // Subscribers join while the writers are busy, from different points.
+    let subscribe = async {
+        let mut results = Vec::new();
+        for after in [0i64, 5, 30] {
+            tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+            let mut ws = app_ref.ws(Some(&cust)).await;
+            ws.session_events("s", sid_ref, after).await;
+            results.push((after, ws));
+        }
+        results
+    };
+    let (_, subscribers) = tokio::join!(send_all, subscribe);
+
+    let total = 1 + writers.len() * PER_WRITER; // the agent's SYSTEM join line too
+    for (after, mut ws) in subscribers {
+        let mut seqs = Vec::new();
+        let mut caught_up = 0;
+        while seqs.last().copied().unwrap_or(after) < total as i64 {
+            let ev = ws.next().await;
+            let ev = &ev["data"]["sessionEvents"];
+            match ev["__typename"].as_str() {
+                Some("MessagePosted") => seqs.push(ev["message"]["seq"].as_i64().unwrap()),
+                Some("CaughtUp") => {
+                    caught_up += 1;
+                    assert_eq!(
+                        ev["seq"].as_i64(),
+                        Some(seqs.last().copied().unwrap_or(after))
+                    );
+                }
+                _ => {}
+            }
+        }
+        let expected: Vec<i64> = ((after + 1)..=total as i64).collect();
+        assert_eq!(
+            seqs, expected,
+            "subscriber from {after} saw a gap, duplicate or reorder"
+        );
+        assert_eq!(caught_up, 1);
+    }
+    assert_eq!(
+        app.all_seqs(&cust, &sid).await,
+        (1..=total as i64).collect::<Vec<_>>()
+    );
+}
+
+/// 50 customers write into their own sessions at once; every session's seqs
+/// are exactly 1..=N.
+#[tokio::test]
+async fn fifty_customers_sending_concurrently_get_complete_seq_sequences() {
+    let app = spawn_app().await;
+    const CUSTOMERS: usize = 50;
+    const MESSAGES: usize = 10;
+    let app_ref = &app;
+    let sessions = join_all((0..CUSTOMERS).map(|i| async move {
+        let token = app_ref.customer(&format!("cust-{i}"));
+        let sid = app_ref.start_session(&token).await;
+        // Each customer fires all its messages at once, too.
+        let results = join_all((0..MESSAGES).map(|m| {
+            let (token, sid) = (token.clone(), sid.clone());
+            async move {
+                app_ref
+                    .send(&token, &sid, &format!("message {m}"), &format!("k{m}"))
+                    .await
+            }
+        }))
+        .await;
+        for r in &results {
+            assert!(r.get("errors").is_none(), "{r}");
+        }
+        (token, sid)
+    }))
+    .await;
+    for (token, sid) in sessions {
+        assert_eq!(
+            app.all_seqs(&token, &sid).await,
+            (1..=MESSAGES as i64).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// A retried send returns the first message, even when the retries race.
+#[tokio::test]
+async fn retries_with_the_same_client_message_id_store_one_message() {
+    let app = spawn_app().await;
+    let cust = app.customer("erin");
+    let sid = app.start_session(&cust).await;
+    let first = app.send(&cust, &sid, "only once", "same-key").await;
+    let again = app
+        .send(&cust, &sid, "only once (edited retry)", "same-key")
+        .await;
+    assert_eq!(again["data"]["sendMessage"], first["data"]["sendMessage"]);
+
+    let app_ref = &app;
+    let (cust_ref, sid_ref) = (&cust, &sid);
+    let racing = join_all(
+        (0..10).map(|_| async move { app_ref.send(cust_ref, sid_ref, "racing", "race-key").await }),
+    )
+    .await;
+    let ids: HashSet<String> = racing
+        .iter()
+        .map(|r| {
+            r["data"]["sendMessage"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{r}"))
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "racing retries stored more than one message");
+    assert_eq!(app.all_seqs(&cust, &sid).await, vec![1, 2]);
+
+    // The key is per sender: the agent may use the same one.
+    let agent = app.agent("ann");
+    app.start_shift(&agent).await;
+    app.accept(&agent, &sid).await;
+    let agents = app.send(&agent, &sid, "hello", "same-key").await;
+    assert_eq!(agents["data"]["sendMessage"]["seq"], 4, "{agents}");
+}
+
+/// Manual routing: twenty agents grab one session at once; one wins.
+#[tokio::test]
+async fn twenty_agents_racing_for_one_session_exactly_one_wins() {
+    let app = spawn_app().await;
+    let cust = app.customer("fay");
+    let sid = app.start_session(&cust).await;
+    let agents: Vec<String> = (0..20).map(|i| app.agent(&format!("agent-{i}"))).collect();
+    for a in &agents {
+        app.start_shift(a).await;
+    }
+    let app_ref = &app;
+    let sid_ref = &sid;
+    let results = join_all(
+        agents
+            .iter()
+            .map(|a| async move { app_ref.accept(a, sid_ref).await }),
+    )
+    .await;
+    let winners: Vec<_> = results
+        .iter()
+        .filter(|r| r.get("errors").is_none())
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for r in results.iter().filter(|r| r.get("errors").is_some()) {
+        assert_eq!(code_of(r), "CONFLICT");
+    }
+    let winner = winners[0]["data"]["acceptSession"]["agent"]["id"].clone();
+    let admin = app.admin();
+    let s = app
+        .ok(
+            &admin,
+            "query($s: ID!) { session(id: $s) { agent { id } history { kind agentId } } }",
+            json!({"s": sid}),
+        )
+        .await;
+    assert_eq!(s["session"]["agent"]["id"], winner);
+    let accepted: Vec<_> = s["session"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "ACCEPTED")
+        .collect();
+    assert_eq!(accepted.len(), 1);
+}
+
+/// Capacity holds when one agent grabs more sessions at once than allowed.
+#[tokio::test]
+async fn an_agent_never_exceeds_capacity_even_when_accepting_in_parallel() {
+    let app = spawn_app().await;
+    let agent = app.agent("gus");
+    app.start_shift(&agent).await;
+    let app_ref = &app;
+    let sessions = join_all((0..6).map(|i| async move {
+        app_ref
+            .start_session(&app_ref.customer(&format!("c{i}")))
+            .await
+    }))
+    .await;
+    let agent_ref = &agent;
+    let results = join_all(
+        sessions
+            .iter()
+            .map(|s| async move { app_ref.accept(agent_ref, s).await }),
+    )
+    .await;
+    let won = results.iter().filter(|r| r.get("errors").is_none()).count();
+    assert_eq!(won, 2, "default capacity is 2: {results:?}");
+    for r in results.iter().filter(|r| r.get("errors").is_some()) {
+        assert_eq!(code_of(r), "CONFLICT");
+    }
+    let me = app
+        .ok(
+            &agent,
+            "{ me { agent { activeSessionCount capacity } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        me["me"]["agent"],
+        json!({"activeSessionCount": 2, "capacity": 2})
+    );
+}
+
+/// Two racing startSession calls of one customer yield one session.
+#[tokio::test]
+async fn racing_starts_of_one_customer_yield_one_open_session() {
+    let app = spawn_app().await;
+    let cust = app.customer("hal");
+    let app_ref = &app;
+    let cust_ref = &cust;
+    let ids: HashSet<String> =
+        join_all((0..10).map(|_| async move { app_ref.start_session(cust_ref).await }))
+            .await
+            .into_iter()
+            .collect();
+    assert_eq!(ids.len(), 1);
+}

@@ -1,0 +1,395 @@
+//! Test harness: a real server on a random port against a fresh Postgres
+//! database, and clients that talk to it as browsers and consoles do.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{json, Value};
+use switchboard::auth::{JwtKeys, Role};
+use switchboard::config::{JwtSecret, Settings};
+use switchboard::startup::Application;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const TEST_SECRET: &str = "integration-test-secret-0123456789";
+/// How long a test waits for an event before it fails.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Postgres server the tests create their databases on.
+fn pg_base() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+static CLEANUP: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Test databases are named sbtest_<unix secs>_<random>; ones older than an
+/// hour are left over from earlier runs and are dropped once per run.
+async fn drop_stale_databases(admin: &sea_orm::DatabaseConnection) {
+    let now = chrono::Utc::now().timestamp();
+    let rows = admin
+        .query_all(sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            "SELECT datname FROM pg_database WHERE datname LIKE 'sbtest_%'",
+        ))
+        .await
+        .unwrap_or_default();
+    for row in rows {
+        let Ok(name) = row.try_get::<String>("", "datname") else {
+            continue;
+        };
+        let stamp = name
+            .split('_')
+            .nth(1)
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(now);
+        if now - stamp > 3600 {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+        }
+    }
+}
+
+/// Creates an empty database and returns its URL.
+pub async fn fresh_database() -> String {
+    let base = pg_base();
+    let admin = Database::connect(format!("{base}/postgres"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("Postgres at {base} is unreachable ({e}); set TEST_DATABASE_URL")
+        });
+    CLEANUP.get_or_init(|| drop_stale_databases(&admin)).await;
+    let name = format!(
+        "sbtest_{}_{}",
+        chrono::Utc::now().timestamp(),
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create test database");
+    let _ = admin.close().await;
+    format!("{base}/{name}")
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    keys: JwtKeys,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts a server; `overrides` are environment-style settings.
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        switchboard::telemetry::init(false);
+    }
+    let mut vars: HashMap<String, String> = HashMap::new();
+    let wants_sqlite = overrides
+        .iter()
+        .any(|(k, v)| *k == "DATABASE_URL" && v.is_empty());
+    if !wants_sqlite {
+        vars.insert("DATABASE_URL".into(), fresh_database().await);
+    }
+    vars.insert("LISTEN_ADDR".into(), "127.0.0.1:0".into());
+    vars.insert("JWT_SECRET".into(), TEST_SECRET.into());
+    vars.insert("DB_POOL_SIZE".into(), "10".into());
+    vars.insert(
+        "DATA_DIR".into(),
+        std::env::temp_dir()
+            .join(format!("switchboard-test-{}", uuid::Uuid::new_v4()))
+            .display()
+            .to_string(),
+    );
+    for (k, v) in overrides {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
+    let app = Application::build(settings).await.expect("server starts");
+    let addr = app.local_addr().expect("bound address");
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        addr,
+        http: reqwest::Client::new(),
+        keys: JwtKeys::new(&JwtSecret::new(TEST_SECRET.as_bytes().to_vec())),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn token(&self, role: Role, sub: &str) -> String {
+        self.keys
+            .issue(role, sub, Some(&format!("{sub} (name)")), 3600)
+            .expect("token")
+    }
+
+    pub fn customer(&self, sub: &str) -> String {
+        self.token(Role::Customer, sub)
+    }
+
+    pub fn agent(&self, sub: &str) -> String {
+        self.token(Role::Agent, sub)
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(Role::Admin, "root")
+    }
+
+    /// POSTs a GraphQL operation and returns the whole response body.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request sent");
+        resp.json().await.expect("JSON response")
+    }
+
+    /// Like [`Self::gql`], but fails the test on any GraphQL error and returns `data`.
+    pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql(Some(token), query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Runs an operation expected to fail and returns errors[0].extensions.code.
+    pub async fn error_code(&self, token: Option<&str>, query: &str, variables: Value) -> String {
+        let body = self.gql(token, query, variables).await;
+        code_of(&body)
+    }
+
+    // Common operations.
+
+    pub async fn start_session(&self, customer: &str) -> String {
+        let data = self
+            .ok(
+                customer,
+                "mutation { startSession(input: {}) { id status } }",
+                json!({}),
+            )
+            .await;
+        data["startSession"]["id"]
+            .as_str()
+            .expect("session id")
+            .to_owned()
+    }
+
+    pub async fn start_shift(&self, agent: &str) {
+        self.ok(agent, "mutation { startShift { status } }", json!({}))
+            .await;
+    }
+
+    pub async fn accept(&self, agent: &str, session: &str) -> Value {
+        self.gql(
+            Some(agent),
+            "mutation($id: ID!) { acceptSession(sessionId: $id) { id status agent { id } } }",
+            json!({ "id": session }),
+        )
+        .await
+    }
+
+    pub async fn send(&self, token: &str, session: &str, body: &str, client_id: &str) -> Value {
+        self.gql(
+            Some(token),
+            "mutation($s: ID!, $b: String!, $c: String!) {
+               sendMessage(input: {sessionId: $s, body: $b, clientMessageId: $c}) { id seq sender body status clientMessageId }
+             }",
+            json!({ "s": session, "b": body, "c": client_id }),
+        )
+        .await
+    }
+
+    /// Every message seq of a session, read through the API page by page.
+    pub async fn all_seqs(&self, token: &str, session: &str) -> Vec<i64> {
+        let mut seqs = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let data = self
+                .ok(
+                    token,
+                    "query($id: ID!, $after: String) { session(id: $id) {
+                       messages(first: 500, after: $after) { nodes { seq } pageInfo { hasNextPage endCursor } } } }",
+                    json!({ "id": session, "after": after }),
+                )
+                .await;
+            let conn = &data["session"]["messages"];
+            seqs.extend(
+                conn["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n["seq"].as_i64().unwrap()),
+            );
+            if !conn["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+                return seqs;
+            }
+            after = conn["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        }
+    }
+
+    pub async fn ws(&self, token: Option<&str>) -> WsClient {
+        WsClient::connect(self.addr, token).await
+    }
+}
+
+/// errors[0].extensions.code of a response, or a panic that shows the body.
+pub fn code_of(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a code, got {body}"))
+        .to_owned()
+}
+
+/// The error code of a subscription that failed: async-graphql reports a
+/// resolver error as a `next` payload with `errors`, a protocol-level
+/// refusal as an `error` frame; clients handle both.
+pub fn subscription_error_code(frame: &Value) -> String {
+    let errors = if frame["type"] == "error" {
+        &frame["payload"]
+    } else {
+        &frame["errors"]
+    };
+    errors[0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a subscription error, got {frame}"))
+        .to_owned()
+}
+
+/// A graphql-transport-ws client.
+pub struct WsClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn connect(addr: SocketAddr, token: Option<&str>) -> WsClient {
+        let mut request = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket connects");
+        let mut client = WsClient { socket };
+        let payload = match token {
+            Some(t) => json!({ "authorization": format!("Bearer {t}") }),
+            None => json!({}),
+        };
+        client
+            .send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        let ack = client.next_frame().await;
+        assert_eq!(ack["type"], "connection_ack", "expected ack, got {ack}");
+        client
+    }
+
+    async fn send(&mut self, value: Value) {
+        self.socket
+            .send(WsMessage::Text(value.to_string().into()))
+            .await
+            .expect("WebSocket send");
+    }
+
+    /// The next protocol message, answering pings on the way.
+    async fn next_frame(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(EVENT_TIMEOUT, self.socket.next())
+                .await
+                .expect("timed out waiting for a WebSocket message")
+                .expect("WebSocket closed")
+                .expect("WebSocket error");
+            match frame {
+                WsMessage::Text(text) => {
+                    let v: Value = serde_json::from_str(&text).expect("JSON frame");
+                    if v["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return v;
+                }
+                WsMessage::Close(c) => panic!("WebSocket closed by server: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// Subscribes to sessionEvents with every field a client would ask for.
+    pub async fn session_events(&mut self, id: &str, session: &str, after_seq: i64) {
+        self.subscribe(
+            id,
+            "subscription($s: ID!, $a: Int) { sessionEvents(sessionId: $s, afterSeq: $a) {
+               __typename
+               ... on MessagePosted { message { seq sender body status senderId } }
+               ... on CaughtUp { seq sessionId }
+               ... on TypingChanged { sender typing }
+               ... on ReceiptUpdated { reader deliveredSeq readSeq }
+               ... on SessionChanged { session { status endReason endedBy } }
+             } }",
+            json!({ "s": session, "a": after_seq }),
+        )
+        .await;
+    }
+
+    /// The payload of the next `next` message (the subscription's data), or
+    /// the frame itself for `error`/`complete`.
+    pub async fn next(&mut self) -> Value {
+        let frame = self.next_frame().await;
+        match frame["type"].as_str() {
+            Some("next") => frame["payload"].clone(),
+            _ => frame,
+        }
+    }
+
+    /// The error code that subscription `id` failed with; frames of other
+    /// subscriptions (e.g. the `complete` after an earlier failure) are skipped.
+    pub async fn error_code_for(&mut self, id: &str) -> String {
+        loop {
+            let frame = self.next_frame().await;
+            if frame["id"] != id || frame["type"] == "complete" {
+                continue;
+            }
+            let payload = if frame["type"] == "next" {
+                frame["payload"].clone()
+            } else {
+                frame
+            };
+            return subscription_error_code(&payload);
+        }
+    }
+
+    /// Reads events until one with this __typename arrives (under `field`).
+    pub async fn next_of(&mut self, field: &str, typename: &str) -> Value {
+        loop {
+            let ev = self.next().await;
+            assert!(
+                ev.get("errors").is_none() && ev.get("type").is_none(),
+                "unexpected frame {ev}"
+            );
+            if ev["data"][field]["__typename"] == typename {
+                return ev["data"][field].clone();
+            }
+        }
+    }
+}

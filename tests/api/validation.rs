@@ -1,0 +1,137 @@
+use serde_json::json;
+
+use crate::helpers::{code_of, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn bad_input_is_refused_with_bad_user_input_and_stores_nothing() {
+    let app = spawn_app().await;
+    let cust = app.customer("ivy");
+    let sid = app.start_session(&cust).await;
+
+    for (what, body) in [
+        ("empty", String::new()),
+        ("blank", " \n\t ".to_owned()),
+        ("oversize", "x".repeat(4001)),
+    ] {
+        let r = app.send(&cust, &sid, &body, &format!("k-{what}")).await;
+        assert_eq!(code_of(&r), "BAD_USER_INPUT", "{what}");
+    }
+    let ok = app.send(&cust, &sid, &"y".repeat(4000), "k-max").await;
+    assert_eq!(
+        ok["data"]["sendMessage"]["seq"], 1,
+        "4,000 characters is within the limit"
+    );
+    assert_eq!(
+        code_of(&app.send(&cust, &sid, "hi", "").await),
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(
+        code_of(&app.send(&cust, "not-a-uuid", "hi", "k").await),
+        "BAD_USER_INPUT"
+    );
+
+    let mark = "mutation($s: ID!, $n: Int!) { markRead(sessionId: $s, seq: $n) { id } }";
+    assert_eq!(
+        app.error_code(Some(&cust), mark, json!({"s": sid, "n": -1}))
+            .await,
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(
+        app.error_code(Some(&cust), mark, json!({"s": sid, "n": 99}))
+            .await,
+        "BAD_USER_INPUT"
+    );
+    let page = "query($s: ID!, $f: Int, $a: String) { session(id: $s) { messages(first: $f, after: $a) { nodes { seq } } } }";
+    assert_eq!(
+        app.error_code(Some(&cust), page, json!({"s": sid, "f": 100000}))
+            .await,
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(
+        app.error_code(Some(&cust), page, json!({"s": sid, "a": "nonsense"}))
+            .await,
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(
+        app.error_code(
+            Some(&cust),
+            "{ mySessions(after: \"zzz\") { nodes { id } } }",
+            json!({})
+        )
+        .await,
+        "BAD_USER_INPUT"
+    );
+    let long_subject = format!(
+        "mutation {{ startSession(input: {{subject: \"{}\"}}) {{ id }} }}",
+        "s".repeat(300)
+    );
+    let other = app.customer("ivy-2");
+    assert_eq!(
+        app.error_code(Some(&other), &long_subject, json!({})).await,
+        "BAD_USER_INPUT"
+    );
+
+    // Only the one valid message was stored.
+    assert_eq!(app.all_seqs(&cust, &sid).await, vec![1]);
+}
+
+#[tokio::test]
+async fn the_body_limit_is_configurable() {
+    let app = spawn_app_with(&[("MAX_MESSAGE_CHARS", "10")]).await;
+    let cust = app.customer("jo");
+    let sid = app.start_session(&cust).await;
+    assert_eq!(
+        code_of(&app.send(&cust, &sid, "eleven char", "a").await),
+        "BAD_USER_INPUT"
+    );
+    assert!(app
+        .send(&cust, &sid, "ten chars!", "b")
+        .await
+        .get("errors")
+        .is_none());
+}
+
+#[tokio::test]
+async fn transcript_pages_walk_both_ways() {
+    let app = spawn_app().await;
+    let cust = app.customer("kim");
+    let sid = app.start_session(&cust).await;
+    for i in 1..=7 {
+        app.send(&cust, &sid, &format!("m{i}"), &format!("k{i}"))
+            .await;
+    }
+    let q = "query($s: ID!, $f: Int, $a: String, $l: Int, $b: String) { session(id: $s) {
+        messages(first: $f, after: $a, last: $l, before: $b) { edges { cursor node { seq } } pageInfo { hasPreviousPage hasNextPage startCursor endCursor } } } }";
+    let seqs = |v: &serde_json::Value| -> Vec<i64> {
+        v["session"]["messages"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["seq"].as_i64().unwrap())
+            .collect()
+    };
+    let p = app.ok(&cust, q, json!({"s": sid, "f": 3})).await;
+    assert_eq!(seqs(&p), vec![1, 2, 3]);
+    assert_eq!(p["session"]["messages"]["pageInfo"]["hasNextPage"], true);
+    assert_eq!(p["session"]["messages"]["pageInfo"]["endCursor"], "3");
+    let p = app.ok(&cust, q, json!({"s": sid, "f": 3, "a": "6"})).await;
+    assert_eq!(seqs(&p), vec![7]);
+    assert_eq!(p["session"]["messages"]["pageInfo"]["hasNextPage"], false);
+    assert_eq!(
+        p["session"]["messages"]["pageInfo"]["hasPreviousPage"],
+        true
+    );
+    let p = app.ok(&cust, q, json!({"s": sid, "l": 2})).await;
+    assert_eq!(seqs(&p), vec![6, 7]);
+    assert_eq!(
+        p["session"]["messages"]["pageInfo"]["hasPreviousPage"],
+        true
+    );
+    let p = app.ok(&cust, q, json!({"s": sid, "l": 2, "b": "3"})).await;
+    assert_eq!(seqs(&p), vec![1, 2]);
+    assert_eq!(
+        p["session"]["messages"]["pageInfo"]["hasPreviousPage"],
+        false
+    );
+    assert_eq!(p["session"]["messages"]["pageInfo"]["hasNextPage"], true);
+}
