@@ -50,6 +50,7 @@ pub struct Settings {
     pub retention_days: i64,
     pub max_message_chars: usize,
     pub db_pool_size: u32,
+    pub offer_timeout_secs: i64,
     pub data_dir: PathBuf,
     pub log_json: bool,
 }
@@ -109,6 +110,7 @@ impl Settings {
             retention_days: parse_num(&lookup, "RETENTION_DAYS", 90, 1, 3650)?,
             max_message_chars: parse_num(&lookup, "MAX_MESSAGE_CHARS", 4000, 1, 100_000)?,
             db_pool_size: parse_num(&lookup, "DB_POOL_SIZE", 16, 1, 1000)?,
+            offer_timeout_secs: parse_num(&lookup, "OFFER_TIMEOUT_SECS", 30, 1, 3600)?,
             data_dir,
             log_json: lookup("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
         })
@@ -126,6 +128,7 @@ impl Settings {
             format!("RETENTION_DAYS={}", self.retention_days),
             format!("MAX_MESSAGE_CHARS={}", self.max_message_chars),
             format!("DB_POOL_SIZE={}", self.db_pool_size),
+            format!("OFFER_TIMEOUT_SECS={}", self.offer_timeout_secs),
             format!("DATA_DIR={}", self.data_dir.display()),
         ]
     }

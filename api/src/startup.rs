@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::events::EventBus;
 use crate::graphql::build_schema;
 use crate::http::{router, AppState};
+use crate::matching::RoutingMode;
 use crate::service::{system_clock, ChatService, Clock, Policy};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +63,12 @@ impl Application {
             agent_capacity: settings.agent_capacity,
             history_days: settings.history_days,
             max_message_chars: settings.max_message_chars,
+            offer_timeout: chrono::Duration::seconds(settings.offer_timeout_secs),
         };
         let service = ChatService::new(db, EventBus::new(), policy, clock);
+        if settings.routing_mode != RoutingMode::Manual {
+            tokio::spawn(routing_loop(service.clone()));
+        }
         let state = AppState {
             schema: build_schema(Some(service.clone())),
             service: service.clone(),
@@ -103,6 +108,31 @@ impl Application {
     /// Serves until SIGINT or SIGTERM.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
+    }
+}
+
+/// How often stored offer deadlines are checked.
+const LAPSE_CHECK: Duration = Duration::from_millis(500);
+/// How often the matcher runs without a trigger: a safety net for triggers
+/// lost to errors, and the way work queued before a restart gets matched.
+const MATCH_SWEEP: Duration = Duration::from_secs(5);
+
+/// Lapses offers past their deadline and sweeps the queue. Every process
+/// runs one; the routing lock and row locks make them agree.
+async fn routing_loop(service: ChatService) {
+    let mut lapse = tokio::time::interval(LAPSE_CHECK);
+    let mut sweep = tokio::time::interval(MATCH_SWEEP);
+    lapse.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = lapse.tick() => {
+                if let Err(e) = service.lapse_expired_offers().await {
+                    tracing::warn!(error = %e, "lapsing offers failed");
+                }
+            }
+            _ = sweep.tick() => service.rematch().await,
+        }
     }
 }
 

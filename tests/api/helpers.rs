@@ -103,6 +103,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     vars.insert("LISTEN_ADDR".into(), "127.0.0.1:0".into());
     vars.insert("JWT_SECRET".into(), TEST_SECRET.into());
     vars.insert("DB_POOL_SIZE".into(), "10".into());
+    // The core tests pick sessions by hand; routing tests choose their mode.
+    vars.insert("ROUTING_MODE".into(), "manual".into());
     vars.insert(
         "DATA_DIR".into(),
         std::env::temp_dir()

@@ -38,6 +38,50 @@ impl SessionMutations {
         Ok(svc.accept_session(viewer, &session_id).await.gql()?.into())
     }
 
+    /// Agent: refuse an offer; the session goes to the next agent and keeps its place in the queue.
+    async fn decline_session(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+    ) -> async_graphql::Result<ChatSessionGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc.decline_session(viewer, &session_id).await.gql()?.into())
+    }
+
+    /// Agent of the session or admin: hand it to another agent, or back to the queue (toAgentId null) keeping its original place.
+    async fn transfer_session(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+        to_agent_id: Option<ID>,
+    ) -> async_graphql::Result<ChatSessionGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .transfer_session(
+                viewer,
+                &session_id,
+                to_agent_id.as_ref().map(|id| id.as_str()),
+            )
+            .await
+            .gql()?
+            .into())
+    }
+
+    /// Admin: give a WAITING or OFFERED session to an agent with a free slot.
+    async fn assign_session(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+        agent_id: ID,
+    ) -> async_graphql::Result<ChatSessionGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .assign_session(viewer, &session_id, &agent_id)
+            .await
+            .gql()?
+            .into())
+    }
+
     /// Customer of the session, its agent, or an admin.
     async fn end_session(
         &self,
@@ -126,5 +170,20 @@ impl AgentMutations {
     /// Agent: SHIFT_ENDING, or OFFLINE at once when holding no session.
     async fn end_shift(&self, ctx: &Context<'_>) -> async_graphql::Result<AgentGql> {
         Self::change(ctx, ShiftAction::EndShift).await
+    }
+
+    /// Admin: how many sessions (OFFERED + ACTIVE) the agent may hold at once, 1 to 100.
+    async fn set_agent_capacity(
+        &self,
+        ctx: &Context<'_>,
+        agent_id: ID,
+        capacity: i32,
+    ) -> async_graphql::Result<AgentGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .set_agent_capacity(viewer, &agent_id, capacity)
+            .await
+            .gql()?
+            .into())
     }
 }

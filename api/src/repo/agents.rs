@@ -125,12 +125,62 @@ pub async fn set_idle_since<C: ConnectionTrait>(
     Ok(())
 }
 
+pub async fn set_capacity<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    capacity: i32,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    agent::ActiveModel {
+        id: Set(id.to_owned()),
+        capacity: Set(capacity),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok(())
+}
+
+/// Locks the given agents in id order (the order every transaction that
+/// locks several agents uses, so they cannot deadlock) and returns them.
+pub async fn lock_many<C: ConnectionTrait>(txn: &C, ids: &[&str]) -> Result<Vec<Agent>, DbErr> {
+    let mut ids: Vec<&str> = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(a) = lock(txn, id).await? {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+/// Every AVAILABLE agent, locked, in id order.
+pub async fn lock_available<C: ConnectionTrait>(txn: &C) -> Result<Vec<Agent>, DbErr> {
+    let rows = agent::Entity::find()
+        .filter(agent::Column::Status.eq(AgentStatus::Available.as_str()))
+        .order_by_asc(agent::Column::Id)
+        .lock_exclusive()
+        .all(txn)
+        .await?;
+    with_held_counts(txn, rows).await
+}
+
 /// Every agent with what they hold, in two queries whatever their number.
 pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<Agent>, DbErr> {
     let rows = agent::Entity::find()
         .order_by_asc(agent::Column::Id)
         .all(db)
         .await?;
+    with_held_counts(db, rows).await
+}
+
+async fn with_held_counts<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<agent::Model>,
+) -> Result<Vec<Agent>, DbErr> {
     let held: HashMap<String, i64> = chat_session::Entity::find()
         .select_only()
         .column(chat_session::Column::AgentId)

@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use entity::session_event;
 use sea_orm::{
@@ -10,7 +12,16 @@ use uuid::Uuid;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HistoryKind {
     Queued,
+    Offered,
     Accepted,
+    Declined,
+    Lapsed,
+    /// An offer taken back because the agent left AVAILABLE.
+    Withdrawn,
+    /// Given to an agent without an offer: auto routing or an admin.
+    Assigned,
+    Transferred,
+    Requeued,
     Ended,
 }
 
@@ -18,7 +29,14 @@ impl HistoryKind {
     fn as_str(self) -> &'static str {
         match self {
             HistoryKind::Queued => "QUEUED",
+            HistoryKind::Offered => "OFFERED",
             HistoryKind::Accepted => "ACCEPTED",
+            HistoryKind::Declined => "DECLINED",
+            HistoryKind::Lapsed => "LAPSED",
+            HistoryKind::Withdrawn => "WITHDRAWN",
+            HistoryKind::Assigned => "ASSIGNED",
+            HistoryKind::Transferred => "TRANSFERRED",
+            HistoryKind::Requeued => "REQUEUED",
             HistoryKind::Ended => "ENDED",
         }
     }
@@ -69,5 +87,23 @@ pub async fn for_session<C: ConnectionTrait>(
             actor_id: m.actor_id,
             at: m.at,
         })
+        .collect())
+}
+
+/// (session, agent) pairs where the agent declined the session.
+pub async fn declines<C: ConnectionTrait>(
+    db: &C,
+    session_ids: &[Uuid],
+) -> Result<HashSet<(Uuid, String)>, DbErr> {
+    if session_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(session_event::Entity::find()
+        .filter(session_event::Column::SessionId.is_in(session_ids.iter().copied()))
+        .filter(session_event::Column::Kind.eq(HistoryKind::Declined.as_str()))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|m| m.agent_id.map(|a| (m.session_id, a)))
         .collect())
 }

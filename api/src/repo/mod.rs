@@ -8,7 +8,22 @@ pub mod messages;
 pub mod sessions;
 
 use crate::domain::UnknownName;
-use sea_orm::DbErr;
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
+
+/// Serializes routing decisions across every process on the database: the
+/// matcher, offer lapsing and admin assignment take it first. Released at the
+/// end of the transaction. SQLite needs none: it has one writer at a time.
+pub async fn lock_routing<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr> {
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        // An arbitrary constant key that names "the routing lock".
+        txn.execute(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(7242019001)",
+        ))
+        .await?;
+    }
+    Ok(())
+}
 
 /// A stored name this code does not know is a corrupt row, not a user error.
 fn parse<T: std::str::FromStr<Err = UnknownName>>(s: &str) -> Result<T, DbErr> {

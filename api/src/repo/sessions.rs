@@ -149,6 +149,84 @@ pub async fn mark_active<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Reserves the session for `agent_id` until `expires_at`.
+pub async fn mark_offered<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    agent_id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    chat_session::ActiveModel {
+        id: Set(id),
+        status: Set(SessionStatus::Offered.as_str().to_owned()),
+        agent_id: Set(Some(agent_id.to_owned())),
+        offer_expires_at: Set(Some(expires_at)),
+        ..Default::default()
+    }
+    .update(txn)
+    .await?;
+    Ok(())
+}
+
+/// Back to WAITING with no agent. `queued_at` is untouched: the session
+/// keeps its original place in the queue.
+pub async fn return_to_queue<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<(), DbErr> {
+    chat_session::ActiveModel {
+        id: Set(id),
+        status: Set(SessionStatus::Waiting.as_str().to_owned()),
+        agent_id: Set(None),
+        assigned_at: Set(None),
+        offer_expires_at: Set(None),
+        ..Default::default()
+    }
+    .update(txn)
+    .await?;
+    Ok(())
+}
+
+/// WAITING sessions in queue order, locked.
+pub async fn lock_waiting<C: ConnectionTrait>(txn: &C) -> Result<Vec<ChatSession>, DbErr> {
+    all_to_domain(
+        chat_session::Entity::find()
+            .filter(Column::Status.eq(SessionStatus::Waiting.as_str()))
+            .order_by_asc(Column::QueuedAt)
+            .order_by_asc(Column::Id)
+            .lock_exclusive()
+            .all(txn)
+            .await?,
+    )
+}
+
+/// Sessions currently offered to the agent.
+pub async fn offered_to<C: ConnectionTrait>(
+    db: &C,
+    agent_id: &str,
+) -> Result<Vec<ChatSession>, DbErr> {
+    all_to_domain(
+        chat_session::Entity::find()
+            .filter(Column::Status.eq(SessionStatus::Offered.as_str()))
+            .filter(Column::AgentId.eq(agent_id))
+            .all(db)
+            .await?,
+    )
+}
+
+/// Offers whose deadline has passed.
+pub async fn expired_offers<C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+) -> Result<Vec<ChatSession>, DbErr> {
+    all_to_domain(
+        chat_session::Entity::find()
+            .filter(Column::Status.eq(SessionStatus::Offered.as_str()))
+            .filter(Column::OfferExpiresAt.lte(now))
+            .order_by_asc(Column::OfferExpiresAt)
+            .limit(100)
+            .all(db)
+            .await?,
+    )
+}
+
 pub async fn mark_ended<C: ConnectionTrait>(
     txn: &C,
     id: Uuid,

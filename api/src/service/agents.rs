@@ -2,12 +2,13 @@
 
 use sea_orm::TransactionTrait;
 
+use super::outbox::Outbox;
 use super::ChatService;
 use crate::auth::{Role, Viewer};
 use crate::domain::{Agent, AgentStatus};
 use crate::error::{AppError, AppResult};
-use crate::events::AgentEvent;
 use crate::repo::agents;
+use crate::repo::history::HistoryKind;
 
 /// One of the agent's own status changes.
 #[derive(Clone, Copy, Debug)]
@@ -74,7 +75,16 @@ impl ChatService {
         let agent = agents::lock(&txn, agent_id)
             .await?
             .ok_or_else(|| AppError::Internal(format!("agent {agent_id} has no row")))?;
-        let holding = u32::try_from(agent.active_session_count).unwrap_or(0);
+        let mut outbox = Outbox::default();
+        let leaving = matches!(action, ShiftAction::RequestBreak | ShiftAction::EndShift);
+        // Someone leaving AVAILABLE gets nothing new: open offers go to the next agent.
+        let withdrawn = if leaving {
+            self.withdraw_offers(&txn, agent_id, HistoryKind::Withdrawn, now, &mut outbox)
+                .await?
+        } else {
+            0
+        };
+        let holding = u32::try_from(agents::held_count(&txn, agent_id).await?).unwrap_or(u32::MAX);
         let next = match action {
             ShiftAction::StartShift => agent.status.start_shift(),
             ShiftAction::RequestBreak => agent.status.request_break(holding),
@@ -82,19 +92,26 @@ impl ChatService {
             ShiftAction::EndShift => agent.status.end_shift(holding),
         }
         .map_err(|e| AppError::Conflict(e.to_string()))?;
-        if next == agent.status {
+        if next == agent.status && withdrawn == 0 {
             txn.commit().await?;
             return Ok(agent);
         }
         // Becoming available puts the agent at the back of the idle line.
-        let idle_since = (next == AgentStatus::Available).then_some(now);
-        agents::set_status(&txn, agent_id, next, idle_since, now).await?;
+        let became_available =
+            next == AgentStatus::Available && agent.status != AgentStatus::Available;
+        if next != agent.status {
+            agents::set_status(&txn, agent_id, next, became_available.then_some(now), now).await?;
+        }
         let updated = agents::find(&txn, agent_id)
             .await?
             .ok_or_else(|| AppError::Internal("agent vanished".into()))?;
+        outbox.agent_changed(updated.clone());
         txn.commit().await?;
-        self.bus
-            .publish_agent(agent_id, AgentEvent::AgentChanged(updated.clone()));
+        outbox.publish(self).await;
+        if became_available || withdrawn > 0 {
+            self.rematch().await;
+            return Ok(agents::find(&self.db, agent_id).await?.unwrap_or(updated));
+        }
         Ok(updated)
     }
 }

@@ -6,7 +6,9 @@ mod agents;
 pub use agents::ShiftAction;
 mod live;
 mod messages;
+mod outbox;
 mod pagination;
+mod routing;
 mod sessions;
 
 use std::collections::HashSet;
@@ -28,6 +30,8 @@ pub struct Policy {
     pub agent_capacity: i32,
     pub history_days: i64,
     pub max_message_chars: usize,
+    /// How long an agent has to accept an offer (fair routing).
+    pub offer_timeout: chrono::Duration,
 }
 
 /// Where "now" comes from; tests inject a fixed or moving clock.
@@ -47,6 +51,9 @@ pub struct ChatService {
     /// Agents known to exist in the database, so that first-sight creation
     /// costs one insert per agent and process, not one per request.
     known_agents: Arc<Mutex<HashSet<String>>>,
+    /// Lets one matcher per process at a time queue for the database-wide
+    /// routing lock, instead of every request holding a connection while it waits.
+    matcher: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ChatService {
@@ -57,6 +64,7 @@ impl ChatService {
             policy: Arc::new(policy),
             clock,
             known_agents: Arc::new(Mutex::new(HashSet::new())),
+            matcher: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 

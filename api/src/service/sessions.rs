@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{SqlErr, TransactionTrait};
 use uuid::Uuid;
 
+use super::outbox::Outbox;
 use super::pagination::{page_size, Page, PageArgs};
 use super::ChatService;
 use crate::auth::{Role, Viewer};
@@ -13,6 +14,7 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, QueueChanged, QueueStats, SessionEvent};
+use crate::matching::RoutingMode;
 use crate::repo::history::{self, HistoryKind};
 use crate::repo::{agents, messages, sessions};
 
@@ -68,11 +70,15 @@ impl ChatService {
         .await?;
         txn.commit().await?;
         self.publish_queue_change(&created).await;
-        Ok(created)
+        self.rematch().await;
+        Ok(sessions::find(&self.db, created.id)
+            .await?
+            .unwrap_or(created))
     }
 
-    /// An agent takes a WAITING session (manual routing): the first taker
-    /// wins, capacity holds. Locks the agent row, then the session row.
+    /// An agent takes a session: one offered to them (fair routing), or any
+    /// WAITING one (manual routing), where the first taker wins and capacity
+    /// holds. Locks the agent row, then the session row.
     pub async fn accept_session(
         &self,
         viewer: &Viewer,
@@ -85,62 +91,72 @@ impl ChatService {
         let agent = agents::lock(&txn, agent_id)
             .await?
             .ok_or_else(|| AppError::Internal(format!("agent {agent_id} has no row")))?;
-        if !agent.status.takes_new_sessions() {
-            return Err(AppError::Conflict(format!(
-                "you are {}; start your shift to take sessions",
-                agent.status.as_str()
-            )));
-        }
-        if agent.active_session_count >= agent.capacity {
-            return Err(AppError::Conflict(format!(
-                "you already hold {} of {} sessions",
-                agent.active_session_count, agent.capacity
-            )));
-        }
         let session = sessions::lock(&txn, id)
             .await?
             .ok_or_else(AppError::session_not_found)?;
-        match session.status {
-            SessionStatus::Waiting => {}
-            SessionStatus::Offered | SessionStatus::Active => {
+        let mine = session.agent_id.as_deref() == Some(agent_id);
+        match (session.status, self.policy.routing_mode) {
+            // A retried accept of what is already ours succeeds.
+            (SessionStatus::Active, _) if mine => return Ok(session),
+            (SessionStatus::Offered, _) if mine => {}
+            (SessionStatus::Waiting, RoutingMode::Manual) => {
+                if !agent.status.takes_new_sessions() {
+                    return Err(AppError::Conflict(format!(
+                        "you are {}; start your shift to take sessions",
+                        agent.status.as_str()
+                    )));
+                }
+                if agent.active_session_count >= agent.capacity {
+                    return Err(AppError::Conflict(format!(
+                        "you already hold {} of {} sessions",
+                        agent.active_session_count, agent.capacity
+                    )));
+                }
+            }
+            (SessionStatus::Waiting, mode) => {
+                return Err(AppError::Conflict(format!(
+                    "routing is {mode}: sessions reach agents by the queue, not by picking"
+                )))
+            }
+            (SessionStatus::Offered, _) => {
+                return Err(AppError::Conflict(
+                    "session is offered to another agent".into(),
+                ))
+            }
+            (SessionStatus::Active, _) => {
                 return Err(AppError::Conflict(
                     "session was already taken by another agent".into(),
                 ))
             }
-            SessionStatus::Ended => return Err(AppError::Conflict("session has ended".into())),
+            (SessionStatus::Ended, _) => {
+                return Err(AppError::Conflict("session has ended".into()))
+            }
         }
-        sessions::mark_active(&txn, id, agent_id, now).await?;
-        let joined = self
-            .append_system_message(&txn, id, &format!("{} joined the chat.", agent.name), now)
+        let mut outbox = Outbox::default();
+        let accepted = self
+            .give_session(
+                &txn,
+                id,
+                agent_id,
+                &agent.name,
+                HistoryKind::Accepted,
+                Some(agent_id),
+                now,
+                &mut outbox,
+            )
             .await?;
-        agents::set_idle_since(&txn, agent_id, now).await?;
-        history::record(
-            &txn,
-            id,
-            HistoryKind::Accepted,
-            Some(agent_id),
-            Some(agent_id),
-            now,
-        )
-        .await?;
-        let session = sessions::find(&txn, id)
-            .await?
-            .ok_or_else(AppError::session_not_found)?;
-        let agent = agents::find(&txn, agent_id)
-            .await?
-            .ok_or_else(|| AppError::Internal("agent vanished".into()))?;
+        if session.status == SessionStatus::Waiting {
+            // Picked from the queue: given a session now. (An offer set this
+            // when it was made.)
+            agents::set_idle_since(&txn, agent_id, now).await?;
+        }
+        if let Some(a) = agents::find(&txn, agent_id).await? {
+            outbox.agent_changed(a);
+        }
+        outbox.queue(accepted.clone());
         txn.commit().await?;
-
-        self.bus
-            .publish_session(id, SessionEvent::MessagePosted(joined));
-        self.bus
-            .publish_session(id, SessionEvent::SessionChanged(session.clone()));
-        self.bus
-            .publish_agent(agent_id, AgentEvent::SessionAssigned(session.clone()));
-        self.bus
-            .publish_agent(agent_id, AgentEvent::AgentChanged(agent));
-        self.publish_queue_change(&session).await;
-        Ok(session)
+        outbox.publish(self).await;
+        Ok(accepted)
     }
 
     /// Ends a session on purpose. Ending an ended session returns it as it
@@ -224,6 +240,10 @@ impl ChatService {
             if session.status.is_queued() {
                 self.publish_queue_change(&ended).await;
             }
+            // A slot (or, for an offer, a queue head) was freed.
+            if session.agent_id.is_some() {
+                self.rematch().await;
+            }
             return Ok(ended);
         }
         Err(AppError::Conflict(
@@ -234,7 +254,7 @@ impl ChatService {
     /// After one of the agent's sessions ended (in `txn`, agent row locked):
     /// a draining agent moves on when it was the last; an available one
     /// becomes idle from now.
-    async fn release_agent_slot(
+    pub(crate) async fn release_agent_slot(
         &self,
         txn: &sea_orm::DatabaseTransaction,
         agent: crate::domain::Agent,
@@ -378,7 +398,7 @@ impl ChatService {
         self.compute_queue_stats().await
     }
 
-    async fn compute_queue_stats(&self) -> AppResult<QueueStats> {
+    pub(crate) async fn compute_queue_stats(&self) -> AppResult<QueueStats> {
         let mut stats = QueueStats::default();
         for (status, n) in sessions::count_by_status(&self.db).await? {
             let n = i32::try_from(n).unwrap_or(i32::MAX);
