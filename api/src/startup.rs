@@ -66,9 +66,6 @@ impl Application {
             offer_timeout: chrono::Duration::seconds(settings.offer_timeout_secs),
         };
         let service = ChatService::new(db, EventBus::new(), policy, clock);
-        if settings.routing_mode != RoutingMode::Manual {
-            tokio::spawn(routing_loop(service.clone()));
-        }
         let state = AppState {
             schema: build_schema(Some(service.clone())),
             service: service.clone(),
@@ -96,13 +93,20 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Background routing work (offer lapse, queue sweep) runs while serving.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let background = (self.service.policy().routing_mode != RoutingMode::Manual)
+            .then(|| tokio::spawn(routing_loop(self.service.clone())));
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        if let Some(task) = background {
+            task.abort();
+        }
+        served
     }
 
     /// Serves until SIGINT or SIGTERM.

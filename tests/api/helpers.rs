@@ -81,7 +81,10 @@ pub async fn fresh_database() -> String {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    pub database_url: Option<String>,
     keys: JwtKeys,
+    /// Dropping or firing this stops the server.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -118,15 +121,96 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
     let app = Application::build(settings).await.expect("server starts");
     let addr = app.local_addr().expect("bound address");
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
     TestApp {
         addr,
         http: reqwest::Client::new(),
+        database_url: vars.get("DATABASE_URL").filter(|u| !u.is_empty()).cloned(),
         keys: JwtKeys::new(&JwtSecret::new(TEST_SECRET.as_bytes().to_vec())),
+        stop: Some(stop),
     }
 }
 
 impl TestApp {
+    /// Stops serving: the listener closes and background work ends.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Status and agent of a session, read as an admin.
+    pub async fn state(&self, session: &str) -> (String, Option<String>) {
+        let data = self
+            .ok(
+                &self.admin(),
+                "query($s: ID!) { session(id: $s) { status agent { id } } }",
+                json!({ "s": session }),
+            )
+            .await;
+        let s = &data["session"];
+        (
+            s["status"].as_str().unwrap().to_owned(),
+            s["agent"]["id"].as_str().map(str::to_owned),
+        )
+    }
+
+    /// The kinds and agents of a session's assignment history.
+    pub async fn history(&self, session: &str) -> Vec<(String, Option<String>)> {
+        let data = self
+            .ok(
+                &self.admin(),
+                "query($s: ID!) { session(id: $s) { history { kind agentId } } }",
+                json!({ "s": session }),
+            )
+            .await;
+        data["session"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["kind"].as_str().unwrap().to_owned(),
+                    h["agentId"].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn agent_status(&self, agent: &str) -> String {
+        let data = self
+            .ok(&self.admin(), "{ agents { id status } }", json!({}))
+            .await;
+        data["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == agent)
+            .map(|a| a["status"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no agent {agent}"))
+    }
+
+    pub async fn set_capacity(&self, agent: &str, capacity: i64) {
+        self.ok(
+            &self.admin(),
+            "mutation($a: ID!, $c: Int!) { setAgentCapacity(agentId: $a, capacity: $c) { capacity } }",
+            json!({ "a": agent, "c": capacity }),
+        )
+        .await;
+    }
+
+    pub async fn end(&self, token: &str, session: &str) {
+        self.ok(
+            token,
+            "mutation($s: ID!) { endSession(sessionId: $s) { status } }",
+            json!({ "s": session }),
+        )
+        .await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

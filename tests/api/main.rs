@@ -7,4 +7,5 @@ mod auth;
 mod concurrency;
 mod lifecycle;
 mod meta;
+mod routing;
 mod validation;
