@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use axum::Router;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    Statement, TransactionTrait,
+};
 use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
@@ -39,8 +42,21 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
+/// Applies pending migrations. On Postgres they run in one transaction under
+/// an advisory lock, so processes starting together migrate once, in turn.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    let txn = db.begin().await?;
+    txn.execute(Statement::from_string(
+        DatabaseBackend::Postgres,
+        // An arbitrary constant key that names "the migration lock".
+        "SELECT pg_advisory_xact_lock(7242019002)",
+    ))
+    .await?;
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
 }
 
 pub struct Application {

@@ -293,3 +293,27 @@ async fn embedded_sqlite_default_serves_a_chat() {
     assert_eq!(acc["data"]["acceptSession"]["status"], "ACTIVE", "{acc}");
     assert_eq!(app.all_seqs(&carol, &sid).await, vec![1, 2]);
 }
+
+/// Agents watching the queue see sessions enter and leave it, with stats.
+#[tokio::test]
+async fn queue_watchers_see_sessions_enter_and_leave() {
+    let app = spawn_app().await;
+    let ann = app.agent("ann");
+    let mut watch = app.ws(Some(&ann)).await;
+    watch
+        .subscribe("q", "subscription { queueEvents { session { id status queuePosition } stats { waiting active longestWaitSeconds } } }", json!({}))
+        .await;
+    let sid = app.start_session(&app.customer("quinn")).await;
+    let entered = watch.next().await;
+    let entered = &entered["data"]["queueEvents"];
+    assert_eq!(entered["session"]["id"], sid.as_str(), "{entered}");
+    assert_eq!(entered["session"]["queuePosition"], 1);
+    assert_eq!(entered["stats"]["waiting"], 1);
+    app.start_shift(&ann).await;
+    app.accept(&ann, &sid).await;
+    let left = watch.next().await;
+    let left = &left["data"]["queueEvents"];
+    assert_eq!(left["session"]["status"], "ACTIVE");
+    assert_eq!(left["stats"]["waiting"], 0);
+    assert_eq!(left["stats"]["active"], 1);
+}

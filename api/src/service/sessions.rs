@@ -16,7 +16,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, QueueChanged, QueueStats, SessionEvent};
 use crate::matching::RoutingMode;
 use crate::repo::history::{self, HistoryKind};
-use crate::repo::{agents, messages, sessions};
+use crate::repo::{self, agents, messages, sessions};
 
 /// Whether `viewer` may read `s`: its customer, an admin, the agent it is
 /// offered to or held by, or any agent while it is in the queue.
@@ -44,8 +44,12 @@ impl ChatService {
         if let Some(open) = sessions::find_open_for_customer(&self.db, customer).await? {
             return Ok(open);
         }
-        let now = self.now();
         let txn = self.db.begin().await?;
+        // Entering the queue under the routing lock, and stamping the time
+        // only once it is held, makes queue order equal commit order: the
+        // matcher can never see a later arrival before an earlier one.
+        repo::lock_routing(&txn).await?;
+        let now = self.now();
         let created = match sessions::insert_waiting(&txn, customer, subject, now).await {
             Ok(s) => s,
             // A concurrent start by the same customer won the unique index.

@@ -1,0 +1,354 @@
+//! Two `switchboard` processes on one Postgres database, 200 customers and
+//! 10 agents of capacity 2 spread over both, agents accepting and ending at
+//! random. Afterwards the assignment history must show every customer served
+//! exactly once, offers made in arrival order, no session ever held by two
+//! agents and no agent ever over capacity.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{json, Value};
+use switchboard::auth::{JwtKeys, Role};
+use switchboard::config::JwtSecret;
+
+const SECRET: &str = "two-process-race-secret-0123456789";
+const CUSTOMERS: usize = 200;
+const AGENTS: usize = 10;
+const CAPACITY: i64 = 2;
+const DEADLINE: Duration = Duration::from_secs(150);
+
+/// A child server process, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(database_url: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env("DATABASE_URL", database_url)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("JWT_SECRET", SECRET)
+        .env("ROUTING_MODE", "fair")
+        .env("AGENT_CAPACITY", CAPACITY.to_string())
+        .env("DB_POOL_SIZE", "8")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start switchboard");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .expect("read log");
+        if let Some(at) = line.find("listening on http://") {
+            let rest = &line[at + "listening on ".len()..];
+            let url: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
+                .collect();
+            break url;
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, url }
+}
+
+async fn fresh_database() -> (String, DatabaseConnection) {
+    let base = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let admin = Database::connect(format!("{base}/postgres"))
+        .await
+        .expect("Postgres reachable");
+    let name = format!(
+        "sbtest_{}_{}",
+        chrono::Utc::now().timestamp(),
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create database");
+    let url = format!("{base}/{name}");
+    let db = Database::connect(&url)
+        .await
+        .expect("connect to test database");
+    (url, db)
+}
+
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Client {
+    async fn gql(&self, query: &str, variables: Value) -> Value {
+        for attempt in 0.. {
+            let sent = self
+                .http
+                .post(format!("{}/graphql", self.url))
+                .bearer_auth(&self.token)
+                .json(&json!({ "query": query, "variables": variables }))
+                .send()
+                .await;
+            match sent {
+                Ok(resp) => return resp.json().await.expect("JSON body"),
+                Err(e) if attempt < 3 => {
+                    eprintln!("retrying after transport error: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("request failed: {e}"),
+            }
+        }
+        unreachable!()
+    }
+
+    async fn ok(&self, query: &str, variables: Value) -> Value {
+        let body = self.gql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+}
+
+/// A tiny deterministic generator: the race needs variety, not quality.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+async fn run_agent(client: Client, seed: u64, done: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let mut rng = Rng(seed | 1);
+    client
+        .ok("mutation { startShift { status } }", json!({}))
+        .await;
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        let data = client
+            .ok(
+                "{ mySessions(first: 10) { nodes { id status } } }",
+                json!({}),
+            )
+            .await;
+        for s in data["mySessions"]["nodes"].as_array().unwrap() {
+            let id = s["id"].as_str().unwrap();
+            match s["status"].as_str().unwrap() {
+                "OFFERED" => {
+                    let r = client
+                        .gql(
+                            "mutation($s: ID!) { acceptSession(sessionId: $s) { status } }",
+                            json!({ "s": id }),
+                        )
+                        .await;
+                    // Only an offer withdrawn meanwhile may refuse; nothing here withdraws.
+                    assert!(r.get("errors").is_none(), "accept failed: {r}");
+                }
+                "ACTIVE" if rng.below(3) == 0 => {
+                    client
+                        .ok(
+                            "mutation($s: ID!) { endSession(sessionId: $s) { status } }",
+                            json!({ "s": id }),
+                        )
+                        .await;
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5 + rng.below(20))).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_serve_every_customer_once_in_order_within_capacity() {
+    let (db_url, db) = fresh_database().await;
+    let servers = [start_server(&db_url), start_server(&db_url)];
+    let keys = JwtKeys::new(&JwtSecret::new(SECRET.as_bytes().to_vec()));
+    let http = reqwest::Client::new();
+    let client = |role, sub: String, i: usize| Client {
+        http: http.clone(),
+        url: servers[i % 2].url.clone(),
+        token: keys.issue(role, &sub, None, 3600).expect("token"),
+    };
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let agents: Vec<_> = (0..AGENTS)
+        .map(|i| {
+            tokio::spawn(run_agent(
+                client(Role::Agent, format!("agent-{i}"), i),
+                0x9E37_79B9 * (i as u64 + 1),
+                done.clone(),
+            ))
+        })
+        .collect();
+
+    // Customers arrive in waves on both processes while the agents work.
+    let mut customers = Vec::new();
+    for i in 0..CUSTOMERS {
+        let c = client(Role::Customer, format!("customer-{i}"), i);
+        customers.push(tokio::spawn(async move {
+            let data = c.ok("mutation { startSession(input: {}) { id } }", json!({})).await;
+            let id = data["startSession"]["id"].as_str().unwrap().to_owned();
+            let sent = c
+                .gql(
+                    "mutation($s: ID!) { sendMessage(input: {sessionId: $s, body: \"hello\", clientMessageId: \"k\"}) { seq } }",
+                    json!({ "s": id }),
+                )
+                .await;
+            // A quick agent may already have ended the chat.
+            if let Some(errors) = sent.get("errors") {
+                assert_eq!(errors[0]["extensions"]["code"], "CONFLICT", "{sent}");
+            }
+            id
+        }));
+        if i % 20 == 19 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+    let mut session_ids = HashSet::new();
+    for c in customers {
+        session_ids.insert(c.await.expect("customer task"));
+    }
+    assert_eq!(session_ids.len(), CUSTOMERS);
+
+    // Wait until every session has been served and ended.
+    let started = Instant::now();
+    loop {
+        let open = count(
+            &db,
+            "SELECT COUNT(*) AS n FROM chat_sessions WHERE status <> 'ENDED'",
+        )
+        .await;
+        if open == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{open} sessions still open after {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for a in agents {
+        a.await.expect("agent task");
+    }
+    drop(servers);
+
+    check_history(&db).await;
+}
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("query")
+        .expect("a row");
+    row.try_get::<i64>("", "n").expect("count")
+}
+
+/// Replays the assignment history in the order it was written and checks
+/// every invariant at every step.
+async fn check_history(db: &DatabaseConnection) {
+    let backend = db.get_database_backend();
+    let events = db
+        .query_all(Statement::from_string(
+            backend,
+            "SELECT id, session_id::text AS session_id, kind, agent_id FROM session_events ORDER BY id",
+        ))
+        .await
+        .expect("history");
+    let sessions = db
+        .query_all(Statement::from_string(
+            backend,
+            "SELECT id::text AS id, status, end_reason FROM chat_sessions ORDER BY queued_at, id",
+        ))
+        .await
+        .expect("sessions");
+    let arrival: Vec<String> = sessions
+        .iter()
+        .map(|r| r.try_get("", "id").unwrap())
+        .collect();
+    for r in &sessions {
+        assert_eq!(r.try_get::<String>("", "status").unwrap(), "ENDED");
+        assert_eq!(r.try_get::<String>("", "end_reason").unwrap(), "RESOLVED");
+    }
+
+    let mut holder: HashMap<String, String> = HashMap::new();
+    let mut held: HashMap<String, i64> = HashMap::new();
+    let mut accepted: HashMap<String, usize> = HashMap::new();
+    let mut first_offer_order = Vec::new();
+    for e in &events {
+        let session: String = e.try_get("", "session_id").unwrap();
+        let kind: String = e.try_get("", "kind").unwrap();
+        let agent: Option<String> = e.try_get("", "agent_id").unwrap();
+        match kind.as_str() {
+            "OFFERED" => {
+                let agent = agent.expect("offer names an agent");
+                assert!(
+                    !holder.contains_key(&session),
+                    "{session} offered while held by {:?}",
+                    holder.get(&session)
+                );
+                let n = held.entry(agent.clone()).or_default();
+                *n += 1;
+                assert!(*n <= CAPACITY, "{agent} over capacity");
+                holder.insert(session.clone(), agent);
+                if !first_offer_order.contains(&session) {
+                    first_offer_order.push(session.clone());
+                }
+            }
+            "ACCEPTED" => {
+                assert_eq!(
+                    holder.get(&session),
+                    agent.as_ref(),
+                    "{session} accepted by someone it was not offered to"
+                );
+                *accepted.entry(session.clone()).or_default() += 1;
+            }
+            "DECLINED" | "LAPSED" | "WITHDRAWN" => {
+                let h = holder
+                    .remove(&session)
+                    .expect("withdrawn offer had a holder");
+                *held.get_mut(&h).unwrap() -= 1;
+            }
+            "ENDED" => {
+                if let Some(h) = holder.remove(&session) {
+                    *held.get_mut(&h).unwrap() -= 1;
+                }
+            }
+            "QUEUED" => {}
+            other => panic!("unexpected history entry {other} in this scenario"),
+        }
+    }
+    assert!(
+        held.values().all(|n| *n == 0),
+        "slots not released: {held:?}"
+    );
+    assert_eq!(accepted.len(), CUSTOMERS, "every customer was served");
+    assert!(
+        accepted.values().all(|n| *n == 1),
+        "someone was served twice"
+    );
+    // Offers were made strictly in arrival order: the matcher always took
+    // the head of the queue whenever an agent was free.
+    assert_eq!(first_offer_order, arrival);
+}
