@@ -37,6 +37,24 @@ impl fmt::Debug for JwtSecret {
     }
 }
 
+/// How events reach subscribers connected to other processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventBusKind {
+    /// One process: events stay in it.
+    InProcess,
+    /// Several processes on one Postgres: LISTEN/NOTIFY, no extra infrastructure.
+    Postgres,
+}
+
+impl fmt::Display for EventBusKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventBusKind::InProcess => "in-process",
+            EventBusKind::Postgres => "postgres",
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: String,
@@ -51,6 +69,7 @@ pub struct Settings {
     pub max_message_chars: usize,
     pub db_pool_size: u32,
     pub offer_timeout_secs: i64,
+    pub event_bus: EventBusKind,
     pub data_dir: PathBuf,
     pub log_json: bool,
 }
@@ -99,7 +118,35 @@ impl Settings {
             })?,
             None => RoutingMode::default(),
         };
+        let on_postgres =
+            database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+        let event_bus = match lookup("EVENT_BUS").as_deref().map(str::trim) {
+            None | Some("") => {
+                if on_postgres {
+                    EventBusKind::Postgres
+                } else {
+                    EventBusKind::InProcess
+                }
+            }
+            Some("in-process") | Some("local") => EventBusKind::InProcess,
+            Some("postgres") if on_postgres => EventBusKind::Postgres,
+            Some("postgres") => {
+                return Err(ConfigError::Invalid {
+                    name: "EVENT_BUS",
+                    reason: "postgres needs a postgres:// DATABASE_URL".into(),
+                })
+            }
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "EVENT_BUS",
+                    reason: format!(
+                        "{other:?} is not supported by this build; use in-process or postgres"
+                    ),
+                })
+            }
+        };
         Ok(Settings {
+            event_bus,
             database_url,
             listen_addr: lookup("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             jwt_secret,
@@ -129,6 +176,7 @@ impl Settings {
             format!("MAX_MESSAGE_CHARS={}", self.max_message_chars),
             format!("DB_POOL_SIZE={}", self.db_pool_size),
             format!("OFFER_TIMEOUT_SECS={}", self.offer_timeout_secs),
+            format!("EVENT_BUS={}", self.event_bus),
             format!("DATA_DIR={}", self.data_dir.display()),
         ]
     }
@@ -250,6 +298,7 @@ mod tests {
         assert_eq!(first.agent_capacity, 2);
         assert_eq!(first.history_days, 14);
         assert_eq!(first.retention_days, 90);
+        assert_eq!(first.event_bus, EventBusKind::InProcess);
         let second = settings(&[("DATA_DIR", d)]).unwrap();
         assert_eq!(first.jwt_secret.expose(), second.jwt_secret.expose());
         #[cfg(unix)]
@@ -272,6 +321,11 @@ mod tests {
         assert!(settings(&[("DATA_DIR", d), ("AGENT_CAPACITY", "0")]).is_err());
         assert!(settings(&[("DATA_DIR", d), ("JWT_SECRET", "short")]).is_err());
         assert!(settings(&[("DATA_DIR", d), ("ROUTING_MODE", "random")]).is_err());
+        assert!(
+            settings(&[("DATA_DIR", d), ("EVENT_BUS", "postgres")]).is_err(),
+            "postgres bus on SQLite"
+        );
+        assert!(settings(&[("DATA_DIR", d), ("EVENT_BUS", "carrier-pigeon")]).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
 

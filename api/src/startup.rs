@@ -14,8 +14,8 @@ use sea_orm::{
 use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
-use crate::config::Settings;
-use crate::events::EventBus;
+use crate::config::{EventBusKind, Settings};
+use crate::events::{self, EventBus};
 use crate::graphql::build_schema;
 use crate::http::{router, AppState};
 use crate::matching::RoutingMode;
@@ -81,7 +81,19 @@ impl Application {
             max_message_chars: settings.max_message_chars,
             offer_timeout: chrono::Duration::seconds(settings.offer_timeout_secs),
         };
-        let service = ChatService::new(db, EventBus::new(), policy, clock);
+        let bus = match settings.event_bus {
+            EventBusKind::InProcess => EventBus::in_process(),
+            EventBusKind::Postgres => {
+                let (bus, outgoing) = EventBus::in_process().with_relay();
+                events::postgres::spawn(
+                    db.get_postgres_connection_pool().clone(),
+                    bus.clone(),
+                    outgoing,
+                );
+                bus
+            }
+        };
+        let service = ChatService::new(db, bus, policy, clock);
         let state = AppState {
             schema: build_schema(Some(service.clone())),
             service: service.clone(),

@@ -8,4 +8,5 @@ mod concurrency;
 mod lifecycle;
 mod meta;
 mod routing;
+mod scale_out;
 mod validation;

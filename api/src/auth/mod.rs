@@ -7,7 +7,7 @@ pub use jwt::{Claims, JwtKeys};
 
 use crate::error::AppError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     Customer,
     Agent,

@@ -5,19 +5,25 @@
 //! always finds what the event announces. Subscribers to a session must not
 //! trust the bus for completeness: they replay from storage by seq and use
 //! the bus only to learn that something new exists.
+//!
+//! Delivery to this process's subscribers is direct (the hub). With a relay
+//! ([`postgres`]), every event is also forwarded to the other processes on
+//! the same database, which deliver it to theirs.
 
+pub mod postgres;
 mod topics;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::broadcast;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 use crate::domain::{Agent, ChatSession, Message, Party};
 pub use topics::{TopicReceiver, Topics};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum SessionEvent {
     MessagePosted(Message),
     TypingChanged {
@@ -34,8 +40,19 @@ pub enum SessionEvent {
     SessionChanged(ChatSession),
 }
 
+/// What a session subscriber receives.
+#[derive(Clone, Debug)]
+pub enum SessionSignal {
+    Event(SessionEvent),
+    /// Messages up to this seq exist in storage (from another process:
+    /// bodies are read from the database, not carried by the relay).
+    StoredUpTo(i32),
+    /// Something may have been missed (the relay reconnected): read storage.
+    Resync,
+}
+
 /// Queue counts at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueStats {
     pub waiting: i32,
     pub offered: i32,
@@ -45,13 +62,13 @@ pub struct QueueStats {
     pub longest_wait_seconds: i32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QueueChanged {
     pub session: ChatSession,
     pub stats: QueueStats,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum AgentEvent {
     SessionOffered {
         session: ChatSession,
@@ -61,68 +78,149 @@ pub enum AgentEvent {
     AgentChanged(Agent),
 }
 
+/// An event as it travels between processes: small, and never a message
+/// body (those can exceed what a notification may carry).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum RelayedEvent {
+    Messages { session: Uuid, up_to: i32 },
+    Session { session: Uuid, event: SessionEvent },
+    Agent { agent: String, event: AgentEvent },
+    Queue(QueueChanged),
+}
+
 /// Per-session buffer. A subscriber further behind than this is told it
 /// lagged and catches up from storage.
 const SESSION_BUFFER: usize = 256;
 const AGENT_BUFFER: usize = 64;
 const QUEUE_BUFFER: usize = 1024;
+/// Events waiting to be relayed. A relay this far behind drops events (and
+/// says so in the log) rather than hold memory without bound.
+const RELAY_BUFFER: usize = 16_384;
 
 /// A cheap-to-clone handle; every clone publishes to the same subscribers.
 #[derive(Clone)]
 pub struct EventBus {
-    inner: Arc<Inner>,
+    hub: Arc<Hub>,
+    relay: Option<mpsc::Sender<RelayedEvent>>,
+    /// Identifies this process's notifications, so it skips its own echo.
+    origin: Uuid,
 }
 
-struct Inner {
-    sessions: Topics<Uuid, SessionEvent>,
+/// This process's subscribers.
+struct Hub {
+    sessions: Topics<Uuid, SessionSignal>,
     agents: Topics<String, AgentEvent>,
     queue: broadcast::Sender<QueueChanged>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
-        Self::new()
+        Self::in_process()
     }
 }
 
 impl EventBus {
-    pub fn new() -> Self {
+    /// A bus for one process: no relay.
+    pub fn in_process() -> Self {
         EventBus {
-            inner: Arc::new(Inner {
+            hub: Arc::new(Hub {
                 sessions: Topics::new(SESSION_BUFFER),
                 agents: Topics::new(AGENT_BUFFER),
                 queue: broadcast::channel(QUEUE_BUFFER).0,
             }),
+            relay: None,
+            origin: Uuid::new_v4(),
+        }
+    }
+
+    /// This bus, forwarding every event to a relay; returns the receiving
+    /// end for the relay task.
+    pub fn with_relay(mut self) -> (Self, mpsc::Receiver<RelayedEvent>) {
+        let (tx, rx) = mpsc::channel(RELAY_BUFFER);
+        self.relay = Some(tx);
+        (self, rx)
+    }
+
+    pub fn origin(&self) -> Uuid {
+        self.origin
+    }
+
+    fn relay(&self, event: RelayedEvent) {
+        if let Some(tx) = &self.relay {
+            if let Err(e) = tx.try_send(event) {
+                tracing::warn!(error = %e, "event relay is behind; an event for other processes was dropped");
+            }
         }
     }
 
     pub fn publish_session(&self, session_id: Uuid, event: SessionEvent) {
-        self.inner.sessions.publish(&session_id, event);
+        let relayed = match &event {
+            SessionEvent::MessagePosted(m) => RelayedEvent::Messages {
+                session: session_id,
+                up_to: m.seq,
+            },
+            other => RelayedEvent::Session {
+                session: session_id,
+                event: other.clone(),
+            },
+        };
+        self.hub
+            .sessions
+            .publish(&session_id, SessionSignal::Event(event));
+        self.relay(relayed);
     }
 
-    pub fn subscribe_session(&self, session_id: Uuid) -> TopicReceiver<Uuid, SessionEvent> {
-        self.inner.sessions.subscribe(session_id)
+    pub fn subscribe_session(&self, session_id: Uuid) -> TopicReceiver<Uuid, SessionSignal> {
+        self.hub.sessions.subscribe(session_id)
     }
 
     pub fn publish_agent(&self, agent_id: &str, event: AgentEvent) {
-        self.inner.agents.publish(agent_id, event);
+        self.hub.agents.publish(agent_id, event.clone());
+        self.relay(RelayedEvent::Agent {
+            agent: agent_id.to_owned(),
+            event,
+        });
     }
 
     pub fn subscribe_agent(&self, agent_id: &str) -> TopicReceiver<String, AgentEvent> {
-        self.inner.agents.subscribe(agent_id.to_owned())
+        self.hub.agents.subscribe(agent_id.to_owned())
     }
 
     pub fn publish_queue(&self, event: QueueChanged) {
         // No subscriber is not an error: nobody is watching the queue.
-        let _ = self.inner.queue.send(event);
+        let _ = self.hub.queue.send(event.clone());
+        self.relay(RelayedEvent::Queue(event));
     }
 
     pub fn subscribe_queue(&self) -> broadcast::Receiver<QueueChanged> {
-        self.inner.queue.subscribe()
+        self.hub.queue.subscribe()
+    }
+
+    /// Delivers an event that another process published.
+    pub fn deliver_relayed(&self, event: RelayedEvent) {
+        match event {
+            RelayedEvent::Messages { session, up_to } => self
+                .hub
+                .sessions
+                .publish(&session, SessionSignal::StoredUpTo(up_to)),
+            RelayedEvent::Session { session, event } => self
+                .hub
+                .sessions
+                .publish(&session, SessionSignal::Event(event)),
+            RelayedEvent::Agent { agent, event } => self.hub.agents.publish(&agent, event),
+            RelayedEvent::Queue(q) => {
+                let _ = self.hub.queue.send(q);
+            }
+        }
+    }
+
+    /// Tells every session subscriber to catch up from storage.
+    pub fn resync_sessions(&self) {
+        self.hub.sessions.publish_all(SessionSignal::Resync);
     }
 
     /// Session topics currently open; for tests and metrics.
     pub fn open_session_topics(&self) -> usize {
-        self.inner.sessions.len()
+        self.hub.sessions.len()
     }
 }

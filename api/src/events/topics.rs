@@ -54,6 +54,13 @@ impl<K: Eq + Hash + Clone, E: Clone> Topics<K, E> {
         }
     }
 
+    /// Sends `event` to every topic.
+    pub fn publish_all(&self, event: E) {
+        for tx in self.lock().values() {
+            let _ = tx.send(event.clone());
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }

@@ -9,7 +9,7 @@ use super::ChatService;
 use crate::auth::Viewer;
 use crate::domain::{ChatSession, Message, MessageStatus, MessageView, Party};
 use crate::error::{AppError, AppResult};
-use crate::events::SessionEvent;
+use crate::events::{SessionEvent, SessionSignal};
 use crate::repo::messages;
 
 /// Messages read from storage per round trip while replaying.
@@ -82,47 +82,55 @@ impl ChatService {
             }
 
             loop {
-                let event = match live.recv().await {
-                    Ok(event) => event,
+                // What to read from storage before going on, and a live
+                // message (from this process) to send after it.
+                let (catch_up, live_message): (Option<Option<i32>>, Option<Message>) = match live.recv().await {
                     Err(RecvError::Closed) => break,
                     Err(RecvError::Lagged(skipped)) => {
                         tracing::debug!(%id, skipped, "session subscriber lagged; catching up from storage");
-                        loop {
-                            let page = messages::range(&svc.db, id, sent, None, REPLAY_PAGE).await?;
-                            let full = page.len() as u64 == REPLAY_PAGE;
-                            for m in page {
-                                sent = m.seq;
-                                yield LiveItem::Message(pushed_view(m, &session, party));
-                            }
-                            if !full {
-                                break;
-                            }
-                        }
-                        if let Some(p) = party {
-                            svc.mark_delivered(id, p, sent).await?;
-                        }
-                        continue;
+                        (Some(None), None)
                     }
-                };
-                match event {
-                    SessionEvent::MessagePosted(m) => {
+                    Ok(SessionSignal::Resync) => (Some(None), None),
+                    Ok(SessionSignal::StoredUpTo(seq)) if seq > sent => (Some(Some(seq)), None),
+                    Ok(SessionSignal::StoredUpTo(_)) => continue,
+                    Ok(SessionSignal::Event(SessionEvent::MessagePosted(m))) => {
                         if m.seq <= sent {
                             continue;
                         }
-                        if m.seq > sent + 1 {
-                            // Published out of commit order: the missing ones are stored.
-                            for missing in messages::range(&svc.db, id, sent, Some(m.seq - 1), (m.seq - 1 - sent) as u64).await? {
-                                yield LiveItem::Message(pushed_view(missing, &session, party));
-                            }
+                        // Published out of commit order: the missing ones are stored.
+                        let gap = (m.seq > sent + 1).then_some(Some(m.seq - 1));
+                        (gap, Some(m))
+                    }
+                    Ok(SessionSignal::Event(other)) => {
+                        yield LiveItem::Event(other);
+                        continue;
+                    }
+                };
+                // Whether anything addressed to the subscriber went out.
+                let mut reached_recipient = false;
+                if let Some(up_to) = catch_up {
+                    loop {
+                        let page = messages::range(&svc.db, id, sent, up_to, REPLAY_PAGE).await?;
+                        let full = page.len() as u64 == REPLAY_PAGE;
+                        for m in page {
+                            sent = m.seq;
+                            reached_recipient |= Some(m.sender.recipient()) == party;
+                            yield LiveItem::Message(pushed_view(m, &session, party));
                         }
-                        sent = m.seq;
-                        let to_subscriber = Some(m.sender.recipient()) == party;
-                        yield LiveItem::Message(pushed_view(m, &session, party));
-                        if let (true, Some(p)) = (to_subscriber, party) {
-                            svc.mark_delivered(id, p, sent).await?;
+                        if !full {
+                            break;
                         }
                     }
-                    other => yield LiveItem::Event(other),
+                }
+                if let Some(m) = live_message {
+                    if m.seq > sent {
+                        sent = m.seq;
+                        reached_recipient |= Some(m.sender.recipient()) == party;
+                        yield LiveItem::Message(pushed_view(m, &session, party));
+                    }
+                }
+                if let (Some(p), true) = (party, reached_recipient) {
+                    svc.mark_delivered(id, p, sent).await?;
                 }
             }
         })
