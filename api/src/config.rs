@@ -55,6 +55,21 @@ impl fmt::Display for EventBusKind {
     }
 }
 
+/// Bounds on what one client may ask of the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest HTTP request body.
+    pub max_body_bytes: usize,
+    pub max_query_depth: usize,
+    pub max_query_complexity: usize,
+    /// Introspection on (integrators use it); off also hides field suggestions.
+    pub introspection: bool,
+    /// Largest WebSocket message and frame.
+    pub ws_max_message_bytes: usize,
+    /// Seconds between server pings on graphql-transport-ws connections.
+    pub ws_keepalive_secs: u64,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: String,
@@ -70,6 +85,7 @@ pub struct Settings {
     pub db_pool_size: u32,
     pub offer_timeout_secs: i64,
     pub event_bus: EventBusKind,
+    pub limits: Limits,
     pub data_dir: PathBuf,
     pub log_json: bool,
 }
@@ -145,7 +161,37 @@ impl Settings {
                 })
             }
         };
+        let limits = Limits {
+            max_body_bytes: parse_num(
+                &lookup,
+                "MAX_BODY_BYTES",
+                64 * 1024,
+                1024,
+                16 * 1024 * 1024,
+            )?,
+            max_query_depth: parse_num(&lookup, "MAX_QUERY_DEPTH", 16, 2, 100)?,
+            max_query_complexity: parse_num(&lookup, "MAX_QUERY_COMPLEXITY", 1000, 10, 100_000)?,
+            introspection: match lookup("INTROSPECTION").as_deref().map(str::trim) {
+                None | Some("") | Some("on") | Some("true") | Some("1") => true,
+                Some("off") | Some("false") | Some("0") => false,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "INTROSPECTION",
+                        reason: format!("use on or off, not {other:?}"),
+                    })
+                }
+            },
+            ws_max_message_bytes: parse_num(
+                &lookup,
+                "WS_MAX_MESSAGE_BYTES",
+                64 * 1024,
+                1024,
+                16 * 1024 * 1024,
+            )?,
+            ws_keepalive_secs: parse_num(&lookup, "WS_KEEPALIVE_SECS", 30, 1, 3600)?,
+        };
         Ok(Settings {
+            limits,
             event_bus,
             database_url,
             listen_addr: lookup("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
@@ -177,6 +223,19 @@ impl Settings {
             format!("DB_POOL_SIZE={}", self.db_pool_size),
             format!("OFFER_TIMEOUT_SECS={}", self.offer_timeout_secs),
             format!("EVENT_BUS={}", self.event_bus),
+            format!("MAX_BODY_BYTES={}", self.limits.max_body_bytes),
+            format!("MAX_QUERY_DEPTH={}", self.limits.max_query_depth),
+            format!("MAX_QUERY_COMPLEXITY={}", self.limits.max_query_complexity),
+            format!(
+                "INTROSPECTION={}",
+                if self.limits.introspection {
+                    "on"
+                } else {
+                    "off"
+                }
+            ),
+            format!("WS_MAX_MESSAGE_BYTES={}", self.limits.ws_max_message_bytes),
+            format!("WS_KEEPALIVE_SECS={}", self.limits.ws_keepalive_secs),
             format!("DATA_DIR={}", self.data_dir.display()),
         ]
     }

@@ -6,14 +6,20 @@ use std::collections::HashMap;
 
 use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql::Data;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::{Query, State, WebSocketUpgrade};
+use std::time::Duration;
+
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
 use axum::http::{header::AUTHORIZATION, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 use crate::auth::{bearer_token, Caller, JwtKeys};
+use crate::config::Limits;
+use crate::error::ErrorCode;
 use crate::graphql::AppSchema;
 use crate::service::ChatService;
 
@@ -22,15 +28,24 @@ pub struct AppState {
     pub schema: AppSchema,
     pub service: ChatService,
     pub keys: JwtKeys,
+    pub limits: Limits,
 }
 
 pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_ws).post(graphql_http))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// A GraphQL-shaped refusal, for requests that never reach the executor.
+fn refuse(status: StatusCode, code: ErrorCode, message: String) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
+    (status, axum::Json(body)).into_response()
 }
 
 impl AppState {
@@ -47,11 +62,45 @@ impl AppState {
     }
 }
 
+/// POST /graphql. The body is read through axum's `Bytes` extractor, which
+/// honours the body limit (async-graphql's own extractor would read any size),
+/// and must be one JSON operation: batches are refused.
 async fn graphql_http(
     State(state): State<AppState>,
     headers: HeaderMap,
-    req: GraphQLRequest,
-) -> GraphQLResponse {
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BadUserInput,
+                format!(
+                    "request body is larger than {} bytes",
+                    state.limits.max_body_bytes
+                ),
+            )
+        }
+        Err(rejection) => {
+            return refuse(
+                rejection.status(),
+                ErrorCode::BadUserInput,
+                rejection.body_text(),
+            )
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let message = if body.first() == Some(&b'[') {
+                "batched requests are not accepted; send one operation per request".to_owned()
+            } else {
+                format!("request body is not a GraphQL request: {e}")
+            };
+            return refuse(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
+        }
+    };
     let caller = match headers.get(AUTHORIZATION) {
         None => Caller::Anonymous,
         Some(value) => match value.to_str().ok().and_then(bearer_token) {
@@ -59,11 +108,7 @@ async fn graphql_http(
             None => Caller::Rejected("Authorization header must be `Bearer <token>`".into()),
         },
     };
-    state
-        .schema
-        .execute(req.into_inner().data(caller))
-        .await
-        .into()
+    GraphQLResponse::from(state.schema.execute(request.data(caller)).await).into_response()
 }
 
 /// Reads the token from the connection_init payload:
@@ -81,11 +126,16 @@ async fn graphql_ws(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let max = state.limits.ws_max_message_bytes;
+    let keepalive = Duration::from_secs(state.limits.ws_keepalive_secs);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(max)
+        .max_frame_size(max)
         .on_upgrade(move |socket| async move {
             let schema = state.schema.clone();
             GraphQLWebSocket::new(socket, schema, protocol)
+                .keepalive_timeout(keepalive)
                 .on_connection_init(move |payload| async move {
                     let token = token_from_init(&payload);
                     let mut data = Data::default();

@@ -95,9 +95,10 @@ impl Application {
         };
         let service = ChatService::new(db, bus, policy, clock);
         let state = AppState {
-            schema: build_schema(Some(service.clone())),
+            schema: build_schema(Some(service.clone()), &settings.limits),
             service: service.clone(),
             keys: JwtKeys::new(&settings.jwt_secret),
+            limits: settings.limits.clone(),
         };
         let listener = TcpListener::bind(&settings.listen_addr)
             .await

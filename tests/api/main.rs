@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod concurrency;
 mod lifecycle;
+mod limits;
 mod meta;
 mod routing;
 mod scale_out;

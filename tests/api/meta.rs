@@ -62,4 +62,34 @@ async fn introspection_works_without_a_token() {
         )
         .await;
     assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+    // The query GraphiQL and codegen tools send must pass the default limits.
+    let full = app
+        .gql(None, FULL_INTROSPECTION, serde_json::json!({}))
+        .await;
+    assert!(full.get("errors").is_none(), "{full}");
+    assert!(full["data"]["__schema"]["types"].as_array().unwrap().len() > 20);
 }
+
+/// graphql-js's getIntrospectionQuery(), as clients send it.
+const FULL_INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
+}
+"#;

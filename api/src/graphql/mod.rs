@@ -15,14 +15,23 @@ pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
 
+use crate::config::Limits;
 use crate::service::ChatService;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema; with a service to answer requests, or without one just to
 /// print the SDL.
-pub fn build_schema(service: Option<ChatService>) -> AppSchema {
-    let builder = Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot);
+pub fn build_schema(service: Option<ChatService>, limits: &Limits) -> AppSchema {
+    let mut builder = Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot)
+        .limit_depth(limits.max_query_depth)
+        .limit_complexity(limits.max_query_complexity)
+        .limit_directives(8)
+        .extension(error::CodeEveryError);
+    if !limits.introspection {
+        // Suggestions ("did you mean …") would leak the schema anyway.
+        builder = builder.disable_introspection().disable_suggestions();
+    }
     match service {
         Some(s) => builder.data(s).finish(),
         None => builder.finish(),
@@ -31,5 +40,7 @@ pub fn build_schema(service: Option<ChatService>) -> AppSchema {
 
 /// The SDL clients see; `schema.graphql` holds a copy kept equal by a test.
 pub fn sdl() -> String {
-    build_schema(None).sdl()
+    Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot)
+        .finish()
+        .sdl()
 }

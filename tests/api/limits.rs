@@ -1,0 +1,132 @@
+//! What one client may ask of the server, and the codes refusals carry.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::helpers::{code_of, spawn_app, spawn_app_with};
+
+async fn post_raw(app: &crate::helpers::TestApp, body: String) -> (u16, Value) {
+    let resp = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn oversized_bodies_batches_and_garbage_are_refused_with_a_code() {
+    let app = spawn_app_with(&[("MAX_BODY_BYTES", "2048")]).await;
+    let big = json!({ "query": format!("{{ me {{ id }} }} # {}", "x".repeat(4096)) }).to_string();
+    let (status, body) = post_raw(&app, big).await;
+    assert_eq!(status, 413);
+    assert_eq!(code_of(&body), "BAD_USER_INPUT");
+
+    let batch = json!([{ "query": "{ me { id } }" }, { "query": "{ me { id } }" }]).to_string();
+    let (status, body) = post_raw(&app, batch).await;
+    assert_eq!(status, 400);
+    assert_eq!(code_of(&body), "BAD_USER_INPUT");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("batched"));
+
+    let (status, body) = post_raw(&app, "not json".into()).await;
+    assert_eq!(status, 400);
+    assert_eq!(code_of(&body), "BAD_USER_INPUT");
+
+    // GET never runs an operation.
+    let get = app
+        .http
+        .get(app.url("/graphql?query=mutation{startSession(input:{}){id}}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        get.status().is_client_error(),
+        "GET must not execute: {}",
+        get.status()
+    );
+}
+
+#[tokio::test]
+async fn syntax_validation_depth_and_complexity_errors_carry_a_code() {
+    let app = spawn_app_with(&[("MAX_QUERY_DEPTH", "4"), ("MAX_QUERY_COMPLEXITY", "20")]).await;
+    let cust = app.customer("lee");
+    for query in [
+        "{ me { id ",                            // syntax
+        "{ me { nonsense } }",                   // validation
+        "{ mySessions { edges { node { messages { nodes { id } } } } } }", // depth
+        "{ a: me { id } b: me { id } c: me { id } d: me { id } e: me { id } f: me { id } g: me { id } h: me { id } i: me { id } j: me { id } k: me { id } }", // complexity
+    ] {
+        let body = app.gql(Some(&cust), query, json!({})).await;
+        assert_eq!(code_of(&body), "BAD_USER_INPUT", "{query}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn introspection_can_be_switched_off_and_takes_suggestions_with_it() {
+    let app = spawn_app_with(&[("INTROSPECTION", "off")]).await;
+    let cust = app.customer("max");
+    let body = app
+        .gql(
+            Some(&cust),
+            "{ __schema { queryType { name } } }",
+            json!({}),
+        )
+        .await;
+    // Nothing of the schema is revealed.
+    assert!(body["data"]["__schema"].is_null(), "{body}");
+    let types = app
+        .gql(
+            Some(&cust),
+            "{ __type(name: \"ChatSession\") { fields { name } } }",
+            json!({}),
+        )
+        .await;
+    assert!(types["data"]["__type"].is_null(), "{types}");
+    let typo = app
+        .gql(Some(&cust), "{ mySesions { nodes { id } } }", json!({}))
+        .await;
+    assert!(!typo.to_string().contains("Did you mean"), "{typo}");
+    // On by default, with suggestions.
+    let open = spawn_app().await;
+    let typo = open
+        .gql(Some(&cust), "{ mySesions { nodes { id } } }", json!({}))
+        .await;
+    assert!(typo.to_string().contains("Did you mean"), "{typo}");
+}
+
+#[tokio::test]
+async fn oversized_websocket_messages_close_the_connection() {
+    let app = spawn_app_with(&[("WS_MAX_MESSAGE_BYTES", "4096")]).await;
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let huge = json!({ "type": "connection_init", "payload": { "pad": "x".repeat(64 * 1024) } })
+        .to_string();
+    let _ = socket.send(WsMessage::Text(huge.into())).await;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return true,
+                Some(Ok(WsMessage::Text(t))) if t.contains("connection_ack") => return false,
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("the server neither closed nor answered");
+    assert!(closed, "a 64 KiB message was accepted past a 4 KiB limit");
+}
