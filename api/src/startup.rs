@@ -78,8 +78,11 @@ impl Application {
             routing_mode: settings.routing_mode,
             agent_capacity: settings.agent_capacity,
             history_days: settings.history_days,
+            retention_days: settings.retention_days,
             max_message_chars: settings.max_message_chars,
             offer_timeout: chrono::Duration::seconds(settings.offer_timeout_secs),
+            message_rate_per_sec: settings.message_rate_per_sec,
+            message_burst: settings.message_burst,
         };
         let bus = match settings.event_bus {
             EventBusKind::InProcess => EventBus::in_process(),
@@ -127,14 +130,16 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let background = (self.service.policy().routing_mode != RoutingMode::Manual)
+        let routing = (self.service.policy().routing_mode != RoutingMode::Manual)
             .then(|| tokio::spawn(routing_loop(self.service.clone())));
+        let retention = tokio::spawn(retention_loop(self.service.clone()));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
-        if let Some(task) = background {
+        if let Some(task) = routing {
             task.abort();
         }
+        retention.abort();
         served
     }
 
@@ -165,6 +170,20 @@ async fn routing_loop(service: ChatService) {
                 }
             }
             _ = sweep.tick() => service.rematch().await,
+        }
+    }
+}
+
+/// How often data past retention is purged.
+const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
+
+async fn retention_loop(service: ChatService) {
+    let mut tick = tokio::time::interval(RETENTION_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = service.purge_expired().await {
+            tracing::warn!(error = %e, "retention purge failed; retrying next hour");
         }
     }
 }

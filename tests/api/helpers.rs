@@ -85,6 +85,8 @@ pub struct TestApp {
     keys: JwtKeys,
     /// Dropping or firing this stops the server.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// For driving background jobs directly (retention) instead of waiting.
+    pub service: switchboard::service::ChatService,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -93,6 +95,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server; `overrides` are environment-style settings.
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_clock(overrides, switchboard::service::system_clock()).await
+}
+
+/// Starts a server that reads the time from `clock`.
+pub async fn spawn_app_with_clock(
+    overrides: &[(&str, &str)],
+    clock: switchboard::service::Clock,
+) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         switchboard::telemetry::init(false);
     }
@@ -108,6 +118,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     vars.insert("DB_POOL_SIZE".into(), "10".into());
     // The core tests pick sessions by hand; routing tests choose their mode.
     vars.insert("ROUTING_MODE".into(), "manual".into());
+    // Tests that race many sends from one sender are not about rate limits;
+    // the limits test sets its own.
+    vars.insert("MESSAGE_RATE_PER_SEC".into(), "100000".into());
+    vars.insert("MESSAGE_BURST".into(), "100000".into());
     vars.insert(
         "DATA_DIR".into(),
         std::env::temp_dir()
@@ -119,7 +133,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         vars.insert(k.to_string(), v.to_string());
     }
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
-    let app = Application::build(settings).await.expect("server starts");
+    let app = Application::build_with_clock(settings, clock)
+        .await
+        .expect("server starts");
+    let service = app.service().clone();
     let addr = app.local_addr().expect("bound address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
@@ -131,6 +148,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         database_url: vars.get("DATABASE_URL").filter(|u| !u.is_empty()).cloned(),
         keys: JwtKeys::new(&JwtSecret::new(TEST_SECRET.as_bytes().to_vec())),
         stop: Some(stop),
+        service,
     }
 }
 

@@ -130,3 +130,29 @@ async fn oversized_websocket_messages_close_the_connection() {
     .expect("the server neither closed nor answered");
     assert!(closed, "a 64 KiB message was accepted past a 4 KiB limit");
 }
+
+#[tokio::test]
+async fn a_sender_over_the_message_rate_is_rate_limited() {
+    let app = spawn_app_with(&[("MESSAGE_RATE_PER_SEC", "0.5"), ("MESSAGE_BURST", "3")]).await;
+    let cust = app.customer("fast");
+    let sid = app.start_session(&cust).await;
+    for i in 0..3 {
+        let ok = app.send(&cust, &sid, "hi", &format!("k{i}")).await;
+        assert!(ok.get("errors").is_none(), "{ok}");
+    }
+    let limited = app.send(&cust, &sid, "hi", "k3").await;
+    assert_eq!(code_of(&limited), "RATE_LIMITED");
+    // Another sender is not affected.
+    let other = app.customer("slow");
+    let sid2 = app.start_session(&other).await;
+    assert!(app
+        .send(&other, &sid2, "hi", "k0")
+        .await
+        .get("errors")
+        .is_none());
+    assert_eq!(
+        app.all_seqs(&cust, &sid).await,
+        vec![1, 2, 3],
+        "the refused message was not stored"
+    );
+}

@@ -60,6 +60,15 @@ impl ChatService {
             validate_body(body, self.policy.max_message_chars).map_err(AppError::BadUserInput)?;
         let client_message_id =
             validate_client_message_id(client_message_id).map_err(AppError::BadUserInput)?;
+        if !self
+            .message_limiter
+            .try_take(&viewer.id, std::time::Instant::now())
+        {
+            return Err(AppError::RateLimited(format!(
+                "slow down: at most {} messages per second, bursts of {}",
+                self.policy.message_rate_per_sec, self.policy.message_burst
+            )));
+        }
         let now = self.now();
 
         let txn = self.db.begin().await?;

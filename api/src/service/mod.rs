@@ -4,10 +4,12 @@
 
 mod agents;
 pub use agents::ShiftAction;
+mod limiter;
 mod live;
 mod messages;
 mod outbox;
 mod pagination;
+mod retention;
 mod routing;
 mod sessions;
 
@@ -29,7 +31,11 @@ pub struct Policy {
     pub routing_mode: RoutingMode,
     pub agent_capacity: i32,
     pub history_days: i64,
+    pub retention_days: i64,
     pub max_message_chars: usize,
+    /// Messages per second one sender may post, and the burst above it.
+    pub message_rate_per_sec: f64,
+    pub message_burst: u32,
     /// How long an agent has to accept an offer (fair routing).
     pub offer_timeout: chrono::Duration,
 }
@@ -54,6 +60,7 @@ pub struct ChatService {
     /// Lets one matcher per process at a time queue for the database-wide
     /// routing lock, instead of every request holding a connection while it waits.
     matcher: Arc<tokio::sync::Mutex<()>>,
+    message_limiter: Arc<limiter::TokenBuckets>,
 }
 
 impl ChatService {
@@ -61,6 +68,10 @@ impl ChatService {
         ChatService {
             db,
             bus,
+            message_limiter: Arc::new(limiter::TokenBuckets::new(
+                policy.message_rate_per_sec,
+                policy.message_burst,
+            )),
             policy: Arc::new(policy),
             clock,
             known_agents: Arc::new(Mutex::new(HashSet::new())),

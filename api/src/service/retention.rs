@@ -1,0 +1,35 @@
+//! Retention: chats are kept RETENTION_DAYS after they end, then purged.
+
+use chrono::Duration;
+use sea_orm::TransactionTrait;
+
+use super::ChatService;
+use crate::error::AppResult;
+use crate::repo::sessions;
+
+/// Sessions deleted per transaction: small enough that no chat waits on it.
+const PURGE_BATCH: u64 = 200;
+
+impl ChatService {
+    /// Deletes every session (with its messages and history) that ended more
+    /// than RETENTION_DAYS ago, batch by batch. Returns how many went.
+    pub async fn purge_expired(&self) -> AppResult<u64> {
+        let cutoff = self.now() - Duration::days(self.policy.retention_days);
+        let mut purged = 0;
+        loop {
+            let txn = self.db.begin().await?;
+            let n = sessions::purge_ended_before(&txn, cutoff, PURGE_BATCH).await?;
+            txn.commit().await?;
+            purged += n;
+            if n < PURGE_BATCH {
+                break;
+            }
+            // Let other work in between batches.
+            tokio::task::yield_now().await;
+        }
+        if purged > 0 {
+            tracing::info!(purged, %cutoff, "purged sessions past retention");
+        }
+        Ok(purged)
+    }
+}
