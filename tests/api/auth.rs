@@ -238,3 +238,60 @@ async fn roles_and_ownership_are_enforced() {
         "NOT_FOUND"
     );
 }
+
+/// Handing a session on ends the old agent's access to it: live feed and
+/// transcript alike. Other agents never follow sessions that are not theirs.
+#[tokio::test]
+async fn an_agent_loses_a_session_they_handed_on() {
+    let app = spawn_app().await;
+    let (a, b, c) = (app.agent("a"), app.agent("b"), app.agent("c"));
+    for t in [&a, &b, &c] {
+        app.start_shift(t).await;
+    }
+    let cust = app.customer("pat");
+    let sid = app.start_session(&cust).await;
+    // Agents see the queue, but only the customer, the session's agent and
+    // admins follow its feed.
+    let mut peek = app.ws(Some(&c)).await;
+    peek.session_events("s", &sid, 0).await;
+    assert_eq!(peek.error_code_for("s").await, "FORBIDDEN");
+
+    app.accept(&a, &sid).await;
+    let mut feed = app.ws(Some(&a)).await;
+    feed.session_events("s", &sid, 0).await;
+    feed.next_of("sessionEvents", "CaughtUp").await;
+    app.ok(
+        &a,
+        "mutation($s: ID!) { transferSession(sessionId: $s, toAgentId: \"b\") { id } }",
+        json!({ "s": sid }),
+    )
+    .await;
+    assert_eq!(feed.error_code_for("s").await, "FORBIDDEN");
+    let read = app
+        .gql(
+            Some(&a),
+            "query($s: ID!) { session(id: $s) { messages { nodes { body } } } }",
+            json!({ "s": sid }),
+        )
+        .await;
+    assert!(read["data"]["session"].is_null(), "{read}");
+    app.send(&b, &sid, "secret", "b1").await;
+    // A stale session object (here from the queue feed) no longer opens the transcript.
+    let mut queue = app.ws(Some(&c)).await;
+    queue
+        .subscribe(
+            "q",
+            "subscription { queueEvents { session { id messages { nodes { body } } } } }",
+            json!({}),
+        )
+        .await;
+    let s2 = app.start_session(&app.customer("quin")).await;
+    app.accept(&b, &s2).await;
+    loop {
+        let ev = queue.next().await;
+        if ev["data"]["queueEvents"]["session"]["id"] == s2.as_str() && ev.get("errors").is_some() {
+            assert_eq!(ev["errors"][0]["extensions"]["code"], "FORBIDDEN", "{ev}");
+            break;
+        }
+    }
+}

@@ -35,6 +35,20 @@ async fn replay_is_gapless_under_concurrent_sends() {
         let mut results = Vec::new();
         for after in [0i64, 5, 30] {
             tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+            // A client resumes from a seq it has seen, so one that exists.
+            loop {
+                let s = app_ref
+                    .ok(
+                        &cust,
+                        "query($s: ID!) { session(id: $s) { lastSeq } }",
+                        json!({"s": sid_ref}),
+                    )
+                    .await;
+                if s["session"]["lastSeq"].as_i64().unwrap() >= after {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
             let mut ws = app_ref.ws(Some(&cust)).await;
             ws.session_events("s", sid_ref, after).await;
             results.push((after, ws));

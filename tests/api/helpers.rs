@@ -466,8 +466,9 @@ impl WsClient {
         }
     }
 
-    /// The error code that subscription `id` failed with; frames of other
-    /// subscriptions (e.g. the `complete` after an earlier failure) are skipped.
+    /// The error code that subscription `id` fails with; its ordinary events
+    /// and frames of other subscriptions (e.g. the `complete` after an
+    /// earlier failure) are skipped.
     pub async fn error_code_for(&mut self, id: &str) -> String {
         loop {
             let frame = self.next_frame().await;
@@ -479,6 +480,9 @@ impl WsClient {
             } else {
                 frame
             };
+            if payload.get("errors").is_none() && payload["type"] != "error" {
+                continue; // an ordinary event before the error
+            }
             return subscription_error_code(&payload);
         }
     }

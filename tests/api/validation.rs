@@ -71,6 +71,27 @@ async fn bad_input_is_refused_with_bad_user_input_and_stores_nothing() {
         "BAD_USER_INPUT"
     );
 
+    // Resuming after a seq that does not exist is refused, not silently
+    // waited for (it would skip messages and corrupt delivery receipts).
+    let mut ws = app.ws(Some(&cust)).await;
+    ws.session_events("s", &sid, 1_000_000).await;
+    assert_eq!(ws.error_code_for("s").await, "BAD_USER_INPUT");
+    // Control characters cannot be stored.
+    assert_eq!(
+        code_of(&app.send(&cust, &sid, "nul \u{0} byte", "k-nul").await),
+        "BAD_USER_INPUT"
+    );
+    let admin = app.admin();
+    assert_eq!(
+        app.error_code(
+            Some(&admin),
+            "mutation($a: ID!) { setAgentCapacity(agentId: $a, capacity: 2) { id } }",
+            json!({"a": "x\u{0}"})
+        )
+        .await,
+        "BAD_USER_INPUT"
+    );
+
     // Only the one valid message was stored.
     assert_eq!(app.all_seqs(&cust, &sid).await, vec![1]);
 }

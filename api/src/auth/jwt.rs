@@ -75,7 +75,7 @@ impl JwtKeys {
         let role = Role::from_claim(&claims.role)
             .ok_or_else(|| "token role must be customer, agent or admin".to_owned())?;
         let sub = claims.sub.trim();
-        if sub.is_empty() || sub.len() > MAX_SUB_LEN {
+        if sub.is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
             return Err(format!("token sub must be 1 to {MAX_SUB_LEN} characters"));
         }
         let name = claims

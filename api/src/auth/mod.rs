@@ -89,6 +89,11 @@ pub enum Caller {
 impl Caller {
     pub fn viewer(&self) -> Result<&Viewer, AppError> {
         match self {
+            // A WebSocket keeps the caller of its connection_init; the token
+            // may run out while the socket stays open.
+            Caller::Verified(v) if v.expires_at < chrono::Utc::now().timestamp() => Err(
+                AppError::Unauthenticated("token expired; reconnect with a fresh one".into()),
+            ),
             Caller::Verified(v) => Ok(v),
             Caller::Anonymous => Err(AppError::Unauthenticated(
                 "missing token: send Authorization: Bearer <token>".into(),

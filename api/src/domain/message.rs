@@ -66,7 +66,25 @@ pub struct Message {
 }
 
 /// Trims the body and checks it is non-empty and at most `max_chars` characters.
+/// Text the database cannot store (NUL) or that no person typed (other
+/// control characters, except line breaks and tabs).
+fn has_forbidden_chars(s: &str) -> bool {
+    s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
+
+/// Identifiers from clients (agent ids): printable, at most 200 bytes.
+pub fn validate_id(id: &str) -> Result<&str, String> {
+    if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+        return Err(format!("{id:?} is not a valid id"));
+    }
+    Ok(id)
+}
+
 pub fn validate_body(body: &str, max_chars: usize) -> Result<&str, String> {
+    if has_forbidden_chars(body) {
+        return Err("message body must not contain control characters".into());
+    }
     let body = body.trim();
     if body.is_empty() {
         return Err("message body must not be empty".into());
@@ -83,7 +101,11 @@ pub fn validate_body(body: &str, max_chars: usize) -> Result<&str, String> {
 pub const MAX_CLIENT_MESSAGE_ID_LEN: usize = 128;
 
 pub fn validate_client_message_id(id: &str) -> Result<&str, String> {
-    if id.is_empty() || id.len() > MAX_CLIENT_MESSAGE_ID_LEN || id.trim() != id {
+    if id.is_empty()
+        || id.len() > MAX_CLIENT_MESSAGE_ID_LEN
+        || id.trim() != id
+        || id.chars().any(char::is_control)
+    {
         return Err(format!(
             "clientMessageId must be 1 to {MAX_CLIENT_MESSAGE_ID_LEN} bytes without surrounding spaces"
         ));
@@ -98,6 +120,9 @@ pub fn validate_subject(subject: Option<&str>) -> Result<Option<String>, String>
     let Some(s) = subject.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
+    if s.chars().any(char::is_control) {
+        return Err("subject must not contain control characters".into());
+    }
     if s.chars().count() > MAX_SUBJECT_CHARS {
         return Err(format!(
             "subject is limited to {MAX_SUBJECT_CHARS} characters"
@@ -127,6 +152,21 @@ mod tests {
         assert_eq!(message_status(5, 4, 3), MessageStatus::Sent);
         assert_eq!(message_status(4, 4, 3), MessageStatus::Delivered);
         assert_eq!(message_status(3, 4, 3), MessageStatus::Read);
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        assert!(validate_body("hi\u{0}", 10).is_err());
+        assert!(validate_body("a\u{7}b", 10).is_err());
+        assert_eq!(
+            validate_body("line one\nline two", 100),
+            Ok("line one\nline two")
+        );
+        assert!(validate_client_message_id("k\u{0}").is_err());
+        assert!(validate_subject(Some("a\u{0}b")).is_err());
+        assert!(validate_id("ann\u{0}").is_err());
+        assert!(validate_id("").is_err());
+        assert_eq!(validate_id("ann"), Ok("ann"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
 };
+use sea_orm::{DatabaseBackend, Order};
 
 use super::parse;
 use crate::domain::{Agent, AgentStatus};
@@ -157,14 +158,20 @@ pub async fn lock_many<C: ConnectionTrait>(txn: &C, ids: &[&str]) -> Result<Vec<
     Ok(out)
 }
 
-/// Every AVAILABLE agent, locked, in id order.
+/// Every AVAILABLE agent, locked, in id order — byte order, the order
+/// [`lock_many`] uses; a collation-aware ORDER BY could sort ids such as
+/// "amy" and "Zed" the other way round and let two lockers deadlock.
 pub async fn lock_available<C: ConnectionTrait>(txn: &C) -> Result<Vec<Agent>, DbErr> {
-    let rows = agent::Entity::find()
-        .filter(agent::Column::Status.eq(AgentStatus::Available.as_str()))
-        .order_by_asc(agent::Column::Id)
-        .lock_exclusive()
-        .all(txn)
-        .await?;
+    let mut query =
+        agent::Entity::find().filter(agent::Column::Status.eq(AgentStatus::Available.as_str()));
+    query = match txn.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            query.order_by(Expr::cust(r#""agents"."id" COLLATE "C""#), Order::Asc)
+        }
+        // SQLite compares text bytewise by default.
+        _ => query.order_by_asc(agent::Column::Id),
+    };
+    let rows = query.lock_exclusive().all(txn).await?;
     with_held_counts(txn, rows).await
 }
 

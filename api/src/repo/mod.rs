@@ -11,8 +11,9 @@ use crate::domain::UnknownName;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
 
 /// Serializes routing decisions across every process on the database: the
-/// matcher, offer lapsing and admin assignment take it first. Released at the
-/// end of the transaction. SQLite needs none: it has one writer at a time.
+/// matcher, queue entry (startSession) and admin assignment take it first;
+/// offer lapsing relies on agent and session row locks. Released at the end
+/// of the transaction. SQLite needs none: it has one writer at a time.
 pub async fn lock_routing<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr> {
     if txn.get_database_backend() == DatabaseBackend::Postgres {
         // An arbitrary constant key that names "the routing lock".

@@ -286,6 +286,7 @@ pub async fn advance_delivered<C: ConnectionTrait>(
         .col_expr(col, Expr::value(seq))
         .filter(Column::Id.eq(id))
         .filter(col.lt(seq))
+        .filter(Column::LastSeq.gte(seq))
         .exec(db)
         .await?;
     Ok(res.rows_affected > 0)

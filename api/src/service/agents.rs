@@ -70,6 +70,9 @@ impl ChatService {
         action: ShiftAction,
     ) -> AppResult<Agent> {
         let agent_id = viewer.require_agent()?;
+        // Normally done when the token is first seen; repeated here so a
+        // failure then (database briefly away) does not stick to a socket.
+        self.ensure_agent(viewer).await?;
         let now = self.now();
         let txn = self.db.begin().await?;
         let agent = agents::lock(&txn, agent_id)

@@ -6,11 +6,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::sessions::parse_session_id;
 use super::ChatService;
-use crate::auth::Viewer;
+use crate::auth::{Role, Viewer};
 use crate::domain::{ChatSession, Message, MessageStatus, MessageView, Party};
 use crate::error::{AppError, AppResult};
 use crate::events::{SessionEvent, SessionSignal};
-use crate::repo::messages;
+use crate::repo::{messages, sessions};
 
 /// Messages read from storage per round trip while replaying.
 const REPLAY_PAGE: u64 = 500;
@@ -24,6 +24,12 @@ pub enum LiveItem {
         seq: i32,
     },
     Event(SessionEvent),
+}
+
+/// The audience of a session's feed, per the contract: its customer, the
+/// agent it is offered to or held by, and admins.
+fn may_follow(viewer: &Viewer, s: &ChatSession) -> bool {
+    viewer.role == Role::Admin || s.party_of(viewer.role, &viewer.id).is_some()
 }
 
 /// How `party` (the subscriber's side, if any) sees a message pushed to them
@@ -59,8 +65,22 @@ impl ChatService {
         }
         let id = parse_session_id(session_id)?;
         let mut live = self.bus.subscribe_session(id);
-        let session = self.visible_session(viewer, session_id).await?;
+        let session = sessions::find(&self.db, id)
+            .await?
+            .ok_or_else(AppError::session_not_found)?;
+        if !may_follow(viewer, &session) {
+            return Err(AppError::Forbidden(
+                "only the session's customer, its agent and admins follow it".into(),
+            ));
+        }
+        if after_seq > session.last_seq {
+            return Err(AppError::BadUserInput(format!(
+                "afterSeq {after_seq} is beyond the newest message ({})",
+                session.last_seq
+            )));
+        }
         let party = session.party_of(viewer.role, &viewer.id);
+        let viewer = viewer.clone();
         let svc = self.clone();
 
         Ok(async_stream::try_stream! {
@@ -84,13 +104,18 @@ impl ChatService {
             loop {
                 // What to read from storage before going on, and a live
                 // message (from this process) to send after it.
+                let mut missed_events = false;
                 let (catch_up, live_message): (Option<Option<i32>>, Option<Message>) = match live.recv().await {
                     Err(RecvError::Closed) => break,
                     Err(RecvError::Lagged(skipped)) => {
                         tracing::debug!(%id, skipped, "session subscriber lagged; catching up from storage");
+                        missed_events = true;
                         (Some(None), None)
                     }
-                    Ok(SessionSignal::Resync) => (Some(None), None),
+                    Ok(SessionSignal::Resync) => {
+                        missed_events = true;
+                        (Some(None), None)
+                    }
                     Ok(SessionSignal::StoredUpTo(seq)) if seq > sent => (Some(Some(seq)), None),
                     Ok(SessionSignal::StoredUpTo(_)) => continue,
                     Ok(SessionSignal::Event(SessionEvent::MessagePosted(m))) => {
@@ -100,6 +125,15 @@ impl ChatService {
                         // Published out of commit order: the missing ones are stored.
                         let gap = (m.seq > sent + 1).then_some(Some(m.seq - 1));
                         (gap, Some(m))
+                    }
+                    Ok(SessionSignal::Event(SessionEvent::SessionChanged(changed))) => {
+                        // Handing a session on (transfer, decline, lapse)
+                        // ends the old agent's view of it.
+                        if !may_follow(&viewer, &changed) {
+                            Err(AppError::Forbidden("you no longer have access to this session".into()))?;
+                        }
+                        yield LiveItem::Event(SessionEvent::SessionChanged(changed));
+                        continue;
                     }
                     Ok(SessionSignal::Event(other)) => {
                         yield LiveItem::Event(other);
@@ -131,6 +165,14 @@ impl ChatService {
                 }
                 if let (Some(p), true) = (party, reached_recipient) {
                     svc.mark_delivered(id, p, sent).await?;
+                }
+                if missed_events {
+                    // A status change may have been among what was missed.
+                    let fresh = sessions::find(&svc.db, id).await?.ok_or_else(AppError::session_not_found)?;
+                    if !may_follow(&viewer, &fresh) {
+                        Err(AppError::Forbidden("you no longer have access to this session".into()))?;
+                    }
+                    yield LiveItem::Event(SessionEvent::SessionChanged(fresh));
                 }
             }
         })

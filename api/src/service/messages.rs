@@ -3,7 +3,7 @@
 use sea_orm::TransactionTrait;
 
 use super::pagination::{page_size, Page, PageArgs};
-use super::sessions::parse_session_id;
+use super::sessions::{can_view, parse_session_id};
 use super::ChatService;
 use crate::auth::{Role, Viewer};
 use crate::domain::{
@@ -77,13 +77,16 @@ impl ChatService {
         let session = sessions::lock(&txn, id)
             .await?
             .ok_or_else(AppError::session_not_found)?;
-        let party = writer_party(viewer, &session)?;
+        // A retry is answered with the first message even if the session
+        // has moved on since (ended, transferred): the send did happen. The
+        // lookup is by the caller's own id, so it reveals nothing.
         if let Some(first) =
             messages::find_by_client_id(&txn, id, &viewer.id, client_message_id).await?
         {
             txn.commit().await?;
             return Ok(MessageView::from_cursors(first, &session));
         }
+        let party = writer_party(viewer, &session)?;
         let seq = sessions::allocate_seq(&txn, id).await?;
         let message = messages::insert(
             &txn,
@@ -209,6 +212,13 @@ impl ChatService {
         session: &ChatSession,
         args: &PageArgs,
     ) -> AppResult<Page<MessageView>> {
+        // The caller may hold a stale copy (from an event, say): decide on
+        // the session as it is now.
+        let session = &sessions::find(&self.db, session.id)
+            .await?
+            .filter(|s| can_view(viewer, s))
+            .ok_or_else(|| AppError::Forbidden("not your session".into()))?;
+
         let parse_cursor = |name: &str, c: &Option<String>| -> AppResult<Option<i32>> {
             c.as_deref()
                 .map(|raw| {

@@ -15,7 +15,7 @@ use super::outbox::Outbox;
 use super::sessions::parse_session_id;
 use super::ChatService;
 use crate::auth::{Role, Viewer};
-use crate::domain::{Agent, AgentStatus, ChatSession, SessionStatus};
+use crate::domain::{validate_id, Agent, AgentStatus, ChatSession, SessionStatus};
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, SessionEvent};
 use crate::matching::{self, AgentSlots, QueuedSession, RoutingMode};
@@ -222,6 +222,9 @@ impl ChatService {
         session_id: &str,
     ) -> AppResult<ChatSession> {
         let agent_id = viewer.require_agent()?;
+        // Normally done when the token is first seen; repeated here so a
+        // failure then (database briefly away) does not stick to a socket.
+        self.ensure_agent(viewer).await?;
         let id = parse_session_id(session_id)?;
         let now = self.now();
         let txn = self.db.begin().await?;
@@ -434,6 +437,7 @@ impl ChatService {
         agent_id: &str,
     ) -> AppResult<ChatSession> {
         viewer.require_admin()?;
+        validate_id(agent_id).map_err(AppError::BadUserInput)?;
         let id = parse_session_id(session_id)?;
         let seen = sessions::find(&self.db, id)
             .await?
@@ -506,6 +510,7 @@ impl ChatService {
         capacity: i32,
     ) -> AppResult<Agent> {
         viewer.require_admin()?;
+        validate_id(agent_id).map_err(AppError::BadUserInput)?;
         if !(1..=MAX_CAPACITY).contains(&capacity) {
             return Err(AppError::BadUserInput(format!(
                 "capacity must be 1 to {MAX_CAPACITY}"

@@ -49,16 +49,23 @@ impl ChatService {
         // only once it is held, makes queue order equal commit order: the
         // matcher can never see a later arrival before an earlier one.
         repo::lock_routing(&txn).await?;
+        // A concurrent start by the same customer may have committed while
+        // we waited for the lock.
+        if let Some(open) = sessions::find_open_for_customer(&txn, customer).await? {
+            txn.commit().await?;
+            return Ok(open);
+        }
         let now = self.now();
         let created = match sessions::insert_waiting(&txn, customer, subject, now).await {
             Ok(s) => s,
-            // A concurrent start by the same customer won the unique index.
+            // Only without the routing lock (SQLite): a concurrent start won
+            // the unique index.
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 drop(txn);
                 return sessions::find_open_for_customer(&self.db, customer)
                     .await?
                     .ok_or_else(|| {
-                        AppError::Internal("open session vanished after a conflict".into())
+                        AppError::Conflict("your chat changed meanwhile; try again".into())
                     });
             }
             Err(e) => return Err(e.into()),
@@ -89,6 +96,9 @@ impl ChatService {
         session_id: &str,
     ) -> AppResult<ChatSession> {
         let agent_id = viewer.require_agent()?;
+        // Normally done when the token is first seen; repeated here so a
+        // failure then (database briefly away) does not stick to a socket.
+        self.ensure_agent(viewer).await?;
         let id = parse_session_id(session_id)?;
         let now = self.now();
         let txn = self.db.begin().await?;
@@ -102,7 +112,11 @@ impl ChatService {
         match (session.status, self.policy.routing_mode) {
             // A retried accept of what is already ours succeeds.
             (SessionStatus::Active, _) if mine => return Ok(session),
-            (SessionStatus::Offered, _) if mine => {}
+            (SessionStatus::Offered, _) if mine => {
+                if session.offer_expires_at.is_some_and(|at| at <= now) {
+                    return Err(AppError::Conflict("the offer has lapsed".into()));
+                }
+            }
             (SessionStatus::Waiting, RoutingMode::Manual) => {
                 if !agent.status.takes_new_sessions() {
                     return Err(AppError::Conflict(format!(
@@ -176,7 +190,11 @@ impl ChatService {
             let allowed = match viewer.role {
                 Role::Admin => true,
                 Role::Customer => seen.customer_id == viewer.id,
-                Role::Agent => seen.agent_id.as_deref() == Some(viewer.id.as_str()),
+                // An agent who was only offered it declines instead.
+                Role::Agent => {
+                    seen.agent_id.as_deref() == Some(viewer.id.as_str())
+                        && seen.status != SessionStatus::Offered
+                }
             };
             if !allowed {
                 return Err(if can_view(viewer, &seen) {
