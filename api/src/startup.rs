@@ -81,6 +81,7 @@ impl Application {
             retention_days: settings.retention_days,
             max_message_chars: settings.max_message_chars,
             offer_timeout: chrono::Duration::seconds(settings.offer_timeout_secs),
+            resume_grace: chrono::Duration::seconds(settings.resume_grace_secs),
             message_rate_per_sec: settings.message_rate_per_sec,
             message_burst: settings.message_burst,
         };
@@ -133,6 +134,7 @@ impl Application {
         let routing = (self.service.policy().routing_mode != RoutingMode::Manual)
             .then(|| tokio::spawn(routing_loop(self.service.clone())));
         let retention = tokio::spawn(retention_loop(self.service.clone()));
+        let presence = tokio::spawn(presence_loop(self.service.clone()));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
@@ -140,6 +142,7 @@ impl Application {
             task.abort();
         }
         retention.abort();
+        presence.abort();
         served
     }
 
@@ -184,6 +187,18 @@ async fn retention_loop(service: ChatService) {
         tick.tick().await;
         if let Err(e) = service.purge_expired().await {
             tracing::warn!(error = %e, "retention purge failed; retrying next hour");
+        }
+    }
+}
+
+/// Closes chats whose customer stayed away past the grace period.
+async fn presence_loop(service: ChatService) {
+    let mut tick = tokio::time::interval(service.presence_heartbeat());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = service.close_abandoned().await {
+            tracing::warn!(error = %e, "closing abandoned chats failed; retrying");
         }
     }
 }

@@ -63,8 +63,15 @@ fn start_server(database_url: &str) -> Server {
             break url;
         }
     };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep draining the log so the child never blocks on a full pipe, and
+    // show what went wrong in the server when something did.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("server: {line}");
+            }
+        }
+    });
     Server { child, url }
 }
 

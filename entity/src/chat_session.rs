@@ -25,6 +25,8 @@ pub struct Model {
     pub customer_read_seq: i32,
     pub agent_delivered_seq: i32,
     pub agent_read_seq: i32,
+    /// When the customer was last connected or active.
+    pub customer_seen_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

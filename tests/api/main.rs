@@ -8,6 +8,7 @@ mod concurrency;
 mod lifecycle;
 mod limits;
 mod meta;
+mod presence;
 mod retention;
 mod routing;
 mod scale_out;

@@ -38,6 +38,7 @@ fn to_domain(m: chat_session::Model) -> Result<ChatSession, DbErr> {
         customer_read_seq: m.customer_read_seq,
         agent_delivered_seq: m.agent_delivered_seq,
         agent_read_seq: m.agent_read_seq,
+        customer_seen_at: m.customer_seen_at,
     })
 }
 
@@ -102,15 +103,30 @@ pub async fn insert_waiting<C: ConnectionTrait>(
         customer_read_seq: Set(0),
         agent_delivered_seq: Set(0),
         agent_read_seq: Set(0),
+        customer_seen_at: Set(Some(now)),
     };
     to_domain(row.insert(db).await?)
 }
 
-/// Takes the next seq of the session. Call with the session row locked.
-pub async fn allocate_seq<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<i32, DbErr> {
-    let bump = chat_session::Entity::update_many()
+/// Takes the next seq of the session, and when `customer_seen` is given
+/// also records the customer's presence. Call with the session row locked.
+///
+/// Exactly one UPDATE of the row per transaction on this path: Postgres
+/// re-checks the agent foreign key when a row already updated by the same
+/// transaction is updated again, taking a lock on the agent row *after* the
+/// session row — the reverse of the agent-then-session order that accept
+/// and end use — and that deadlocks.
+pub async fn allocate_seq<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    customer_seen: Option<DateTime<Utc>>,
+) -> Result<i32, DbErr> {
+    let mut bump = chat_session::Entity::update_many()
         .col_expr(Column::LastSeq, Expr::col(Column::LastSeq).add(1))
         .filter(Column::Id.eq(id));
+    if let Some(at) = customer_seen {
+        bump = bump.col_expr(Column::CustomerSeenAt, Expr::value(at));
+    }
     // One round trip where the backend can return the new value.
     if txn.support_returning() {
         return bump
@@ -421,4 +437,42 @@ pub async fn purge_ended_before<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(res.rows_affected)
+}
+
+/// Records that the customer of an open session is here now.
+pub async fn touch_customer<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    chat_session::Entity::update_many()
+        .col_expr(Column::CustomerSeenAt, Expr::value(now))
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.ne(SessionStatus::Ended.as_str()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Open sessions whose customer has not been seen since `cutoff`.
+pub async fn with_absent_customer<C: ConnectionTrait>(
+    db: &C,
+    cutoff: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Uuid>, DbErr> {
+    chat_session::Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::Status.ne(SessionStatus::Ended.as_str()))
+        .filter(
+            Condition::any().add(Column::CustomerSeenAt.lt(cutoff)).add(
+                Condition::all()
+                    .add(Column::CustomerSeenAt.is_null())
+                    .add(Column::CreatedAt.lt(cutoff)),
+            ),
+        )
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
 }

@@ -83,6 +83,10 @@ impl ChatService {
         let viewer = viewer.clone();
         let svc = self.clone();
 
+        let follows_as_customer = party == Some(Party::Customer);
+        let mut heartbeat = tokio::time::interval(self.presence_heartbeat());
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
         Ok(async_stream::try_stream! {
             let mut sent = after_seq;
             loop {
@@ -105,7 +109,16 @@ impl ChatService {
                 // What to read from storage before going on, and a live
                 // message (from this process) to send after it.
                 let mut missed_events = false;
-                let (catch_up, live_message): (Option<Option<i32>>, Option<Message>) = match live.recv().await {
+                let received = tokio::select! {
+                    r = live.recv() => Some(r),
+                    _ = heartbeat.tick(), if follows_as_customer => None,
+                };
+                let Some(received) = received else {
+                    // The open feed is the customer's presence.
+                    svc.customer_seen(id).await?;
+                    continue;
+                };
+                let (catch_up, live_message): (Option<Option<i32>>, Option<Message>) = match received {
                     Err(RecvError::Closed) => break,
                     Err(RecvError::Lagged(skipped)) => {
                         tracing::debug!(%id, skipped, "session subscriber lagged; catching up from storage");

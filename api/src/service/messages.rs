@@ -87,7 +87,9 @@ impl ChatService {
             return Ok(MessageView::from_cursors(first, &session));
         }
         let party = writer_party(viewer, &session)?;
-        let seq = sessions::allocate_seq(&txn, id).await?;
+        // Writing is being here, whatever the connection.
+        let customer_seen = (party == Party::Customer).then_some(now);
+        let seq = sessions::allocate_seq(&txn, id, customer_seen).await?;
         let message = messages::insert(
             &txn,
             messages::NewMessage {

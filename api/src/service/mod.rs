@@ -9,6 +9,7 @@ mod live;
 mod messages;
 mod outbox;
 mod pagination;
+mod presence;
 mod retention;
 mod routing;
 mod sessions;
@@ -38,6 +39,8 @@ pub struct Policy {
     pub message_burst: u32,
     /// How long an agent has to accept an offer (fair routing).
     pub offer_timeout: chrono::Duration,
+    /// How long a customer may stay away before their chat is closed.
+    pub resume_grace: chrono::Duration,
 }
 
 /// Where "now" comes from; tests inject a fixed or moving clock.

@@ -18,6 +18,15 @@ use crate::matching::RoutingMode;
 use crate::repo::history::{self, HistoryKind};
 use crate::repo::{self, agents, messages, sessions};
 
+/// Who ends a session.
+#[derive(Clone, Copy)]
+pub(crate) enum Ender<'a> {
+    /// Someone, on purpose.
+    Person(&'a Viewer),
+    /// The system, because the customer has not been seen since `seen_before`.
+    Absence { seen_before: DateTime<Utc> },
+}
+
 /// Whether `viewer` may read `s`: its customer, an admin, the agent it is
 /// offered to or held by, or any agent while it is in the queue.
 pub(crate) fn can_view(viewer: &Viewer, s: &ChatSession) -> bool {
@@ -42,6 +51,8 @@ impl ChatService {
         let customer = viewer.require_customer()?;
         let subject = validate_subject(subject).map_err(AppError::BadUserInput)?;
         if let Some(open) = sessions::find_open_for_customer(&self.db, customer).await? {
+            // Coming back to it is being here.
+            sessions::touch_customer(&self.db, open.id, self.now()).await?;
             return Ok(open);
         }
         let txn = self.db.begin().await?;
@@ -181,29 +192,37 @@ impl ChatService {
     /// is, so a retried request does not fail.
     pub async fn end_session(&self, viewer: &Viewer, session_id: &str) -> AppResult<ChatSession> {
         let id = parse_session_id(session_id)?;
+        self.close(id, Ender::Person(viewer)).await
+    }
+
+    /// Ends a session for `ender`, writing the SYSTEM line and history,
+    /// freeing the agent's slot and telling everyone after the commit.
+    pub(crate) async fn close(&self, id: Uuid, ender: Ender<'_>) -> AppResult<ChatSession> {
         // The agent row must be locked before the session row (the order
         // accept uses); the holder is read first and checked again under lock.
         for _ in 0..5 {
             let seen = sessions::find(&self.db, id)
                 .await?
                 .ok_or_else(AppError::session_not_found)?;
-            let allowed = match viewer.role {
-                Role::Admin => true,
-                Role::Customer => seen.customer_id == viewer.id,
-                // An agent who was only offered it declines instead.
-                Role::Agent => {
-                    seen.agent_id.as_deref() == Some(viewer.id.as_str())
-                        && seen.status != SessionStatus::Offered
+            if let Ender::Person(viewer) = ender {
+                let allowed = match viewer.role {
+                    Role::Admin => true,
+                    Role::Customer => seen.customer_id == viewer.id,
+                    // An agent who was only offered it declines instead.
+                    Role::Agent => {
+                        seen.agent_id.as_deref() == Some(viewer.id.as_str())
+                            && seen.status != SessionStatus::Offered
+                    }
+                };
+                if !allowed {
+                    return Err(if can_view(viewer, &seen) {
+                        AppError::Forbidden(
+                            "only the session's customer, its agent or an admin may end it".into(),
+                        )
+                    } else {
+                        AppError::Forbidden("not your session".into())
+                    });
                 }
-            };
-            if !allowed {
-                return Err(if can_view(viewer, &seen) {
-                    AppError::Forbidden(
-                        "only the session's customer, its agent or an admin may end it".into(),
-                    )
-                } else {
-                    AppError::Forbidden("not your session".into())
-                });
             }
             if !seen.status.is_open() {
                 return Ok(seen);
@@ -223,22 +242,46 @@ impl ChatService {
             if !session.status.is_open() {
                 return Ok(session);
             }
-            let reason = EndReason::on_purpose(viewer.role, session.status);
-            sessions::mark_ended(&txn, id, Some(viewer.role), reason, now).await?;
-            let who = match viewer.role {
-                Role::Customer => "the customer",
-                Role::Agent => "the agent",
-                Role::Admin => "an administrator",
+            let (by, reason, line, actor) = match ender {
+                Ender::Person(viewer) => {
+                    let who = match viewer.role {
+                        Role::Customer => "the customer",
+                        Role::Agent => "the agent",
+                        Role::Admin => "an administrator",
+                    };
+                    (
+                        Some(viewer.role),
+                        EndReason::on_purpose(viewer.role, session.status),
+                        format!("Chat ended by {who}."),
+                        Some(viewer.id.as_str()),
+                    )
+                }
+                Ender::Absence { seen_before } => {
+                    // The customer may have come back since the sweep looked.
+                    if session.customer_seen_at.is_some_and(|at| at >= seen_before) {
+                        return Ok(session);
+                    }
+                    let reason = if session.status.is_queued() {
+                        EndReason::Cancelled
+                    } else {
+                        EndReason::Abandoned
+                    };
+                    (
+                        None,
+                        reason,
+                        "The customer left; the chat was closed.".to_owned(),
+                        None,
+                    )
+                }
             };
-            let ended_msg = self
-                .append_system_message(&txn, id, &format!("Chat ended by {who}."), now)
-                .await?;
+            sessions::mark_ended(&txn, id, by, reason, now).await?;
+            let ended_msg = self.append_system_message(&txn, id, &line, now).await?;
             history::record(
                 &txn,
                 id,
                 HistoryKind::Ended,
                 session.agent_id.as_deref(),
-                Some(&viewer.id),
+                actor,
                 now,
             )
             .await?;
@@ -305,7 +348,7 @@ impl ChatService {
         body: &str,
         now: DateTime<Utc>,
     ) -> AppResult<Message> {
-        let seq = sessions::allocate_seq(txn, session_id).await?;
+        let seq = sessions::allocate_seq(txn, session_id, None).await?;
         Ok(messages::insert(
             txn,
             messages::NewMessage {

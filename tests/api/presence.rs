@@ -1,0 +1,132 @@
+//! Resume and presence: a customer who drops off keeps the chat for the
+//! grace period (2 s here), across processes, and loses it after.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app_with, TestApp};
+
+const GRACE: &str = "2";
+
+async fn wait_for_end(app: &TestApp, sid: &str) -> serde_json::Value {
+    let admin = app.admin();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = app
+            .ok(
+                &admin,
+                "query($s: ID!) { session(id: $s) { status endReason endedBy } }",
+                json!({"s": sid}),
+            )
+            .await;
+        if s["session"]["status"] == "ENDED" {
+            return s["session"].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chat of an absent customer was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_connected_customer_keeps_a_queued_chat_and_a_departed_one_loses_it() {
+    let app = spawn_app_with(&[("RESUME_GRACE_SECS", GRACE)]).await;
+    let cust = app.customer("gina");
+    let sid = app.start_session(&cust).await;
+    let mut feed = app.ws(Some(&cust)).await;
+    feed.session_events("s", &sid, 0).await;
+    feed.next_of("sessionEvents", "CaughtUp").await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        app.state(&sid).await.0,
+        "WAITING",
+        "closed while the customer was connected"
+    );
+
+    drop(feed);
+    let ended = wait_for_end(&app, &sid).await;
+    assert_eq!(
+        ended,
+        json!({"status": "ENDED", "endReason": "CANCELLED", "endedBy": null})
+    );
+}
+
+#[tokio::test]
+async fn a_customer_who_returns_within_grace_resumes_and_one_who_does_not_is_abandoned() {
+    let app = spawn_app_with(&[("RESUME_GRACE_SECS", GRACE)]).await;
+    let cust = app.customer("hugo");
+    let ann = app.agent("ann");
+    app.start_shift(&ann).await;
+    let sid = app.start_session(&cust).await;
+    app.accept(&ann, &sid).await;
+    let mut feed = app.ws(Some(&cust)).await;
+    feed.session_events("s", &sid, 0).await;
+    let caught = feed.next_of("sessionEvents", "CaughtUp").await;
+    let seen = caught["seq"].as_i64().unwrap();
+    drop(feed);
+
+    // Away for a moment while the agent writes.
+    for i in 0..5 {
+        app.send(&ann, &sid, &format!("are you there? {i}"), &format!("a{i}"))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut feed = app.ws(Some(&cust)).await;
+    feed.session_events("s", &sid, seen).await;
+    let mut replayed = Vec::new();
+    loop {
+        let ev = feed.next().await;
+        let ev = &ev["data"]["sessionEvents"];
+        match ev["__typename"].as_str() {
+            Some("MessagePosted") => replayed.push(ev["message"]["seq"].as_i64().unwrap()),
+            Some("CaughtUp") => break,
+            _ => {}
+        }
+    }
+    assert_eq!(replayed, ((seen + 1)..=(seen + 5)).collect::<Vec<_>>());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        app.state(&sid).await.0,
+        "ACTIVE",
+        "the returned customer kept the chat"
+    );
+
+    drop(feed);
+    let ended = wait_for_end(&app, &sid).await;
+    assert_eq!(
+        ended,
+        json!({"status": "ENDED", "endReason": "ABANDONED", "endedBy": null})
+    );
+    let me = app
+        .ok(
+            &ann,
+            "{ me { agent { activeSessionCount status } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        me["me"]["agent"],
+        json!({"activeSessionCount": 0, "status": "AVAILABLE"}),
+        "the agent was freed"
+    );
+}
+
+#[tokio::test]
+async fn presence_on_another_process_counts() {
+    let a = spawn_app_with(&[("RESUME_GRACE_SECS", GRACE)]).await;
+    let db = a.database_url.clone().unwrap();
+    let b = spawn_app_with(&[("RESUME_GRACE_SECS", GRACE), ("DATABASE_URL", &db)]).await;
+    let cust = a.customer("iris");
+    let sid = a.start_session(&cust).await;
+    // Connected to B only; both processes sweep.
+    let mut feed = b.ws(Some(&cust)).await;
+    feed.session_events("s", &sid, 0).await;
+    feed.next_of("sessionEvents", "CaughtUp").await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(a.state(&sid).await.0, "WAITING");
+    drop(feed);
+    assert_eq!(wait_for_end(&a, &sid).await["endReason"], "CANCELLED");
+}
