@@ -68,6 +68,9 @@ pub struct Limits {
     pub ws_max_message_bytes: usize,
     /// Seconds between server pings on graphql-transport-ws connections.
     pub ws_keepalive_secs: u64,
+    /// Browser origins besides the server's own that may use the API
+    /// (exact, like `https://shop.example.com`; `*` for any).
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -192,6 +195,12 @@ impl Settings {
                 16 * 1024 * 1024,
             )?,
             ws_keepalive_secs: parse_num(&lookup, "WS_KEEPALIVE_SECS", 30, 1, 3600)?,
+            allowed_origins: lookup("ALLOWED_ORIGINS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
         };
         Ok(Settings {
             limits,
@@ -245,6 +254,7 @@ impl Settings {
             ),
             format!("WS_MAX_MESSAGE_BYTES={}", self.limits.ws_max_message_bytes),
             format!("WS_KEEPALIVE_SECS={}", self.limits.ws_keepalive_secs),
+            format!("ALLOWED_ORIGINS={}", self.limits.allowed_origins.join(",")),
             format!("DATA_DIR={}", self.data_dir.display()),
         ]
     }

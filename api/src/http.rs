@@ -11,8 +11,14 @@ use std::time::Duration;
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
-use axum::http::{header::AUTHORIZATION, HeaderMap, StatusCode};
+use axum::http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, HOST, ORIGIN, VARY,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -39,7 +45,68 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), guard_origin))
         .with_state(state)
+}
+
+/// Whether a browser page from `origin` may use the API: the server's own
+/// origin (the one the request was addressed to), or one configured in
+/// ALLOWED_ORIGINS. Requests without an Origin (not from a browser page)
+/// are not affected.
+pub fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    let origin = origin.trim_end_matches('/');
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    if authority.is_some() && authority == host {
+        return true;
+    }
+    allowed.iter().any(|a| a == "*" || a == origin)
+}
+
+/// Refuses cross-origin use by pages not allowed (WebSocket handshakes
+/// included: browsers do not apply CORS to them), and adds CORS headers and
+/// preflight answers for allowed ones.
+async fn guard_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(origin) = request
+        .headers()
+        .get(ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return next.run(request).await;
+    };
+    let host = request.headers().get(HOST).and_then(|h| h.to_str().ok());
+    if !origin_allowed(&origin, host, &state.limits.allowed_origins) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            format!("origin {origin} may not use this API; see ALLOWED_ORIGINS"),
+        );
+    }
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&origin) {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    headers.insert(VARY, HeaderValue::from_static("Origin"));
+    if preflight {
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, GET, OPTIONS"),
+        );
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    }
+    response
 }
 
 /// A GraphQL-shaped refusal, for requests that never reach the executor.
@@ -180,6 +247,38 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn origins() {
+        let none: Vec<String> = vec![];
+        assert!(
+            origin_allowed("http://127.0.0.1:8080", Some("127.0.0.1:8080"), &none),
+            "own origin"
+        );
+        assert!(origin_allowed(
+            "https://chat.example.com",
+            Some("chat.example.com"),
+            &none
+        ));
+        assert!(!origin_allowed(
+            "https://evil.example",
+            Some("127.0.0.1:8080"),
+            &none
+        ));
+        assert!(!origin_allowed("null", Some("127.0.0.1:8080"), &none));
+        let shop = vec!["https://shop.example.com".to_owned()];
+        assert!(origin_allowed(
+            "https://shop.example.com",
+            Some("api.example.com"),
+            &shop
+        ));
+        assert!(!origin_allowed(
+            "https://shop.example.com.evil",
+            Some("api.example.com"),
+            &shop
+        ));
+        assert!(origin_allowed("https://anything", None, &["*".to_owned()]));
+    }
 
     #[test]
     fn init_payload_tokens() {

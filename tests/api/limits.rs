@@ -156,3 +156,68 @@ async fn a_sender_over_the_message_rate_is_rate_limited() {
         "the refused message was not stored"
     );
 }
+
+/// Only the server's own origin and configured ones may use the API from a
+/// browser; a foreign page can neither open a WebSocket nor POST.
+#[tokio::test]
+async fn foreign_browser_origins_are_refused_and_allowed_ones_get_cors() {
+    let app = spawn_app_with(&[("ALLOWED_ORIGINS", "https://shop.example.com")]).await;
+    let ws = |origin: &'static str| {
+        let addr = app.addr;
+        async move {
+            let mut request = format!("ws://{addr}/graphql")
+                .into_client_request()
+                .unwrap();
+            let headers = request.headers_mut();
+            headers.insert(
+                "Sec-WebSocket-Protocol",
+                "graphql-transport-ws".parse().unwrap(),
+            );
+            headers.insert("Origin", origin.parse().unwrap());
+            tokio_tungstenite::connect_async(request).await
+        }
+    };
+    assert!(
+        ws("https://evil.example").await.is_err(),
+        "a foreign page opened a WebSocket"
+    );
+    assert!(ws("https://shop.example.com").await.is_ok());
+    let own: &'static str = Box::leak(format!("http://{}", app.addr).into_boxed_str());
+    assert!(
+        ws(own).await.is_ok(),
+        "the server's own page (GraphiQL) must work"
+    );
+
+    let post = |origin: &str| {
+        app.http
+            .post(app.url("/graphql"))
+            .header("Origin", origin)
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+    };
+    let refused = post("https://evil.example").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(code_of(&refused.json().await.unwrap()), "FORBIDDEN");
+    let allowed = post("https://shop.example.com").await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+        .header("Origin", "https://shop.example.com")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert!(preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    // Clients that are not browser pages send no Origin and are unaffected.
+    assert!(app.gql(None, "{ __typename }", json!({})).await["data"]["__typename"].is_string());
+}
