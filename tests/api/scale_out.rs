@@ -127,3 +127,26 @@ async fn subscribers_lose_nothing_when_the_relay_connection_drops() {
     }
     assert_eq!(seqs, (2..=11).collect::<Vec<_>>());
 }
+
+/// Queue order comes from the database's clock: a server whose own clock
+/// runs a minute slow still queues its later arrival behind an earlier one.
+#[tokio::test]
+async fn queue_order_holds_across_servers_with_skewed_clocks() {
+    let a = spawn_app_with(&[]).await;
+    let db = a.database_url.clone().unwrap();
+    let slow: switchboard::service::Clock =
+        std::sync::Arc::new(|| chrono::Utc::now() - chrono::Duration::seconds(60));
+    let b = crate::helpers::spawn_app_with_clock(
+        &[("DATABASE_URL", &db), ("ROUTING_MODE", "manual")],
+        slow,
+    )
+    .await;
+    let first = a.start_session(&a.customer("early")).await;
+    let second = b.start_session(&b.customer("late")).await;
+    let queue = a
+        .ok(&a.agent("ann"), "{ queue { id queuePosition } }", json!({}))
+        .await;
+    assert_eq!(queue["queue"][0]["id"], first.as_str());
+    assert_eq!(queue["queue"][1]["id"], second.as_str());
+    assert_eq!(queue["queue"][1]["queuePosition"], 2);
+}

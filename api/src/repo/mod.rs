@@ -31,3 +31,24 @@ fn parse<T: std::str::FromStr<Err = UnknownName>>(s: &str) -> Result<T, DbErr> {
     s.parse()
         .map_err(|e: UnknownName| DbErr::Type(e.to_string()))
 }
+
+/// The database's wall clock, the one clock every process shares: queue
+/// order and offer deadlines are taken from it so that two servers with
+/// skewed clocks still agree. `None` on SQLite (one process, its own clock).
+pub async fn shared_now<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, DbErr> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(None);
+    }
+    let row = db
+        .query_one(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT clock_timestamp() AS now",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("clock_timestamp() returned no row".into()))?;
+    Ok(Some(
+        row.try_get::<chrono::DateTime<chrono::Utc>>("", "now")?,
+    ))
+}

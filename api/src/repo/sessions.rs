@@ -84,6 +84,7 @@ pub async fn insert_waiting<C: ConnectionTrait>(
     customer_id: &str,
     subject: Option<String>,
     now: DateTime<Utc>,
+    queued_at: DateTime<Utc>,
 ) -> Result<ChatSession, DbErr> {
     let row = chat_session::ActiveModel {
         id: Set(Uuid::new_v4()),
@@ -92,7 +93,7 @@ pub async fn insert_waiting<C: ConnectionTrait>(
         status: Set(SessionStatus::Waiting.as_str().to_owned()),
         agent_id: Set(None),
         created_at: Set(now),
-        queued_at: Set(now),
+        queued_at: Set(queued_at),
         assigned_at: Set(None),
         offer_expires_at: Set(None),
         ended_at: Set(None),

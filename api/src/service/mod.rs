@@ -86,6 +86,17 @@ impl ChatService {
         (self.clock)()
     }
 
+    /// "Now" for ordering and deadlines that several processes compare: the
+    /// database's clock where there is a shared one, else this process's.
+    async fn shared_now<C: sea_orm::ConnectionTrait>(
+        &self,
+        db: &C,
+    ) -> Result<DateTime<Utc>, sea_orm::DbErr> {
+        Ok(crate::repo::shared_now(db)
+            .await?
+            .unwrap_or_else(|| self.now()))
+    }
+
     pub fn bus(&self) -> &EventBus {
         &self.bus
     }

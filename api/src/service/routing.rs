@@ -73,6 +73,7 @@ impl ChatService {
             return Ok(0);
         }
 
+        let deadline_base = self.shared_now(&txn).await?;
         let names: HashMap<&str, &str> = free_agents
             .iter()
             .map(|a| (a.id.as_str(), a.name.as_str()))
@@ -85,7 +86,7 @@ impl ChatService {
                 .unwrap_or(p.agent.as_str());
             match self.policy.routing_mode {
                 RoutingMode::Fair => {
-                    let expires_at = now + self.policy.offer_timeout;
+                    let expires_at = deadline_base + self.policy.offer_timeout;
                     sessions::mark_offered(&txn, p.session, &p.agent, expires_at).await?;
                     history::record(
                         &txn,
@@ -275,7 +276,8 @@ impl ChatService {
     /// in the queue and the agent, evidently away, goes on break. Deadlines
     /// are stored, so lapsing resumes after a restart.
     pub async fn lapse_expired_offers(&self) -> AppResult<usize> {
-        let now = self.now();
+        // Deadlines were set by the database clock; compare with the same.
+        let now = self.shared_now(&self.db).await?;
         let expired = sessions::expired_offers(&self.db, now).await?;
         let mut lapsed = 0;
         for s in expired {

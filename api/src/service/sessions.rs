@@ -67,7 +67,9 @@ impl ChatService {
             return Ok(open);
         }
         let now = self.now();
-        let created = match sessions::insert_waiting(&txn, customer, subject, now).await {
+        let queued_at = self.shared_now(&txn).await?;
+        let created = match sessions::insert_waiting(&txn, customer, subject, now, queued_at).await
+        {
             Ok(s) => s,
             // Only without the routing lock (SQLite): a concurrent start won
             // the unique index.
@@ -124,7 +126,11 @@ impl ChatService {
             // A retried accept of what is already ours succeeds.
             (SessionStatus::Active, _) if mine => return Ok(session),
             (SessionStatus::Offered, _) if mine => {
-                if session.offer_expires_at.is_some_and(|at| at <= now) {
+                let deadline_now = self.shared_now(&txn).await?;
+                if session
+                    .offer_expires_at
+                    .is_some_and(|at| at <= deadline_now)
+                {
                     return Err(AppError::Conflict("the offer has lapsed".into()));
                 }
             }
