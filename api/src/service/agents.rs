@@ -45,6 +45,21 @@ impl ChatService {
         Ok(())
     }
 
+    /// The calling agent's row, locked in `txn`. The row is normally created
+    /// when the token is first seen; ensuring it again here means a failure
+    /// then (database briefly away) does not stick to a WebSocket.
+    pub(crate) async fn lock_calling_agent(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        viewer: &Viewer,
+    ) -> AppResult<Agent> {
+        let agent_id = viewer.require_agent()?;
+        self.ensure_agent(viewer).await?;
+        agents::lock(txn, agent_id)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("agent {agent_id} has no row")))
+    }
+
     /// The caller's agent record, when the caller is an agent.
     pub async fn viewer_agent(&self, viewer: &Viewer) -> AppResult<Option<Agent>> {
         if viewer.role != Role::Agent {
@@ -70,14 +85,9 @@ impl ChatService {
         action: ShiftAction,
     ) -> AppResult<Agent> {
         let agent_id = viewer.require_agent()?;
-        // Normally done when the token is first seen; repeated here so a
-        // failure then (database briefly away) does not stick to a socket.
-        self.ensure_agent(viewer).await?;
         let now = self.now();
         let txn = self.db.begin().await?;
-        let agent = agents::lock(&txn, agent_id)
-            .await?
-            .ok_or_else(|| AppError::Internal(format!("agent {agent_id} has no row")))?;
+        let agent = self.lock_calling_agent(&txn, viewer).await?;
         let mut outbox = Outbox::default();
         let leaving = matches!(action, ShiftAction::RequestBreak | ShiftAction::EndShift);
         // Someone leaving AVAILABLE gets nothing new: open offers go to the next agent.

@@ -223,15 +223,10 @@ impl ChatService {
         session_id: &str,
     ) -> AppResult<ChatSession> {
         let agent_id = viewer.require_agent()?;
-        // Normally done when the token is first seen; repeated here so a
-        // failure then (database briefly away) does not stick to a socket.
-        self.ensure_agent(viewer).await?;
         let id = parse_session_id(session_id)?;
         let now = self.now();
         let txn = self.db.begin().await?;
-        agents::lock(&txn, agent_id)
-            .await?
-            .ok_or_else(|| AppError::Internal(format!("agent {agent_id} has no row")))?;
+        self.lock_calling_agent(&txn, viewer).await?;
         let s = sessions::lock(&txn, id)
             .await?
             .ok_or_else(AppError::session_not_found)?;
