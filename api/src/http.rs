@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, HOST, ORIGIN, VARY,
@@ -27,6 +28,7 @@ use crate::auth::{bearer_token, Caller, JwtKeys};
 use crate::config::Limits;
 use crate::error::ErrorCode;
 use crate::graphql::AppSchema;
+use crate::metrics::GaugeGuard;
 use crate::service::ChatService;
 
 #[derive(Clone)]
@@ -44,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql_ws).post(graphql_http))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), guard_origin))
         .with_state(state)
@@ -200,6 +203,7 @@ async fn graphql_ws(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
+            let _connected = GaugeGuard::new(state.service.metrics(), |m| &m.websocket_connections);
             let schema = state.schema.clone();
             GraphQLWebSocket::new(socket, schema, protocol)
                 .keepalive_timeout(keepalive)
@@ -233,6 +237,18 @@ async fn graphiql(Query(params): Query<HashMap<String, String>>) -> Html<String>
             .ws_connection_param("authorization", b);
     }
     Html(page.finish())
+}
+
+/// Prometheus metrics. Serve this port's /metrics to your monitoring only
+/// (at the proxy): it tells queue sizes, though nothing about any chat.
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.service.metrics_text().await {
+        Ok(text) => ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable").into_response()
+        }
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {

@@ -22,6 +22,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod matching;
+pub mod metrics;
 pub mod repo;
 pub mod service;
 pub mod startup;

@@ -93,3 +93,45 @@ fragment TypeRef on __Type {
   ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
 }
 "#;
+
+/// /metrics reports connections, subscriptions, messages, the queue and the
+/// wait and delivery histograms, in the Prometheus text format.
+#[tokio::test]
+async fn metrics_report_what_happened() {
+    let app = crate::helpers::spawn_app().await;
+    let cust = app.customer("mia");
+    let ann = app.agent("ann");
+    let sid = app.start_session(&cust).await;
+    app.start_session(&app.customer("other")).await; // stays waiting
+    let mut feed = app.ws(Some(&cust)).await;
+    feed.session_events("s", &sid, 0).await;
+    feed.next_of("sessionEvents", "CaughtUp").await;
+    app.start_shift(&ann).await;
+    app.accept(&ann, &sid).await;
+    app.send(&ann, &sid, "hello", "a1").await;
+    feed.next_of("sessionEvents", "MessagePosted").await; // the join line
+    feed.next_of("sessionEvents", "MessagePosted").await; // the reply, live
+
+    let resp = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = resp.text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert_eq!(value("switchboard_websocket_connections"), 1.0);
+    assert_eq!(value("switchboard_subscriptions"), 1.0);
+    assert_eq!(value("switchboard_messages_total"), 1.0);
+    assert_eq!(value("switchboard_queue_waiting"), 1.0);
+    assert_eq!(value("switchboard_sessions_active"), 1.0);
+    assert_eq!(value("switchboard_queue_wait_seconds_count"), 1.0);
+    assert!(value("switchboard_delivery_latency_seconds_count") >= 1.0);
+    drop(feed);
+}

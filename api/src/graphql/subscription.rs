@@ -5,6 +5,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::context::caller_and_service;
 use super::error::{to_gql, GqlResultExt};
 use super::types::{AgentEvent, QueueChanged, SessionEvent};
+use crate::metrics::GaugeGuard;
 
 pub struct SubscriptionRoot;
 
@@ -51,7 +52,9 @@ impl SubscriptionRoot {
         let (viewer, svc) = caller_and_service(ctx)?;
         let agent_id = viewer.require_agent().gql()?;
         let mut rx = svc.bus().subscribe_agent(agent_id);
+        let subscribed = GaugeGuard::new(svc.metrics(), |m| &m.subscriptions);
         Ok(async_stream::stream! {
+            let _subscribed = subscribed;
             loop {
                 match rx.recv().await {
                     Ok(e) => yield AgentEvent::from(e),

@@ -10,6 +10,7 @@ use crate::auth::{Role, Viewer};
 use crate::domain::{ChatSession, Message, MessageStatus, MessageView, Party};
 use crate::error::{AppError, AppResult};
 use crate::events::{SessionEvent, SessionSignal};
+use crate::metrics::GaugeGuard;
 use crate::repo::{messages, sessions};
 
 /// Messages read from storage per round trip while replaying.
@@ -87,7 +88,10 @@ impl ChatService {
         let mut heartbeat = tokio::time::interval(self.presence_heartbeat());
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+        let subscribed = GaugeGuard::new(self.metrics(), |m| &m.subscriptions);
+
         Ok(async_stream::try_stream! {
+            let _subscribed = subscribed;
             let mut sent = after_seq;
             loop {
                 let page = messages::range(&svc.db, id, sent, None, REPLAY_PAGE).await?;
@@ -170,6 +174,8 @@ impl ChatService {
                     }
                 }
                 if let Some(m) = live_message {
+                    let latency = (chrono::Utc::now() - m.created_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    svc.metrics.delivery_latency.observe(latency);
                     if m.seq > sent {
                         sent = m.seq;
                         reached_recipient |= Some(m.sender.recipient()) == party;

@@ -104,6 +104,9 @@ impl ChatService {
         )
         .await?;
         txn.commit().await?;
+        self.metrics
+            .messages
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
         self.bus
             .publish_session(id, SessionEvent::MessagePosted(message.clone()));

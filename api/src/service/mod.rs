@@ -22,6 +22,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::events::EventBus;
 use crate::matching::RoutingMode;
+use crate::metrics::Metrics;
 
 pub use live::LiveItem;
 pub use pagination::{Page, PageArgs};
@@ -64,6 +65,7 @@ pub struct ChatService {
     /// routing lock, instead of every request holding a connection while it waits.
     matcher: Arc<tokio::sync::Mutex<()>>,
     message_limiter: Arc<limiter::TokenBuckets>,
+    metrics: Arc<Metrics>,
 }
 
 impl ChatService {
@@ -79,6 +81,7 @@ impl ChatService {
             clock,
             known_agents: Arc::new(Mutex::new(HashSet::new())),
             matcher: Arc::new(tokio::sync::Mutex::new(())),
+            metrics: Arc::new(Metrics::default()),
         }
     }
 
@@ -103,6 +106,16 @@ impl ChatService {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The `/metrics` page: this process's counters and the shared queue.
+    pub async fn metrics_text(&self) -> crate::error::AppResult<String> {
+        let stats = self.compute_queue_stats().await?;
+        Ok(self.metrics.render(&stats))
     }
 
     /// Whether the database answers; for readiness probes.

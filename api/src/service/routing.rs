@@ -6,6 +6,7 @@
 //! concurrent transactions from deadlocking, across processes too.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
@@ -87,6 +88,7 @@ impl ChatService {
             match self.policy.routing_mode {
                 RoutingMode::Fair => {
                     let expires_at = deadline_base + self.policy.offer_timeout;
+                    self.metrics.offers.fetch_add(1, Ordering::Relaxed);
                     sessions::mark_offered(&txn, p.session, &p.agent, expires_at).await?;
                     history::record(
                         &txn,
@@ -177,6 +179,10 @@ impl ChatService {
         let joined = self.append_system_message(txn, id, &line, now).await?;
         history::record(txn, id, kind, Some(agent_id), actor, now).await?;
         let s = self.reload(txn, id).await?;
+        if kind != HistoryKind::Transferred {
+            let waited = (now - s.queued_at).num_milliseconds() as f64 / 1000.0;
+            self.metrics.queue_wait.observe(waited);
+        }
         outbox.session(id, SessionEvent::MessagePosted(joined));
         outbox.session(id, SessionEvent::SessionChanged(s.clone()));
         outbox.agent(agent_id, AgentEvent::SessionAssigned(s.clone()));
@@ -314,6 +320,7 @@ impl ChatService {
             }
             txn.commit().await?;
             outbox.publish(self).await;
+            self.metrics.lapses.fetch_add(1, Ordering::Relaxed);
             lapsed += 1;
         }
         if lapsed > 0 {
