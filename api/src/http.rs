@@ -25,6 +25,9 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::auth::{bearer_token, Caller, JwtKeys};
+use tracing::Instrument;
+
+const X_REQUEST_ID: &str = "x-request-id";
 use crate::config::Limits;
 use crate::error::ErrorCode;
 use crate::graphql::AppSchema;
@@ -49,7 +52,32 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), guard_origin))
+        .layer(middleware::from_fn(with_request_id))
         .with_state(state)
+}
+
+/// Gives every request an id: a tracing span carries it onto every log line
+/// the request causes (a WebSocket's whole life included), and the response
+/// returns it as `x-request-id` so a client can quote it. A well-formed id
+/// sent by a proxy is kept.
+async fn with_request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
 }
 
 /// Whether a browser page from `origin` may use the API: the server's own
@@ -202,19 +230,25 @@ async fn graphql_ws(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| async move {
-            let _connected = GaugeGuard::new(state.service.metrics(), |m| &m.websocket_connections);
-            let schema = state.schema.clone();
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .keepalive_timeout(keepalive)
-                .on_connection_init(move |payload| async move {
-                    let token = token_from_init(&payload);
-                    let mut data = Data::default();
-                    data.insert(state.caller(token.as_deref()).await);
-                    Ok(data)
-                })
-                .serve()
-                .await
+        .on_upgrade(move |socket| {
+            // The connection outlives the upgrade request: keep its span.
+            let span = tracing::Span::current();
+            async move {
+                let _connected =
+                    GaugeGuard::new(state.service.metrics(), |m| &m.websocket_connections);
+                let schema = state.schema.clone();
+                GraphQLWebSocket::new(socket, schema, protocol)
+                    .keepalive_timeout(keepalive)
+                    .on_connection_init(move |payload| async move {
+                        let token = token_from_init(&payload);
+                        let mut data = Data::default();
+                        data.insert(state.caller(token.as_deref()).await);
+                        Ok(data)
+                    })
+                    .serve()
+                    .await
+            }
+            .instrument(span)
         })
 }
 

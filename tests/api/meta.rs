@@ -135,3 +135,37 @@ async fn metrics_report_what_happened() {
     assert!(value("switchboard_delivery_latency_seconds_count") >= 1.0);
     drop(feed);
 }
+
+/// Every response names its request id; a proxy's well-formed id is kept.
+#[tokio::test]
+async fn every_request_gets_an_id() {
+    let app = crate::helpers::spawn_app().await;
+    let ids: Vec<String> =
+        futures_util::future::join_all((0..2).map(|_| app.http.get(app.url("/healthz")).send()))
+            .await
+            .into_iter()
+            .map(|r| {
+                r.unwrap().headers()["x-request-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+    assert_ne!(ids[0], ids[1]);
+    let kept = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "edge-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "edge-42");
+    let replaced = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "<script>")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(replaced.headers()["x-request-id"], "<script>");
+}
