@@ -68,6 +68,8 @@ pub struct Limits {
     pub ws_max_message_bytes: usize,
     /// Seconds between server pings on graphql-transport-ws connections.
     pub ws_keepalive_secs: u64,
+    /// Most subscriptions one WebSocket connection may hold at once.
+    pub ws_max_subscriptions: usize,
     /// Browser origins besides the server's own that may use the API
     /// (exact, like `https://shop.example.com`; `*` for any).
     pub allowed_origins: Vec<String>,
@@ -195,6 +197,7 @@ impl Settings {
                 16 * 1024 * 1024,
             )?,
             ws_keepalive_secs: parse_num(&lookup, "WS_KEEPALIVE_SECS", 30, 1, 3600)?,
+            ws_max_subscriptions: parse_num(&lookup, "WS_MAX_SUBSCRIPTIONS", 50, 1, 10_000)?,
             allowed_origins: lookup("ALLOWED_ORIGINS")
                 .unwrap_or_default()
                 .split(',')
@@ -254,6 +257,7 @@ impl Settings {
             ),
             format!("WS_MAX_MESSAGE_BYTES={}", self.limits.ws_max_message_bytes),
             format!("WS_KEEPALIVE_SECS={}", self.limits.ws_keepalive_secs),
+            format!("WS_MAX_SUBSCRIPTIONS={}", self.limits.ws_max_subscriptions),
             format!("ALLOWED_ORIGINS={}", self.limits.allowed_origins.join(",")),
             format!("DATA_DIR={}", self.data_dir.display()),
         ]

@@ -30,7 +30,7 @@ use tracing::Instrument;
 const X_REQUEST_ID: &str = "x-request-id";
 use crate::config::Limits;
 use crate::error::ErrorCode;
-use crate::graphql::AppSchema;
+use crate::graphql::{AppSchema, SubscriptionBudget};
 use crate::metrics::GaugeGuard;
 use crate::service::ChatService;
 
@@ -243,6 +243,7 @@ async fn graphql_ws(
                         let token = token_from_init(&payload);
                         let mut data = Data::default();
                         data.insert(state.caller(token.as_deref()).await);
+                        data.insert(SubscriptionBudget::new(state.limits.ws_max_subscriptions));
                         Ok(data)
                     })
                     .serve()

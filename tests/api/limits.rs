@@ -221,3 +221,38 @@ async fn foreign_browser_origins_are_refused_and_allowed_ones_get_cors() {
     // Clients that are not browser pages send no Origin and are unaffected.
     assert!(app.gql(None, "{ __typename }", json!({})).await["data"]["__typename"].is_string());
 }
+
+/// One connection holds a bounded number of subscriptions.
+#[tokio::test]
+async fn subscriptions_per_connection_are_capped() {
+    let app = spawn_app_with(&[("WS_MAX_SUBSCRIPTIONS", "3")]).await;
+    let cust = app.customer("sam");
+    let sid = app.start_session(&cust).await;
+    let mut ws = app.ws(Some(&cust)).await;
+    for id in ["s1", "s2", "s3"] {
+        ws.session_events(id, &sid, 0).await;
+        ws.next_of("sessionEvents", "CaughtUp").await;
+    }
+    ws.session_events("s4", &sid, 0).await;
+    assert_eq!(ws.error_code_for("s4").await, "RATE_LIMITED");
+    // Another connection has its own budget.
+    let mut other = app.ws(Some(&cust)).await;
+    other.session_events("o1", &sid, 0).await;
+    other.next_of("sessionEvents", "CaughtUp").await;
+    // Ending one frees its place.
+    ws.complete("s1").await;
+    let mut freed = false;
+    for attempt in 0..20 {
+        let id = format!("again{attempt}");
+        ws.session_events(&id, &sid, 0).await;
+        let frame = ws.next().await;
+        if frame["data"]["sessionEvents"]["__typename"] == "MessagePosted"
+            || frame["data"]["sessionEvents"]["__typename"] == "CaughtUp"
+        {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(freed, "completing a subscription did not free its place");
+}

@@ -3,6 +3,7 @@
 //! The schema builds with no I/O, so `switchboard schema` needs nothing.
 
 mod context;
+pub use context::SubscriptionBudget;
 mod error;
 mod mutation;
 mod query;

@@ -2,7 +2,7 @@ use async_graphql::{Context, Subscription, ID};
 use futures_util::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::context::caller_and_service;
+use super::context::{caller_and_service, take_subscription_slot};
 use super::error::{to_gql, GqlResultExt};
 use super::types::{AgentEvent, QueueChanged, SessionEvent};
 use crate::metrics::GaugeGuard;
@@ -21,12 +21,15 @@ impl SubscriptionRoot {
         #[graphql(default_with = "Some(0)")] after_seq: Option<i32>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SessionEvent>>> {
         let (viewer, svc) = caller_and_service(ctx)?;
+        let slot = take_subscription_slot(ctx)?;
         let stream = svc
             .session_events(viewer, &session_id, after_seq.unwrap_or(0))
             .await
             .gql()?;
         let id = session_id.to_string();
         Ok(stream.map(move |item| {
+            // The slot is released when the stream (and this closure) drops.
+            let _slot = &slot;
             item.map(|i| SessionEvent::from_live(&id, i))
                 .map_err(to_gql)
         }))
@@ -51,8 +54,9 @@ impl SubscriptionRoot {
     ) -> async_graphql::Result<impl Stream<Item = AgentEvent>> {
         let (viewer, svc) = caller_and_service(ctx)?;
         let agent_id = viewer.require_agent().gql()?;
+        let slot = take_subscription_slot(ctx)?;
         let mut rx = svc.bus().subscribe_agent(agent_id);
-        let subscribed = GaugeGuard::new(svc.metrics(), |m| &m.subscriptions);
+        let subscribed = (GaugeGuard::new(svc.metrics(), |m| &m.subscriptions), slot);
         Ok(async_stream::stream! {
             let _subscribed = subscribed;
             loop {
