@@ -218,9 +218,4 @@ impl EventBus {
     pub fn resync_sessions(&self) {
         self.hub.sessions.publish_all(SessionSignal::Resync);
     }
-
-    /// Session topics currently open; for tests and metrics.
-    pub fn open_session_topics(&self) -> usize {
-        self.hub.sessions.len()
-    }
 }

@@ -287,26 +287,38 @@ pub async fn set_cursors<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Moves one side's delivered cursor forward without a lock: the condition
-/// makes concurrent calls safe. Returns whether it moved.
+/// Moves one side's delivered cursor forward without a lock: the
+/// conditions make concurrent calls safe. Returns the session as updated, or
+/// `None` when the cursor was already there. One round trip where the
+/// backend can return rows: this runs for every message pushed live.
 pub async fn advance_delivered<C: ConnectionTrait>(
     db: &C,
     id: Uuid,
     party: Party,
     seq: i32,
-) -> Result<bool, DbErr> {
+) -> Result<Option<ChatSession>, DbErr> {
     let col = match party {
         Party::Customer => Column::CustomerDeliveredSeq,
         Party::Agent => Column::AgentDeliveredSeq,
     };
-    let res = chat_session::Entity::update_many()
+    let update = chat_session::Entity::update_many()
         .col_expr(col, Expr::value(seq))
         .filter(Column::Id.eq(id))
         .filter(col.lt(seq))
-        .filter(Column::LastSeq.gte(seq))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected > 0)
+        .filter(Column::LastSeq.gte(seq));
+    if db.support_returning() {
+        return update
+            .exec_with_returning(db)
+            .await?
+            .into_iter()
+            .next()
+            .map(to_domain)
+            .transpose();
+    }
+    if update.exec(db).await?.rows_affected == 0 {
+        return Ok(None);
+    }
+    find(db, id).await
 }
 
 /// WAITING and OFFERED sessions in queue order: by when they entered the

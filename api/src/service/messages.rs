@@ -168,10 +168,10 @@ impl ChatService {
         party: Party,
         seq: i32,
     ) -> AppResult<()> {
-        if seq <= 0 || !sessions::advance_delivered(&self.db, session_id, party, seq).await? {
+        if seq <= 0 {
             return Ok(());
         }
-        if let Some(s) = sessions::find(&self.db, session_id).await? {
+        if let Some(s) = sessions::advance_delivered(&self.db, session_id, party, seq).await? {
             let (delivered_seq, read_seq) = s.cursors(party);
             self.bus.publish_session(
                 session_id,

@@ -13,7 +13,7 @@ use crate::domain::{
     validate_subject, AgentStatus, ChatSession, EndReason, Message, SenderRole, SessionStatus,
 };
 use crate::error::{AppError, AppResult};
-use crate::events::{AgentEvent, QueueChanged, QueueStats, SessionEvent};
+use crate::events::{AgentEvent, QueueStats, SessionEvent};
 use crate::matching::RoutingMode;
 use crate::repo::history::{self, HistoryKind};
 use crate::repo::{self, agents, messages, sessions};
@@ -380,23 +380,6 @@ impl ChatService {
             .filter(|s| can_view(viewer, s)))
     }
 
-    /// Like [`Self::session`], but an error says why the viewer cannot see it.
-    pub async fn visible_session(
-        &self,
-        viewer: &Viewer,
-        session_id: &str,
-    ) -> AppResult<ChatSession> {
-        let id = parse_session_id(session_id)?;
-        let s = sessions::find(&self.db, id)
-            .await?
-            .ok_or_else(AppError::session_not_found)?;
-        if can_view(viewer, &s) {
-            Ok(s)
-        } else {
-            Err(AppError::Forbidden("not your session".into()))
-        }
-    }
-
     /// Customer: own sessions of the last HISTORY_DAYS days. Agent: sessions
     /// they handled. Admin: everything stored. Newest first.
     pub async fn my_sessions(
@@ -490,15 +473,9 @@ impl ChatService {
 
     /// Tells queue watchers that `session` entered, moved in or left the queue.
     pub(crate) async fn publish_queue_change(&self, session: &ChatSession) {
-        match self.compute_queue_stats().await {
-            Ok(stats) => self.bus.publish_queue(QueueChanged {
-                session: session.clone(),
-                stats,
-            }),
-            // The change itself is committed; only the notification is lost,
-            // and watchers can re-read the queue.
-            Err(e) => tracing::error!(error = %e, "could not compute queue stats for QueueChanged"),
-        }
+        let mut outbox = Outbox::default();
+        outbox.queue(session.clone());
+        outbox.publish(self).await;
     }
 
     /// The assignment history of a session, for admins.
