@@ -62,6 +62,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
+    /// Most aliases one document may use.
+    pub max_aliases: usize,
     /// Introspection on (integrators use it); off also hides field suggestions.
     pub introspection: bool,
     /// Largest WebSocket message and frame.
@@ -70,6 +72,21 @@ pub struct Limits {
     pub ws_keepalive_secs: u64,
     /// Most subscriptions one WebSocket connection may hold at once.
     pub ws_max_subscriptions: usize,
+    /// Seconds a new WebSocket may take to send connection_init (then 4408).
+    pub ws_init_timeout_secs: u64,
+    /// Seconds one write to a WebSocket may block before the peer counts as
+    /// not reading and is disconnected (it resumes by seq).
+    pub ws_send_timeout_secs: u64,
+    /// Per-connection read buffer. tungstenite's default of 128 KiB per
+    /// socket dominates the memory of idle connections; clients send little.
+    pub ws_read_buffer_bytes: usize,
+    /// Bytes gathered before a write reaches the socket.
+    pub ws_write_buffer_bytes: usize,
+    /// Most WebSocket connections open at once from one client address.
+    pub ip_max_connections: usize,
+    /// How many proxies in front of the server append to X-Forwarded-For;
+    /// 0 trusts no header and uses the peer address.
+    pub trusted_proxy_hops: usize,
     /// Browser origins besides the server's own that may use the API
     /// (exact, like `https://shop.example.com`; `*` for any).
     pub allowed_origins: Vec<String>,
@@ -92,6 +109,11 @@ pub struct Settings {
     pub resume_grace_secs: i64,
     pub message_rate_per_sec: f64,
     pub message_burst: u32,
+    /// New sessions one client address may start per minute, and the burst.
+    pub ip_session_rate_per_min: f64,
+    pub ip_session_burst: u32,
+    /// How long a stopping server waits for requests and WebSockets to finish.
+    pub shutdown_grace_secs: u64,
     pub event_bus: EventBusKind,
     pub limits: Limits,
     pub data_dir: PathBuf,
@@ -179,6 +201,7 @@ impl Settings {
             )?,
             max_query_depth: parse_num(&lookup, "MAX_QUERY_DEPTH", 16, 2, 100)?,
             max_query_complexity: parse_num(&lookup, "MAX_QUERY_COMPLEXITY", 1000, 10, 100_000)?,
+            max_aliases: parse_num(&lookup, "MAX_ALIASES", 30, 0, 10_000)?,
             introspection: match lookup("INTROSPECTION").as_deref().map(str::trim) {
                 None | Some("") | Some("on") | Some("true") | Some("1") => true,
                 Some("off") | Some("false") | Some("0") => false,
@@ -198,6 +221,24 @@ impl Settings {
             )?,
             ws_keepalive_secs: parse_num(&lookup, "WS_KEEPALIVE_SECS", 30, 1, 3600)?,
             ws_max_subscriptions: parse_num(&lookup, "WS_MAX_SUBSCRIPTIONS", 50, 1, 10_000)?,
+            ws_init_timeout_secs: parse_num(&lookup, "WS_INIT_TIMEOUT_SECS", 10, 1, 3600)?,
+            ws_send_timeout_secs: parse_num(&lookup, "WS_SEND_TIMEOUT_SECS", 10, 1, 3600)?,
+            ws_read_buffer_bytes: parse_num(
+                &lookup,
+                "WS_READ_BUFFER_BYTES",
+                4 * 1024,
+                256,
+                16 * 1024 * 1024,
+            )?,
+            ws_write_buffer_bytes: parse_num(
+                &lookup,
+                "WS_WRITE_BUFFER_BYTES",
+                8 * 1024,
+                0,
+                16 * 1024 * 1024,
+            )?,
+            ip_max_connections: parse_num(&lookup, "IP_MAX_CONNECTIONS", 256, 1, 10_000_000)?,
+            trusted_proxy_hops: parse_num(&lookup, "TRUSTED_PROXY_HOPS", 0, 0, 16)?,
             allowed_origins: lookup("ALLOWED_ORIGINS")
                 .unwrap_or_default()
                 .split(',')
@@ -222,6 +263,15 @@ impl Settings {
             resume_grace_secs: parse_num(&lookup, "RESUME_GRACE_SECS", 600, 1, 7 * 24 * 3600)?,
             message_rate_per_sec: parse_num(&lookup, "MESSAGE_RATE_PER_SEC", 5.0, 0.01, 100_000.0)?,
             message_burst: parse_num(&lookup, "MESSAGE_BURST", 10, 1, 100_000)?,
+            ip_session_rate_per_min: parse_num(
+                &lookup,
+                "IP_SESSION_RATE_PER_MIN",
+                60.0,
+                0.01,
+                10_000_000.0,
+            )?,
+            ip_session_burst: parse_num(&lookup, "IP_SESSION_BURST", 30, 1, 10_000_000)?,
+            shutdown_grace_secs: parse_num(&lookup, "SHUTDOWN_GRACE_SECS", 10, 0, 3600)?,
             data_dir,
             log_json: lookup("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
         })
@@ -244,9 +294,13 @@ impl Settings {
             format!("RESUME_GRACE_SECS={}", self.resume_grace_secs),
             format!("MESSAGE_RATE_PER_SEC={}", self.message_rate_per_sec),
             format!("MESSAGE_BURST={}", self.message_burst),
+            format!("IP_SESSION_RATE_PER_MIN={}", self.ip_session_rate_per_min),
+            format!("IP_SESSION_BURST={}", self.ip_session_burst),
+            format!("SHUTDOWN_GRACE_SECS={}", self.shutdown_grace_secs),
             format!("MAX_BODY_BYTES={}", self.limits.max_body_bytes),
             format!("MAX_QUERY_DEPTH={}", self.limits.max_query_depth),
             format!("MAX_QUERY_COMPLEXITY={}", self.limits.max_query_complexity),
+            format!("MAX_ALIASES={}", self.limits.max_aliases),
             format!(
                 "INTROSPECTION={}",
                 if self.limits.introspection {
@@ -258,6 +312,15 @@ impl Settings {
             format!("WS_MAX_MESSAGE_BYTES={}", self.limits.ws_max_message_bytes),
             format!("WS_KEEPALIVE_SECS={}", self.limits.ws_keepalive_secs),
             format!("WS_MAX_SUBSCRIPTIONS={}", self.limits.ws_max_subscriptions),
+            format!("WS_INIT_TIMEOUT_SECS={}", self.limits.ws_init_timeout_secs),
+            format!("WS_SEND_TIMEOUT_SECS={}", self.limits.ws_send_timeout_secs),
+            format!("WS_READ_BUFFER_BYTES={}", self.limits.ws_read_buffer_bytes),
+            format!(
+                "WS_WRITE_BUFFER_BYTES={}",
+                self.limits.ws_write_buffer_bytes
+            ),
+            format!("IP_MAX_CONNECTIONS={}", self.limits.ip_max_connections),
+            format!("TRUSTED_PROXY_HOPS={}", self.limits.trusted_proxy_hops),
             format!("ALLOWED_ORIGINS={}", self.limits.allowed_origins.join(",")),
             format!("DATA_DIR={}", self.data_dir.display()),
         ]

@@ -25,5 +25,6 @@ pub mod matching;
 pub mod metrics;
 pub mod repo;
 pub mod service;
+pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -66,6 +66,10 @@ pub struct Metrics {
     pub messages: AtomicU64,
     pub offers: AtomicU64,
     pub lapses: AtomicU64,
+    /// WebSockets closed because the peer did not read what it was sent.
+    pub slow_consumer_disconnects: AtomicU64,
+    /// WebSocket upgrades and new sessions refused by a per-address limit.
+    pub refused_by_ip_limit: AtomicU64,
     /// From entering the queue to being given to an agent.
     pub queue_wait: Histogram,
     /// From a message being stored to its push into a live subscription.
@@ -80,6 +84,8 @@ impl Default for Metrics {
             messages: AtomicU64::new(0),
             offers: AtomicU64::new(0),
             lapses: AtomicU64::new(0),
+            slow_consumer_disconnects: AtomicU64::new(0),
+            refused_by_ip_limit: AtomicU64::new(0),
             queue_wait: Histogram::new(WAIT_BUCKETS),
             delivery_latency: Histogram::new(LATENCY_BUCKETS),
         }
@@ -137,6 +143,20 @@ impl Metrics {
             "switchboard_messages_total",
             "Messages stored by this process.",
             count(&self.messages),
+        );
+        line(
+            &mut out,
+            "counter",
+            "switchboard_slow_consumer_disconnects_total",
+            "WebSockets closed because the peer did not read what it was sent.",
+            count(&self.slow_consumer_disconnects),
+        );
+        line(
+            &mut out,
+            "counter",
+            "switchboard_refused_by_ip_limit_total",
+            "WebSocket connections and new sessions refused by a per-address limit.",
+            count(&self.refused_by_ip_limit),
         );
         line(
             &mut out,

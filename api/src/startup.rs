@@ -20,6 +20,7 @@ use crate::graphql::build_schema;
 use crate::http::{router, AppState};
 use crate::matching::RoutingMode;
 use crate::service::{system_clock, ChatService, Clock, Policy};
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -63,6 +64,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     service: ChatService,
+    shutdown: Shutdown,
+    shutdown_grace: Duration,
 }
 
 impl Application {
@@ -84,6 +87,8 @@ impl Application {
             resume_grace: chrono::Duration::seconds(settings.resume_grace_secs),
             message_rate_per_sec: settings.message_rate_per_sec,
             message_burst: settings.message_burst,
+            ip_session_rate_per_min: settings.ip_session_rate_per_min,
+            ip_session_burst: settings.ip_session_burst,
         };
         let bus = match settings.event_bus {
             EventBusKind::InProcess => EventBus::in_process(),
@@ -98,11 +103,14 @@ impl Application {
             }
         };
         let service = ChatService::new(db, bus, policy, clock);
+        let shutdown = Shutdown::default();
         let state = AppState {
             schema: build_schema(Some(service.clone()), &settings.limits),
             service: service.clone(),
             keys: JwtKeys::new(&settings.jwt_secret),
             limits: settings.limits.clone(),
+            shutdown: shutdown.clone(),
+            connections: Default::default(),
         };
         let listener = TcpListener::bind(&settings.listen_addr)
             .await
@@ -114,6 +122,8 @@ impl Application {
             listener,
             router: router(state),
             service,
+            shutdown,
+            shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
         })
     }
 
@@ -125,19 +135,37 @@ impl Application {
         &self.service
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    /// Background routing work (offer lapse, queue sweep) runs while serving.
+    /// Serves until `stop` resolves. Then it stops accepting, finishes
+    /// in-flight requests, closes every WebSocket with 1012 (clients
+    /// reconnect, to another process, and resume by seq) and waits for them
+    /// up to SHUTDOWN_GRACE_SECS. Background routing work (offer lapse, queue
+    /// sweep) runs while serving.
     pub async fn run_until(
         self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
+        stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let routing = (self.service.policy().routing_mode != RoutingMode::Manual)
             .then(|| tokio::spawn(routing_loop(self.service.clone())));
         let retention = tokio::spawn(retention_loop(self.service.clone()));
         let presence = tokio::spawn(presence_loop(self.service.clone()));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let sockets = self.shutdown.clone();
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            stop.await;
+            sockets.begin();
+        })
+        .await;
+        let still_open = self.shutdown.drained(self.shutdown_grace).await;
+        if still_open > 0 {
+            tracing::warn!(
+                still_open,
+                "WebSockets still open after the shutdown grace period"
+            );
+        }
         if let Some(task) = routing {
             task.abort();
         }

@@ -41,6 +41,9 @@ fn start_server(database_url: &str) -> Server {
         .env("ROUTING_MODE", "fair")
         .env("AGENT_CAPACITY", CAPACITY.to_string())
         .env("DB_POOL_SIZE", "8")
+        // All 200 customers connect from 127.0.0.1.
+        .env("IP_SESSION_RATE_PER_MIN", "1000000")
+        .env("IP_SESSION_BURST", "1000000")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())

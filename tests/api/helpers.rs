@@ -122,6 +122,11 @@ pub async fn spawn_app_with_clock(
     // the limits test sets its own.
     vars.insert("MESSAGE_RATE_PER_SEC".into(), "100000".into());
     vars.insert("MESSAGE_BURST".into(), "100000".into());
+    // Every test client comes from 127.0.0.1; the per-address limits have
+    // tests of their own.
+    vars.insert("IP_SESSION_RATE_PER_MIN".into(), "1000000".into());
+    vars.insert("IP_SESSION_BURST".into(), "1000000".into());
+    vars.insert("IP_MAX_CONNECTIONS".into(), "100000".into());
     vars.insert(
         "DATA_DIR".into(),
         std::env::temp_dir()
@@ -234,8 +239,12 @@ impl TestApp {
     }
 
     pub fn token(&self, role: Role, sub: &str) -> String {
+        self.token_with_ttl(role, sub, 3600)
+    }
+
+    pub fn token_with_ttl(&self, role: Role, sub: &str, ttl_secs: i64) -> String {
         self.keys
-            .issue(role, sub, Some(&format!("{sub} (name)")), 3600)
+            .issue(role, sub, Some(&format!("{sub} (name)")), ttl_secs)
             .expect("token")
     }
 
@@ -346,6 +355,26 @@ impl TestApp {
         }
     }
 
+    /// The body of a GET, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("text body")
+    }
+
+    /// A customer's session accepted by an agent on shift (manual routing).
+    pub async fn active_session(&self, customer: &str, agent: &str) -> String {
+        self.start_shift(agent).await;
+        let sid = self.start_session(customer).await;
+        self.accept(agent, &sid).await;
+        sid
+    }
+
     pub async fn ws(&self, token: Option<&str>) -> WsClient {
         WsClient::connect(self.addr, token).await
     }
@@ -374,41 +403,87 @@ pub fn subscription_error_code(frame: &Value) -> String {
         .to_owned()
 }
 
+/// A WebSocket handshake request offering graphql-transport-ws.
+pub fn ws_request(addr: SocketAddr) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = format!("ws://{addr}/graphql")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    request
+}
+
 /// A graphql-transport-ws client.
 pub struct WsClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 impl WsClient {
-    pub async fn connect(addr: SocketAddr, token: Option<&str>) -> WsClient {
-        let mut request = format!("ws://{addr}/graphql")
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request)
+    /// Opens the socket without connection_init.
+    pub async fn open(addr: SocketAddr) -> WsClient {
+        let (socket, _) = tokio_tungstenite::connect_async(ws_request(addr))
             .await
             .expect("WebSocket connects");
-        let mut client = WsClient { socket };
+        WsClient { socket }
+    }
+
+    pub async fn connect(addr: SocketAddr, token: Option<&str>) -> WsClient {
+        let mut client = WsClient::open(addr).await;
+        client.init(token).await;
+        client
+    }
+
+    pub fn from_socket(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> WsClient {
+        WsClient { socket }
+    }
+
+    /// Sends connection_init and waits for the acknowledgement.
+    pub async fn init(&mut self, token: Option<&str>) {
         let payload = match token {
             Some(t) => json!({ "authorization": format!("Bearer {t}") }),
             None => json!({}),
         };
-        client
-            .send(json!({ "type": "connection_init", "payload": payload }))
+        self.send(json!({ "type": "connection_init", "payload": payload }))
             .await;
-        let ack = client.next_frame().await;
+        let ack = self.next_frame().await;
         assert_eq!(ack["type"], "connection_ack", "expected ack, got {ack}");
-        client
     }
 
-    async fn send(&mut self, value: Value) {
+    pub async fn send(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
         self.socket
-            .send(WsMessage::Text(value.to_string().into()))
+            .send(WsMessage::Text(text.to_owned().into()))
             .await
             .expect("WebSocket send");
+    }
+
+    /// Reads until the server closes the socket; its close code and reason.
+    /// Protocol messages on the way are skipped (pings are answered).
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            let frame = tokio::time::timeout(EVENT_TIMEOUT, self.socket.next())
+                .await
+                .expect("timed out waiting for the server to close");
+            match frame {
+                Some(Ok(WsMessage::Close(Some(c)))) => {
+                    return (c.code.into(), c.reason.to_string())
+                }
+                Some(Ok(WsMessage::Close(None))) => panic!("closed without a code"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("WebSocket error before a close frame: {e}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    /// The socket itself, for tests of the transport.
+    pub fn socket(&mut self) -> &mut WebSocketStream<MaybeTlsStream<TcpStream>> {
+        &mut self.socket
     }
 
     /// The next protocol message, answering pings on the way.

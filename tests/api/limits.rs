@@ -106,14 +106,9 @@ async fn introspection_can_be_switched_off_and_takes_suggestions_with_it() {
 #[tokio::test]
 async fn oversized_websocket_messages_close_the_connection() {
     let app = spawn_app_with(&[("WS_MAX_MESSAGE_BYTES", "4096")]).await;
-    let mut request = format!("ws://{}/graphql", app.addr)
-        .into_client_request()
+    let (mut socket, _) = tokio_tungstenite::connect_async(crate::helpers::ws_request(app.addr))
+        .await
         .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let huge = json!({ "type": "connection_init", "payload": { "pad": "x".repeat(64 * 1024) } })
         .to_string();
     let _ = socket.send(WsMessage::Text(huge.into())).await;
@@ -255,4 +250,27 @@ async fn subscriptions_per_connection_are_capped() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(freed, "completing a subscription did not free its place");
+}
+
+#[tokio::test]
+async fn documents_with_too_many_aliases_are_refused_before_running() {
+    let app = spawn_app_with(&[("MAX_ALIASES", "3")]).await;
+    let cust = app.customer("ali");
+    let allowed = app
+        .gql(
+            Some(&cust),
+            "{ a: me { id } b: me { id } c: me { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(allowed.get("errors").is_none(), "{allowed}");
+    let refused = app
+        .gql(
+            Some(&cust),
+            "{ a: me { id } b: me { id } c: me { id } d: me { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code_of(&refused), "BAD_USER_INPUT", "{refused}");
+    assert!(refused["data"].is_null(), "{refused}");
 }

@@ -13,3 +13,4 @@ mod retention;
 mod routing;
 mod scale_out;
 mod validation;
+mod websocket;

@@ -39,15 +39,7 @@ async fn health_and_readiness_probes_and_graphiql() {
         "the token pre-fills headers and connection params"
     );
     // Tokens are never echoed unless they look like a JWT.
-    let page = app
-        .http
-        .get(app.url("/?token=%3Cscript%3E"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text("/?token=%3Cscript%3E").await;
     assert!(!page.contains("<script>alert") && !page.contains("Bearer <script>"));
 }
 

@@ -5,6 +5,7 @@
 mod context;
 pub use context::SubscriptionBudget;
 mod error;
+mod limits;
 mod mutation;
 mod query;
 mod subscription;
@@ -28,6 +29,9 @@ pub fn build_schema(service: Option<ChatService>, limits: &Limits) -> AppSchema 
         .limit_depth(limits.max_query_depth)
         .limit_complexity(limits.max_query_complexity)
         .limit_directives(8)
+        .extension(limits::AliasLimit {
+            max: limits.max_aliases,
+        })
         .extension(error::CodeEveryError);
     if !limits.introspection {
         // Suggestions ("did you mean …") would leak the schema anyway.

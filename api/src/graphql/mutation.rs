@@ -3,6 +3,7 @@ use async_graphql::{Context, MergedObject, Object, ID};
 use super::context::caller_and_service;
 use super::error::GqlResultExt;
 use super::types::{AgentGql, ChatSessionGql, MessageGql, SendMessageInput, StartSessionInput};
+use crate::http::client_ip::ClientIp;
 use crate::service::ShiftAction;
 
 #[derive(MergedObject, Default)]
@@ -21,8 +22,9 @@ impl SessionMutations {
         input: StartSessionInput,
     ) -> async_graphql::Result<ChatSessionGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
+        let from = ctx.data_opt::<ClientIp>().map(|c| c.0);
         Ok(svc
-            .start_session(viewer, input.subject.as_deref())
+            .start_session(viewer, input.subject.as_deref(), from)
             .await
             .gql()?
             .into())

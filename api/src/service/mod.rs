@@ -38,6 +38,9 @@ pub struct Policy {
     /// Messages per second one sender may post, and the burst above it.
     pub message_rate_per_sec: f64,
     pub message_burst: u32,
+    /// New sessions one client address may start per minute, and the burst.
+    pub ip_session_rate_per_min: f64,
+    pub ip_session_burst: u32,
     /// How long an agent has to accept an offer (fair routing).
     pub offer_timeout: chrono::Duration,
     /// How long a customer may stay away before their chat is closed.
@@ -65,6 +68,7 @@ pub struct ChatService {
     /// routing lock, instead of every request holding a connection while it waits.
     matcher: Arc<tokio::sync::Mutex<()>>,
     message_limiter: Arc<limiter::TokenBuckets>,
+    session_limiter: Arc<limiter::TokenBuckets>,
     metrics: Arc<Metrics>,
 }
 
@@ -76,6 +80,10 @@ impl ChatService {
             message_limiter: Arc::new(limiter::TokenBuckets::new(
                 policy.message_rate_per_sec,
                 policy.message_burst,
+            )),
+            session_limiter: Arc::new(limiter::TokenBuckets::new(
+                policy.ip_session_rate_per_min / 60.0,
+                policy.ip_session_burst,
             )),
             policy: Arc::new(policy),
             clock,

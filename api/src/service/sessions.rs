@@ -1,5 +1,7 @@
 //! Session lifecycle: start, accept, end; reading sessions and the queue.
 
+use std::net::IpAddr;
+
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{SqlErr, TransactionTrait};
@@ -42,11 +44,14 @@ pub(crate) fn parse_session_id(raw: &str) -> AppResult<Uuid> {
 }
 
 impl ChatService {
-    /// Returns the customer's open session, or queues a new one.
+    /// Returns the customer's open session, or queues a new one. `from` is
+    /// the client's address: each may start only so many sessions a minute,
+    /// so that one host cannot flood the queue under many customer ids.
     pub async fn start_session(
         &self,
         viewer: &Viewer,
         subject: Option<&str>,
+        from: Option<IpAddr>,
     ) -> AppResult<ChatSession> {
         let customer = viewer.require_customer()?;
         let subject = validate_subject(subject).map_err(AppError::BadUserInput)?;
@@ -54,6 +59,20 @@ impl ChatService {
             // Coming back to it is being here.
             sessions::touch_customer(&self.db, open.id, self.now()).await?;
             return Ok(open);
+        }
+        if let Some(ip) = from {
+            if !self
+                .session_limiter
+                .try_take(&ip.to_string(), std::time::Instant::now())
+            {
+                self.metrics
+                    .refused_by_ip_limit
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(AppError::RateLimited(format!(
+                    "too many new chats from your address: at most {} a minute, bursts of {}",
+                    self.policy.ip_session_rate_per_min, self.policy.ip_session_burst
+                )));
+            }
         }
         let txn = self.db.begin().await?;
         // Entering the queue under the routing lock, and stamping the time

@@ -2,17 +2,21 @@
 //! WebSocket (graphql-transport-ws and the legacy protocol), GraphiQL and
 //! health probes. Authentication is read here and checked in resolvers.
 
+pub mod client_ip;
+pub mod ws;
+
 use std::collections::HashMap;
 
 use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql::Data;
 use std::time::Duration;
 
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::http::WebSocketProtocols;
+use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::Request;
-use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Extension, Query, State, WebSocketUpgrade};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -33,6 +37,8 @@ use crate::error::ErrorCode;
 use crate::graphql::{AppSchema, SubscriptionBudget};
 use crate::metrics::GaugeGuard;
 use crate::service::ChatService;
+use crate::shutdown::Shutdown;
+use client_ip::{ClientIp, ConnectionCounts};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -40,6 +46,9 @@ pub struct AppState {
     pub service: ChatService,
     pub keys: JwtKeys,
     pub limits: Limits,
+    /// Tells open WebSockets that the server is stopping.
+    pub shutdown: Shutdown,
+    pub connections: ConnectionCounts,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -51,6 +60,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.limits.trusted_proxy_hops,
+            client_ip::record,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), guard_origin))
         .layer(middleware::from_fn(with_request_id))
         .with_state(state)
@@ -165,6 +178,7 @@ impl AppState {
 /// and must be one JSON operation: batches are refused.
 async fn graphql_http(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientIp>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -206,7 +220,13 @@ async fn graphql_http(
             None => Caller::Rejected("Authorization header must be `Bearer <token>`".into()),
         },
     };
-    GraphQLResponse::from(state.schema.execute(request.data(caller)).await).into_response()
+    GraphQLResponse::from(
+        state
+            .schema
+            .execute(request.data(caller).data(client))
+            .await,
+    )
+    .into_response()
 }
 
 /// Reads the token from the connection_init payload:
@@ -221,36 +241,89 @@ fn token_from_init(payload: &serde_json::Value) -> Option<String> {
 
 async fn graphql_ws(
     State(state): State<AppState>,
-    protocol: GraphQLProtocol,
+    Extension(client): Extension<ClientIp>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let max = state.limits.ws_max_message_bytes;
-    let keepalive = Duration::from_secs(state.limits.ws_keepalive_secs);
+    let Some(protocol) = ws_protocol(&headers) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            "Sec-WebSocket-Protocol must offer graphql-transport-ws (or the legacy graphql-ws)"
+                .into(),
+        );
+    };
+    let limits = &state.limits;
+    let Some(slot) = state
+        .connections
+        .try_open(client.0, limits.ip_max_connections)
+    else {
+        state
+            .service
+            .metrics()
+            .refused_by_ip_limit
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!(
+                "at most {} WebSocket connections per client address",
+                limits.ip_max_connections
+            ),
+        );
+    };
+    let max = limits.ws_max_message_bytes;
+    let settings = ws::Settings {
+        protocol,
+        keepalive: Duration::from_secs(limits.ws_keepalive_secs),
+        init_timeout: Duration::from_secs(limits.ws_init_timeout_secs),
+        send_timeout: Duration::from_secs(limits.ws_send_timeout_secs),
+    };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(limits.ws_read_buffer_bytes)
+        .write_buffer_size(limits.ws_write_buffer_bytes)
+        // Bounded, so a socket that stopped draining cannot hold memory
+        // without limit while the send timeout runs.
+        .max_write_buffer_size(limits.ws_write_buffer_bytes + 2 * max)
         .on_upgrade(move |socket| {
             // The connection outlives the upgrade request: keep its span.
             let span = tracing::Span::current();
             async move {
-                let _connected =
-                    GaugeGuard::new(state.service.metrics(), |m| &m.websocket_connections);
+                let _slot = slot;
+                let metrics = state.service.metrics();
+                let _connected = GaugeGuard::new(metrics.clone(), |m| &m.websocket_connections);
+                let shutdown = state.shutdown.watch();
                 let schema = state.schema.clone();
-                GraphQLWebSocket::new(socket, schema, protocol)
-                    .keepalive_timeout(keepalive)
-                    .on_connection_init(move |payload| async move {
-                        let token = token_from_init(&payload);
-                        let mut data = Data::default();
-                        data.insert(state.caller(token.as_deref()).await);
-                        data.insert(SubscriptionBudget::new(state.limits.ws_max_subscriptions));
-                        Ok(data)
-                    })
-                    .serve()
-                    .await
+                let on_init = move |payload: serde_json::Value| async move {
+                    let token = token_from_init(&payload);
+                    let caller = state.caller(token.as_deref()).await;
+                    let expires_at = match &caller {
+                        Caller::Verified(viewer) => Some(viewer.expires_at),
+                        _ => None,
+                    };
+                    let mut data = Data::default();
+                    data.insert(caller);
+                    data.insert(client);
+                    data.insert(SubscriptionBudget::new(state.limits.ws_max_subscriptions));
+                    ws::Init { data, expires_at }
+                };
+                ws::drive(socket, schema, settings, on_init, shutdown, metrics).await
             }
             .instrument(span)
         })
+}
+
+/// The first GraphQL protocol the client offers.
+fn ws_protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
+    headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)?
+        .to_str()
+        .ok()?
+        .split(',')
+        .find_map(|p| p.trim().parse().ok())
 }
 
 /// GraphiQL. `/?token=<jwt>` pre-fills the Authorization header and the

@@ -1,0 +1,492 @@
+//! One driver per WebSocket connection, between the socket and
+//! async-graphql's protocol engine (`async_graphql::http::WebSocket`).
+//!
+//! The engine runs operations for both protocols, but leaves out what
+//! graphql-transport-ws asks of a server and what a server facing the
+//! internet needs, so the driver adds it:
+//! - the protocol's close codes: 4400 for a malformed message, 4401 for a
+//!   subscribe before the acknowledgement, 4408 when no connection_init
+//!   arrives in time, 4409 for a subscribe whose id is in use, 4429 for a
+//!   second connection_init (the engine would send 1002 or 1011, or silently
+//!   replace the running operation);
+//! - 4403 when the connection's token expires, so the client reconnects
+//!   with a fresh one;
+//! - server pings, and closing a peer that stopped answering them;
+//! - disconnecting a peer that does not read what it is sent, instead of
+//!   buffering for it (it resumes by seq when it reconnects);
+//! - 1012 to every socket when the server stops, so clients reconnect.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::http::{WebSocketProtocols, WsMessage};
+use async_graphql::Data;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::graphql::AppSchema;
+use crate::metrics::Metrics;
+use crate::shutdown::ShutdownWatch;
+
+/// A close code and the reason sent with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Close {
+    fn new(code: u16, reason: impl Into<String>) -> Self {
+        Close {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+pub const BAD_MESSAGE: u16 = 4400;
+pub const UNAUTHORIZED: u16 = 4401;
+pub const FORBIDDEN: u16 = 4403;
+pub const INIT_TIMEOUT: u16 = 4408;
+pub const DUPLICATE_ID: u16 = 4409;
+pub const TOO_MANY_INITS: u16 = 4429;
+/// RFC 6455: the server is restarting; reconnect.
+pub const SERVICE_RESTART: u16 = 1012;
+/// RFC 6455: the peer went silent.
+const GOING_AWAY: u16 = 1001;
+/// RFC 6455: try again later (the peer did not keep up).
+const TRY_AGAIN_LATER: u16 = 1013;
+
+/// Client messages queued for the engine. The socket is not read while
+/// they wait, so a flooding client is slowed by TCP, not by memory.
+const ENGINE_INPUT: usize = 32;
+/// How long a close frame may take to leave.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the driver needs besides the socket.
+pub struct Settings {
+    pub protocol: WebSocketProtocols,
+    pub keepalive: Duration,
+    pub init_timeout: Duration,
+    pub send_timeout: Duration,
+}
+
+/// What a connection_init produced: the operations' data and, for a
+/// verified caller, when the token expires (Unix seconds).
+pub struct Init {
+    pub data: Data,
+    pub expires_at: Option<i64>,
+}
+
+/// Serves one connection until either side ends it or the server stops.
+pub async fn drive<F, Fut>(
+    socket: WebSocket,
+    schema: AppSchema,
+    settings: Settings,
+    on_init: F,
+    mut shutdown: ShutdownWatch,
+    metrics: Arc<Metrics>,
+) where
+    F: FnOnce(serde_json::Value) -> Fut + Send + 'static,
+    Fut: Future<Output = Init> + Send + 'static,
+{
+    let (mut sink, mut source) = socket.split();
+    let (to_engine, engine_input) = mpsc::channel::<Vec<u8>>(ENGINE_INPUT);
+    // Set by connection_init, read when its acknowledgement goes out.
+    let expiry = Arc::new(AtomicI64::new(i64::MAX));
+    let expiry_at_init = expiry.clone();
+    let engine = async_graphql::http::WebSocket::new(
+        schema,
+        ReceiverStream::new(engine_input),
+        settings.protocol,
+    )
+    .on_connection_init(move |payload| async move {
+        let init = on_init(payload).await;
+        expiry_at_init.store(init.expires_at.unwrap_or(i64::MAX), Ordering::Relaxed);
+        Ok(init.data)
+    });
+    let mut engine = std::pin::pin!(engine);
+
+    let mut protocol = ProtocolState::new(settings.protocol == WebSocketProtocols::GraphQLWS);
+    let init_deadline = tokio::time::sleep(settings.init_timeout);
+    let mut init_deadline = std::pin::pin!(init_deadline);
+    // Armed once the caller is known.
+    let token_expiry = tokio::time::sleep(Duration::from_secs(u32::MAX.into()));
+    let mut token_expiry = std::pin::pin!(token_expiry);
+    let mut token_expiry_armed = false;
+    let mut ping = tokio::time::interval(settings.keepalive);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.reset();
+    let mut last_heard = Instant::now();
+
+    let close: Option<Close> = loop {
+        tokio::select! {
+            _ = shutdown.started() => {
+                break Some(Close::new(SERVICE_RESTART, "server restarting; reconnect"));
+            }
+            frame = source.next(), if to_engine.capacity() > 0 => {
+                last_heard = Instant::now();
+                let bytes = match frame {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Text(text))) => Vec::from(text.as_bytes()),
+                    Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+                };
+                if let Err(close) = protocol.client_message(&bytes) {
+                    break Some(close);
+                }
+                // Cannot fail: capacity was checked and only this task sends.
+                let _ = to_engine.try_send(bytes);
+            }
+            out = engine.next() => {
+                let text = match out {
+                    None => break None,
+                    Some(WsMessage::Close(code, reason)) => break Some(protocol.engine_close(code, reason)),
+                    Some(WsMessage::Text(text)) => text,
+                };
+                match protocol.server_message(&text) {
+                    Outgoing::Drop => continue,
+                    Outgoing::Acknowledged => {
+                        let expires_at = expiry.load(Ordering::Relaxed);
+                        if let Some(at) = deadline_of(expires_at) {
+                            token_expiry.as_mut().reset(at);
+                            token_expiry_armed = true;
+                        }
+                    }
+                    Outgoing::Send => {}
+                }
+                if let Err(stalled) = send(&mut sink, Message::Text(text.into()), settings.send_timeout).await {
+                    if stalled {
+                        metrics.slow_consumer_disconnects.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!("WebSocket peer does not read what it is sent; disconnecting it");
+                        break Some(Close::new(TRY_AGAIN_LATER, "not reading fast enough; reconnect and resume"));
+                    }
+                    break None;
+                }
+            }
+            _ = &mut init_deadline, if !protocol.initialised => {
+                break Some(Close::new(INIT_TIMEOUT, "Connection initialisation timeout"));
+            }
+            _ = &mut token_expiry, if token_expiry_armed => {
+                break Some(Close::new(FORBIDDEN, "Forbidden: token expired; reconnect with a fresh one"));
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > settings.keepalive * 2 {
+                    break Some(Close::new(GOING_AWAY, "no answer to pings"));
+                }
+                if send(&mut sink, Message::Ping(Default::default()), settings.send_timeout).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(close) = close {
+        let frame = Message::Close(Some(CloseFrame {
+            code: close.code,
+            reason: close.reason.into(),
+        }));
+        // A peer that stopped reading will not get it; don't wait for it.
+        let _ = send(&mut sink, frame, CLOSE_TIMEOUT).await;
+    }
+}
+
+/// When a token that expires at `unix_secs` runs out, as a timer deadline.
+fn deadline_of(unix_secs: i64) -> Option<Instant> {
+    if unix_secs == i64::MAX {
+        return None;
+    }
+    let left = unix_secs.saturating_sub(chrono::Utc::now().timestamp());
+    Some(Instant::now() + Duration::from_secs(left.max(0) as u64))
+}
+
+/// Sends one message within `limit`. `Err(true)`: the peer is not reading;
+/// `Err(false)`: the socket is gone.
+async fn send<S>(sink: &mut S, message: Message, limit: Duration) -> Result<(), bool>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    match tokio::time::timeout(limit, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(false),
+        Err(_) => Err(true),
+    }
+}
+
+/// What to do with a message the engine produced.
+#[derive(Debug, PartialEq, Eq)]
+enum Outgoing {
+    Send,
+    /// The connection_ack: the caller is known now.
+    Acknowledged,
+    /// The engine answers a client's `complete` with one of its own, which
+    /// graphql-transport-ws does not have.
+    Drop,
+}
+
+/// The protocol rules the engine does not enforce. Pure, so the rules are
+/// unit-tested without sockets.
+struct ProtocolState {
+    /// graphql-transport-ws (strict); the legacy protocol is passed through.
+    strict: bool,
+    initialised: bool,
+    acknowledged: bool,
+    /// Operation ids running now.
+    running: HashSet<String>,
+    /// Ids the client completed while running: the engine echoes them once.
+    echoes: HashSet<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ClientFrame {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+    payload: Option<serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct ServerFrame {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+}
+
+impl ProtocolState {
+    fn new(strict: bool) -> Self {
+        ProtocolState {
+            strict,
+            initialised: false,
+            acknowledged: false,
+            running: HashSet::new(),
+            echoes: HashSet::new(),
+        }
+    }
+
+    /// Checks a client message; `Err` closes the connection.
+    fn client_message(&mut self, raw: &[u8]) -> Result<(), Close> {
+        let frame: ClientFrame = match serde_json::from_slice(raw) {
+            Ok(f) => f,
+            Err(_) if !self.strict => return Ok(()),
+            Err(e) => return Err(Close::new(BAD_MESSAGE, format!("Invalid message: {e}"))),
+        };
+        if frame.kind == "connection_init" {
+            if self.initialised && self.strict {
+                return Err(Close::new(
+                    TOO_MANY_INITS,
+                    "Too many initialisation requests",
+                ));
+            }
+            if self.strict && !matches!(frame.payload, None | Some(serde_json::Value::Object(_))) {
+                return Err(Close::new(
+                    BAD_MESSAGE,
+                    "connection_init payload must be an object",
+                ));
+            }
+            self.initialised = true;
+            return Ok(());
+        }
+        if !self.strict {
+            return Ok(());
+        }
+        match frame.kind.as_str() {
+            "ping" | "pong" => Ok(()),
+            "subscribe" => {
+                let id = operation_id(frame.id)?;
+                let has_query = frame
+                    .payload
+                    .as_ref()
+                    .and_then(|p| p.get("query"))
+                    .is_some_and(serde_json::Value::is_string);
+                if !has_query {
+                    return Err(Close::new(
+                        BAD_MESSAGE,
+                        "subscribe needs a payload with a query",
+                    ));
+                }
+                if !self.acknowledged {
+                    return Err(Close::new(UNAUTHORIZED, "Unauthorized"));
+                }
+                if !self.running.insert(id.clone()) {
+                    return Err(Close::new(
+                        DUPLICATE_ID,
+                        format!("Subscriber for {id} already exists"),
+                    ));
+                }
+                Ok(())
+            }
+            "complete" => {
+                let id = operation_id(frame.id)?;
+                if self.running.remove(&id) {
+                    self.echoes.insert(id);
+                }
+                Ok(())
+            }
+            other => Err(Close::new(
+                BAD_MESSAGE,
+                format!("Invalid message type {other:?}"),
+            )),
+        }
+    }
+
+    /// Notes what an engine message means for the protocol state.
+    fn server_message(&mut self, text: &str) -> Outgoing {
+        // Operation data is most of the traffic; only control messages are parsed.
+        let control = text.starts_with(r#"{"type":"connection_ack""#)
+            || text.starts_with(r#"{"type":"complete""#);
+        if !control {
+            return Outgoing::Send;
+        }
+        let Ok(frame) = serde_json::from_str::<ServerFrame>(text) else {
+            return Outgoing::Send;
+        };
+        match (frame.kind.as_str(), frame.id) {
+            ("connection_ack", _) => {
+                self.acknowledged = true;
+                Outgoing::Acknowledged
+            }
+            ("complete", Some(id)) if self.echoes.remove(&id) => {
+                if self.strict {
+                    Outgoing::Drop
+                } else {
+                    Outgoing::Send
+                }
+            }
+            ("complete", Some(id)) => {
+                self.running.remove(&id);
+                Outgoing::Send
+            }
+            _ => Outgoing::Send,
+        }
+    }
+
+    /// The close the client gets when the engine ends the connection. Its
+    /// 1002 means a message it could not use, which the protocol calls 4400.
+    fn engine_close(&self, code: u16, reason: String) -> Close {
+        match code {
+            1002 if self.strict => Close::new(BAD_MESSAGE, reason),
+            1011 if self.strict => Close::new(UNAUTHORIZED, reason),
+            _ => Close::new(code, reason),
+        }
+    }
+}
+
+fn operation_id(id: Option<String>) -> Result<String, Close> {
+    id.filter(|id| !id.is_empty())
+        .ok_or_else(|| Close::new(BAD_MESSAGE, "the message needs an id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acked() -> ProtocolState {
+        let mut p = ProtocolState::new(true);
+        p.client_message(br#"{"type":"connection_init","payload":{}}"#)
+            .unwrap();
+        assert_eq!(
+            p.server_message(r#"{"type":"connection_ack"}"#),
+            Outgoing::Acknowledged
+        );
+        p
+    }
+
+    fn code(r: Result<(), Close>) -> u16 {
+        r.expect_err("expected a close").code
+    }
+
+    const SUB: &[u8] = br#"{"type":"subscribe","id":"1","payload":{"query":"subscription { x }"}}"#;
+
+    #[test]
+    fn malformed_messages_close_with_4400() {
+        let mut p = acked();
+        assert_eq!(code(p.client_message(b"not json")), BAD_MESSAGE);
+        assert_eq!(code(p.client_message(br#"{"type":"nope"}"#)), BAD_MESSAGE);
+        assert_eq!(code(p.client_message(br#"{"id":"1"}"#)), BAD_MESSAGE);
+        assert_eq!(
+            code(p.client_message(br#"{"type":"subscribe","payload":{"query":"x"}}"#)),
+            BAD_MESSAGE
+        );
+        assert_eq!(
+            code(p.client_message(br#"{"type":"subscribe","id":"2","payload":{}}"#)),
+            BAD_MESSAGE
+        );
+        let mut fresh = ProtocolState::new(true);
+        assert_eq!(
+            code(fresh.client_message(br#"{"type":"connection_init","payload":5}"#)),
+            BAD_MESSAGE
+        );
+    }
+
+    #[test]
+    fn subscribing_before_the_ack_closes_with_4401() {
+        let mut p = ProtocolState::new(true);
+        assert_eq!(code(p.client_message(SUB)), UNAUTHORIZED);
+        let mut p = ProtocolState::new(true);
+        p.client_message(br#"{"type":"connection_init"}"#).unwrap();
+        assert_eq!(
+            code(p.client_message(SUB)),
+            UNAUTHORIZED,
+            "init sent, no ack yet"
+        );
+    }
+
+    #[test]
+    fn a_second_init_closes_with_4429() {
+        let mut p = acked();
+        assert_eq!(
+            code(p.client_message(br#"{"type":"connection_init"}"#)),
+            TOO_MANY_INITS
+        );
+    }
+
+    #[test]
+    fn a_running_id_cannot_be_reused_until_it_completes() {
+        let mut p = acked();
+        p.client_message(SUB).unwrap();
+        assert_eq!(code(p.client_message(SUB)), DUPLICATE_ID);
+        // The server completes it: the id is free again.
+        assert_eq!(
+            p.server_message(r#"{"type":"complete","id":"1"}"#),
+            Outgoing::Send
+        );
+        p.client_message(SUB).unwrap();
+        // The client completes it: free at once, and the engine's echo is
+        // dropped without freeing the id's next use.
+        p.client_message(br#"{"type":"complete","id":"1"}"#)
+            .unwrap();
+        p.client_message(SUB).unwrap();
+        assert_eq!(
+            p.server_message(r#"{"type":"complete","id":"1"}"#),
+            Outgoing::Drop
+        );
+        assert_eq!(code(p.client_message(SUB)), DUPLICATE_ID);
+    }
+
+    #[test]
+    fn data_passes_without_being_parsed() {
+        let mut p = acked();
+        assert_eq!(
+            p.server_message(r#"{"type":"next","id":"1","payload":{"data":{}}}"#),
+            Outgoing::Send
+        );
+        assert_eq!(p.engine_close(1002, "bad".into()).code, BAD_MESSAGE);
+        assert_eq!(p.engine_close(4429, "x".into()).code, 4429);
+    }
+
+    #[test]
+    fn the_legacy_protocol_is_passed_through() {
+        let mut p = ProtocolState::new(false);
+        p.client_message(br#"{"type":"start","id":"1","payload":{"query":"x"}}"#)
+            .unwrap();
+        p.client_message(b"garbage").unwrap();
+        p.client_message(br#"{"type":"connection_init"}"#).unwrap();
+        assert!(p.initialised);
+        assert_eq!(p.engine_close(1002, "bad".into()).code, 1002);
+    }
+}

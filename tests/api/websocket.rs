@@ -1,0 +1,254 @@
+//! The WebSocket transport: graphql-transport-ws close codes, token expiry,
+//! server pings, slow readers, shutdown, and per-address limits.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::json;
+use switchboard::auth::Role;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::MaybeTlsStream;
+
+use crate::helpers::{code_of, spawn_app, spawn_app_with, ws_request, WsClient};
+
+const SUBSCRIBE: &str = r#"{"type":"subscribe","id":"1","payload":{"query":"subscription { queueEvents { stats { waiting } } }"}}"#;
+
+#[tokio::test]
+async fn protocol_violations_close_with_the_graphql_transport_ws_codes() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+
+    // 4400: not a protocol message.
+    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    ws.send_text("{ not json").await;
+    assert_eq!(ws.closed().await.0, 4400);
+    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    ws.send(json!({ "type": "shout" })).await;
+    assert_eq!(ws.closed().await.0, 4400);
+
+    // 4401: subscribe before connection_init was acknowledged.
+    let mut ws = WsClient::open(app.addr).await;
+    ws.send_text(SUBSCRIBE).await;
+    assert_eq!(ws.closed().await.0, 4401);
+
+    // 4409: a second subscribe with an id that is running.
+    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    ws.send_text(SUBSCRIBE).await;
+    ws.send_text(SUBSCRIBE).await;
+    let (code, reason) = ws.closed().await;
+    assert_eq!(code, 4409, "{reason}");
+
+    // 4429: a second connection_init.
+    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    ws.send(json!({ "type": "connection_init", "payload": {} }))
+        .await;
+    assert_eq!(ws.closed().await.0, 4429);
+}
+
+#[tokio::test]
+async fn an_id_is_free_again_once_its_operation_completed() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    ws.send_text(SUBSCRIBE).await;
+    ws.complete("1").await;
+    ws.send_text(SUBSCRIBE).await;
+    // Still open and serving: a queue change reaches the reused id.
+    app.start_session(&app.customer("reuse")).await;
+    let event = ws.next().await;
+    assert_eq!(event["data"]["queueEvents"]["stats"]["waiting"], 1);
+}
+
+#[tokio::test]
+async fn a_socket_without_connection_init_is_closed_with_4408() {
+    let app = spawn_app_with(&[("WS_INIT_TIMEOUT_SECS", "1")]).await;
+    let mut ws = WsClient::open(app.addr).await;
+    assert_eq!(ws.closed().await.0, 4408);
+}
+
+/// A socket outliving its token is closed with 4403, so the client
+/// reconnects with a fresh one instead of failing every operation.
+#[tokio::test]
+async fn a_socket_whose_token_expires_is_closed_with_4403() {
+    let app = spawn_app().await;
+    let short = app.token_with_ttl(Role::Customer, "brief", 2);
+    let sid = app.start_session(&short).await;
+    let mut ws = WsClient::connect(app.addr, Some(&short)).await;
+    ws.session_events("s", &sid, 0).await;
+    ws.next_of("sessionEvents", "CaughtUp").await;
+    let (code, reason) = ws.closed().await;
+    assert_eq!(code, 4403, "{reason}");
+}
+
+/// The server pings; a client that answers stays connected however long it
+/// stays quiet, and one that does not is closed.
+#[tokio::test]
+async fn the_server_pings_and_keeps_quiet_clients_that_answer() {
+    let app = spawn_app_with(&[("WS_KEEPALIVE_SECS", "1")]).await;
+    let (cust, agent) = (app.customer("quiet"), app.agent("ann"));
+    let sid = app.active_session(&cust, &agent).await;
+    let mut ws = WsClient::connect(app.addr, Some(&cust)).await;
+    ws.session_events("s", &sid, 0).await;
+    ws.next_of("sessionEvents", "CaughtUp").await;
+
+    // Read (which answers pings) for four keepalive periods, sending nothing.
+    let mut pings = 0;
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Ok(frame) = tokio::time::timeout_at(quiet, ws.socket().next()).await {
+        match frame {
+            Some(Ok(WsMessage::Ping(_))) => pings += 1,
+            Some(Ok(WsMessage::Close(c))) => panic!("a quiet client was closed: {c:?}"),
+            Some(Ok(_)) => {}
+            other => panic!("socket ended: {other:?}"),
+        }
+    }
+    assert!(pings >= 2, "expected server pings, got {pings}");
+    app.send(&agent, &sid, "still there?", "k1").await;
+    let m = ws.next_of("sessionEvents", "MessagePosted").await;
+    assert_eq!(m["message"]["body"], "still there?");
+
+    // A client that stops answering (reads nothing) is closed.
+    let mut silent = WsClient::connect(app.addr, Some(&cust)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(silent.closed().await.0, 1001);
+}
+
+/// A subscriber that does not read what it is sent is disconnected rather
+/// than buffered for; it resumes by seq when it comes back.
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_disconnected() {
+    let app = spawn_app_with(&[("WS_SEND_TIMEOUT_SECS", "1")]).await;
+    let (cust, agent) = (app.customer("slow"), app.agent("ann"));
+    let sid = app.active_session(&cust, &agent).await;
+
+    // A client with a small receive window, so the server's writes block soon.
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp.connect(app.addr).await.unwrap();
+    let (socket, _) =
+        tokio_tungstenite::client_async(ws_request(app.addr), MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    let mut ws = WsClient::from_socket(socket);
+    ws.init(Some(&cust)).await;
+    // Every message goes out once per subscription: fifty of them.
+    for i in 0..50 {
+        ws.session_events(&format!("s{i}"), &sid, 0).await;
+    }
+    // Stop reading; the agent writes about 20 MB of pushes for this socket.
+    let body = "x".repeat(4000);
+    for i in 0..100 {
+        let sent = app.send(&agent, &sid, &body, &format!("k{i}")).await;
+        assert!(sent.get("errors").is_none(), "{sent}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Now read: what was buffered arrives, then the connection ends.
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match ws.socket().next().await {
+                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "a subscriber that stopped reading stayed connected"
+    );
+    let metrics = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("switchboard_slow_consumer_disconnects_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn stopping_the_server_closes_sockets_with_1012() {
+    let mut app = spawn_app().await;
+    let admin = app.admin();
+    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    ws.send_text(SUBSCRIBE).await;
+    app.stop();
+    let (code, reason) = ws.closed().await;
+    assert_eq!(code, 1012, "{reason}");
+}
+
+#[tokio::test]
+async fn websocket_connections_per_address_are_capped() {
+    let app = spawn_app_with(&[("IP_MAX_CONNECTIONS", "2")]).await;
+    let admin = app.admin();
+    let first = WsClient::connect(app.addr, Some(&admin)).await;
+    let _second = WsClient::connect(app.addr, Some(&admin)).await;
+    let request = ws_request(app.addr);
+    match tokio_tungstenite::connect_async(request.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(code_of(&body), "RATE_LIMITED");
+        }
+        other => panic!(
+            "a third connection was not refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    // Closing one frees its place.
+    drop(first);
+    let mut reopened = false;
+    for _ in 0..50 {
+        if tokio_tungstenite::connect_async(request.clone())
+            .await
+            .is_ok()
+        {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reopened, "a closed connection's place was not freed");
+}
+
+/// One address may start only so many chats a minute, whatever customer
+/// ids it uses; coming back to an open chat is not a new one.
+#[tokio::test]
+async fn new_sessions_per_address_are_rate_limited() {
+    let app = spawn_app_with(&[("IP_SESSION_RATE_PER_MIN", "1"), ("IP_SESSION_BURST", "2")]).await;
+    let start = "mutation { startSession(input: {}) { id } }";
+    let (a, b, c) = (app.customer("a"), app.customer("b"), app.customer("c"));
+    app.ok(&a, start, json!({})).await;
+    app.ok(&b, start, json!({})).await;
+    assert_eq!(
+        app.error_code(Some(&c), start, json!({})).await,
+        "RATE_LIMITED"
+    );
+    app.ok(&a, start, json!({})).await;
+}
+
+/// Behind a trusted proxy the address it records counts, and what the
+/// client wrote itself into X-Forwarded-For does not.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_limited() {
+    let app = spawn_app_with(&[
+        ("IP_SESSION_RATE_PER_MIN", "1"),
+        ("IP_SESSION_BURST", "1"),
+        ("TRUSTED_PROXY_HOPS", "1"),
+    ])
+    .await;
+    let start = |customer: &str, forwarded: &str| {
+        app.http
+            .post(app.url("/graphql"))
+            .bearer_auth(app.customer(customer))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({ "query": "mutation { startSession(input: {}) { id } }" }))
+            .send()
+    };
+    let body = |r: reqwest::Response| async move { r.json::<serde_json::Value>().await.unwrap() };
+    let first = body(start("p1", "203.0.113.1").await.unwrap()).await;
+    assert!(first.get("errors").is_none(), "{first}");
+    let other_address = body(start("p2", "203.0.113.2").await.unwrap()).await;
+    assert!(other_address.get("errors").is_none(), "{other_address}");
+    let forged = body(start("p3", "198.51.100.9, 203.0.113.1").await.unwrap()).await;
+    assert_eq!(code_of(&forged), "RATE_LIMITED");
+}
