@@ -49,14 +49,14 @@ async fn protocol_violations_close_with_the_graphql_transport_ws_codes() {
 async fn an_id_is_free_again_once_its_operation_completed() {
     let app = spawn_app().await;
     let admin = app.admin();
+    let sid = app.start_session(&app.customer("reuse")).await;
     let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
-    ws.send_text(SUBSCRIBE).await;
+    ws.session_events("1", &sid, 0).await;
+    ws.next_of("sessionEvents", "CaughtUp").await;
     ws.complete("1").await;
-    ws.send_text(SUBSCRIBE).await;
-    // Still open and serving: a queue change reaches the reused id.
-    app.start_session(&app.customer("reuse")).await;
-    let event = ws.next().await;
-    assert_eq!(event["data"]["queueEvents"]["stats"]["waiting"], 1);
+    // Still open and serving under the reused id.
+    ws.session_events("1", &sid, 0).await;
+    ws.next_of("sessionEvents", "CaughtUp").await;
 }
 
 #[tokio::test]
@@ -251,4 +251,30 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_limited() {
     assert!(other_address.get("errors").is_none(), "{other_address}");
     let forged = body(start("p3", "198.51.100.9, 203.0.113.1").await.unwrap()).await;
     assert_eq!(code_of(&forged), "RATE_LIMITED");
+}
+
+/// Older clients (subscriptions-transport-ws, subprotocol "graphql-ws")
+/// are still served.
+#[tokio::test]
+async fn the_legacy_protocol_still_works() {
+    let app = spawn_app().await;
+    let mut request = ws_request(app.addr);
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-ws".parse().unwrap());
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut ws = WsClient::from_socket(socket);
+    let token = app.admin();
+    ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
+        .await;
+    assert_eq!(ws.next().await["type"], "connection_ack");
+    ws.send(json!({ "type": "start", "id": "1", "payload": { "query": "subscription { queueEvents { stats { waiting } } }" } }))
+        .await;
+    app.start_session(&app.customer("old")).await;
+    let data = ws.next().await;
+    assert_eq!(data["type"], "data", "{data}");
+    assert_eq!(
+        data["payload"]["data"]["queueEvents"]["stats"]["waiting"],
+        1
+    );
 }

@@ -85,7 +85,13 @@ async fn with_request_id(request: Request, next: Next) -> Response {
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        operation = tracing::field::Empty,
+    );
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
@@ -213,6 +219,9 @@ async fn graphql_http(
             return refuse(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
         }
     };
+    if let Some(name) = &request.operation_name {
+        tracing::Span::current().record("operation", name.as_str());
+    }
     let caller = match headers.get(AUTHORIZATION) {
         None => Caller::Anonymous,
         Some(value) => match value.to_str().ok().and_then(bearer_token) {
