@@ -317,3 +317,40 @@ async fn queue_watchers_see_sessions_enter_and_leave() {
     assert_eq!(left["stats"]["waiting"], 0);
     assert_eq!(left["stats"]["active"], 1);
 }
+
+/// A message pushed into the recipient's live feed is DELIVERED even when
+/// the recipient leaves at once, before the delivered mark's write window
+/// closes.
+#[tokio::test]
+async fn a_live_push_counts_as_delivered_even_if_the_recipient_leaves_at_once() {
+    let app = spawn_app().await;
+    let (cust, ann) = (app.customer("quick"), app.agent("ann"));
+    let sid = app.active_session(&cust, &ann).await;
+    let mut feed = app.ws(Some(&ann)).await;
+    feed.session_events("s", &sid, 0).await;
+    feed.next_of("sessionEvents", "CaughtUp").await;
+    app.send(&cust, &sid, "are you there?", "q1").await;
+    let pushed = feed.next_of("sessionEvents", "MessagePosted").await;
+    assert_eq!(pushed["message"]["body"], "are you there?");
+    drop(feed);
+
+    let mut status = String::new();
+    for _ in 0..40 {
+        let data = app
+            .ok(
+                &cust,
+                "query($s: ID!) { session(id: $s) { messages(last: 1) { nodes { body status } } } }",
+                json!({ "s": sid }),
+            )
+            .await;
+        status = data["session"]["messages"]["nodes"][0]["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if status == "DELIVERED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "DELIVERED");
+}

@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 use entity::message::{self, Column};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -52,7 +53,34 @@ pub struct NewMessage<'a> {
 }
 
 pub async fn insert<C: ConnectionTrait>(db: &C, new: NewMessage<'_>) -> Result<Message, DbErr> {
-    let msg = Message {
+    let msg = to_message(new);
+    message::Entity::insert(active_model(&msg))
+        .exec_without_returning(db)
+        .await?;
+    Ok(msg)
+}
+
+/// Inserts unless the sender already sent a message with this
+/// clientMessageId in the session (the unique index decides, in the same
+/// round trip); `None` then.
+pub async fn insert_unless_sent<C: ConnectionTrait>(
+    db: &C,
+    new: NewMessage<'_>,
+) -> Result<Option<Message>, DbErr> {
+    let msg = to_message(new);
+    let inserted = message::Entity::insert(active_model(&msg))
+        .on_conflict(
+            OnConflict::columns([Column::SessionId, Column::SenderId, Column::ClientMessageId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok((inserted == 1).then_some(msg))
+}
+
+fn to_message(new: NewMessage<'_>) -> Message {
+    Message {
         id: Uuid::new_v4(),
         session_id: new.session_id,
         seq: new.seq,
@@ -61,8 +89,11 @@ pub async fn insert<C: ConnectionTrait>(db: &C, new: NewMessage<'_>) -> Result<M
         body: new.body.to_owned(),
         client_message_id: new.client_message_id.map(str::to_owned),
         created_at: new.created_at,
-    };
-    message::Entity::insert(message::ActiveModel {
+    }
+}
+
+fn active_model(msg: &Message) -> message::ActiveModel {
+    message::ActiveModel {
         id: Set(msg.id),
         session_id: Set(msg.session_id),
         seq: Set(msg.seq),
@@ -71,10 +102,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, new: NewMessage<'_>) -> Result<M
         body: Set(msg.body.clone()),
         client_message_id: Set(msg.client_message_id.clone()),
         created_at: Set(msg.created_at),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(msg)
+    }
 }
 
 /// Messages with after < seq <= up_to, oldest first, at most `limit`.

@@ -109,8 +109,10 @@ pub async fn insert_waiting<C: ConnectionTrait>(
     to_domain(row.insert(db).await?)
 }
 
-/// Takes the next seq of the session, and when `customer_seen` is given
-/// also records the customer's presence. Call with the session row locked.
+/// Takes the next seq of a session, and when `customer_seen` is given also
+/// records the customer's presence. Locks the row for the rest of the
+/// transaction (if it was not yet) and returns the session as it is now,
+/// with `last_seq` the new seq; `None` when there is no such session.
 ///
 /// Exactly one UPDATE of the row per transaction on this path: Postgres
 /// re-checks the agent foreign key when a row already updated by the same
@@ -121,30 +123,27 @@ pub async fn allocate_seq<C: ConnectionTrait>(
     txn: &C,
     id: Uuid,
     customer_seen: Option<DateTime<Utc>>,
-) -> Result<i32, DbErr> {
+) -> Result<Option<ChatSession>, DbErr> {
     let mut bump = chat_session::Entity::update_many()
         .col_expr(Column::LastSeq, Expr::col(Column::LastSeq).add(1))
         .filter(Column::Id.eq(id));
     if let Some(at) = customer_seen {
         bump = bump.col_expr(Column::CustomerSeenAt, Expr::value(at));
     }
-    // One round trip where the backend can return the new value.
+    // One round trip where the backend can return the new row.
     if txn.support_returning() {
         return bump
             .exec_with_returning(txn)
             .await?
-            .first()
-            .map(|m| m.last_seq)
-            .ok_or_else(|| DbErr::RecordNotFound(format!("session {id}")));
+            .into_iter()
+            .next()
+            .map(to_domain)
+            .transpose();
     }
-    bump.exec(txn).await?;
-    chat_session::Entity::find_by_id(id)
-        .select_only()
-        .column(Column::LastSeq)
-        .into_tuple::<i32>()
-        .one(txn)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("session {id}")))
+    if bump.exec(txn).await?.rows_affected == 0 {
+        return Ok(None);
+    }
+    find(txn, id).await
 }
 
 pub async fn mark_active<C: ConnectionTrait>(

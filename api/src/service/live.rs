@@ -15,6 +15,53 @@ use crate::repo::{messages, sessions};
 
 /// Messages read from storage per round trip while replaying.
 const REPLAY_PAGE: u64 = 500;
+/// How long a delivered mark waits for the next pushes to share its write.
+/// A busy chat would otherwise cost a database write (and a receipt event
+/// to both sides) for every message pushed, and hold up the next push.
+const RECEIPT_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Messages pushed to the recipient and not yet marked delivered. Recorded
+/// when the window closes, or when the feed ends first (the messages did
+/// reach the recipient's connection).
+struct PendingReceipt {
+    svc: ChatService,
+    session_id: uuid::Uuid,
+    party: Party,
+    up_to: Option<i32>,
+}
+
+impl PendingReceipt {
+    async fn flush(&mut self) -> AppResult<()> {
+        match self.up_to.take() {
+            Some(seq) => {
+                self.svc
+                    .mark_delivered(self.session_id, self.party, seq)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for PendingReceipt {
+    fn drop(&mut self) {
+        if let Some(seq) = self.up_to.take() {
+            let (svc, id, party) = (self.svc.clone(), self.session_id, self.party);
+            tokio::spawn(async move {
+                if let Err(e) = svc.mark_delivered(id, party, seq).await {
+                    tracing::warn!(error = %e, "could not record a delivery");
+                }
+            });
+        }
+    }
+}
+
+/// What woke a live feed.
+enum Wake {
+    Live(Result<SessionSignal, RecvError>),
+    Heartbeat,
+    ReceiptDue,
+}
 
 /// One item of a session's live feed.
 #[derive(Clone, Debug)]
@@ -109,18 +156,37 @@ impl ChatService {
                 svc.mark_delivered(id, p, sent).await?;
             }
 
+            let mut receipt = party.map(|party| PendingReceipt {
+                svc: svc.clone(),
+                session_id: id,
+                party,
+                up_to: None,
+            });
+            let receipt_timer = tokio::time::sleep(RECEIPT_WINDOW);
+            tokio::pin!(receipt_timer);
             loop {
                 // What to read from storage before going on, and a live
                 // message (from this process) to send after it.
                 let mut missed_events = false;
-                let received = tokio::select! {
-                    r = live.recv() => Some(r),
-                    _ = heartbeat.tick(), if follows_as_customer => None,
+                let receipt_pending = receipt.as_ref().is_some_and(|r| r.up_to.is_some());
+                let wake = tokio::select! {
+                    r = live.recv() => Wake::Live(r),
+                    _ = heartbeat.tick(), if follows_as_customer => Wake::Heartbeat,
+                    _ = &mut receipt_timer, if receipt_pending => Wake::ReceiptDue,
                 };
-                let Some(received) = received else {
-                    // The open feed is the customer's presence.
-                    svc.customer_seen(id).await?;
-                    continue;
+                let received = match wake {
+                    Wake::Live(received) => received,
+                    Wake::Heartbeat => {
+                        // The open feed is the customer's presence.
+                        svc.customer_seen(id).await?;
+                        continue;
+                    }
+                    Wake::ReceiptDue => {
+                        if let Some(r) = receipt.as_mut() {
+                            r.flush().await?;
+                        }
+                        continue;
+                    }
                 };
                 let (catch_up, live_message): (Option<Option<i32>>, Option<Message>) = match received {
                     Err(RecvError::Closed) => break,
@@ -182,8 +248,11 @@ impl ChatService {
                         yield LiveItem::Message(pushed_view(m, &session, party));
                     }
                 }
-                if let (Some(p), true) = (party, reached_recipient) {
-                    svc.mark_delivered(id, p, sent).await?;
+                if let (Some(r), true) = (receipt.as_mut(), reached_recipient) {
+                    if r.up_to.is_none() {
+                        receipt_timer.as_mut().reset(tokio::time::Instant::now() + RECEIPT_WINDOW);
+                    }
+                    r.up_to = Some(sent);
                 }
                 if missed_events {
                     // A status change may have been among what was missed.

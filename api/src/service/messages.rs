@@ -71,30 +71,36 @@ impl ChatService {
         }
         let now = self.now();
 
+        // Three statements: taking the seq locks the session row (which
+        // serializes seq allocation and the idempotency check for this
+        // session, across processes too) and returns the session to check
+        // the sender against; the unique index answers whether this
+        // clientMessageId was sent before. Anything refused rolls back, so
+        // no seq is spent on it.
         let txn = self.db.begin().await?;
-        // The row lock serializes seq allocation and the idempotency check
-        // for this session, across processes too.
-        let session = sessions::lock(&txn, id)
+        let customer_seen = (viewer.role == Role::Customer).then_some(now);
+        let session = sessions::allocate_seq(&txn, id, customer_seen)
             .await?
             .ok_or_else(AppError::session_not_found)?;
-        // A retry is answered with the first message even if the session
-        // has moved on since (ended, transferred): the send did happen. The
-        // lookup is by the caller's own id, so it reveals nothing.
-        if let Some(first) =
-            messages::find_by_client_id(&txn, id, &viewer.id, client_message_id).await?
-        {
-            txn.commit().await?;
-            return Ok(MessageView::from_cursors(first, &session));
-        }
-        let party = writer_party(viewer, &session)?;
-        // Writing is being here, whatever the connection.
-        let customer_seen = (party == Party::Customer).then_some(now);
-        let seq = sessions::allocate_seq(&txn, id, customer_seen).await?;
-        let message = messages::insert(
+        let party = match writer_party(viewer, &session) {
+            Ok(party) => party,
+            Err(refusal) => {
+                drop(txn);
+                // A retry is answered with the first message even if the
+                // session has moved on since (ended, transferred): the send
+                // did happen. The lookup is by the caller's own id, so it
+                // reveals nothing.
+                return match self.sent_before(viewer, id, client_message_id).await? {
+                    Some(first) => Ok(first),
+                    None => Err(refusal),
+                };
+            }
+        };
+        let inserted = messages::insert_unless_sent(
             &txn,
             messages::NewMessage {
                 session_id: id,
-                seq,
+                seq: session.last_seq,
                 sender: SenderRole::from(party),
                 sender_id: Some(&viewer.id),
                 body,
@@ -103,6 +109,13 @@ impl ChatService {
             },
         )
         .await?;
+        let Some(message) = inserted else {
+            drop(txn);
+            return self
+                .sent_before(viewer, id, client_message_id)
+                .await?
+                .ok_or_else(|| AppError::Conflict("your message changed meanwhile; retry".into()));
+        };
         txn.commit().await?;
         self.metrics
             .messages
@@ -111,6 +124,26 @@ impl ChatService {
         self.bus
             .publish_session(id, SessionEvent::MessagePosted(message.clone()));
         Ok(MessageView::from_cursors(message, &session))
+    }
+
+    /// The message `viewer` sent earlier with this clientMessageId, as the
+    /// session shows it now.
+    async fn sent_before(
+        &self,
+        viewer: &Viewer,
+        session_id: uuid::Uuid,
+        client_message_id: &str,
+    ) -> AppResult<Option<MessageView>> {
+        let Some(first) =
+            messages::find_by_client_id(&self.db, session_id, &viewer.id, client_message_id)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let session = sessions::find(&self.db, session_id)
+            .await?
+            .ok_or_else(AppError::session_not_found)?;
+        Ok(Some(MessageView::from_cursors(first, &session)))
     }
 
     /// Moves the reader's read cursor (and delivered with it) up to `seq`;

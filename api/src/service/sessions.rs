@@ -368,7 +368,10 @@ impl ChatService {
         body: &str,
         now: DateTime<Utc>,
     ) -> AppResult<Message> {
-        let seq = sessions::allocate_seq(txn, session_id, None).await?;
+        let seq = sessions::allocate_seq(txn, session_id, None)
+            .await?
+            .ok_or_else(AppError::session_not_found)?
+            .last_seq;
         Ok(messages::insert(
             txn,
             messages::NewMessage {
