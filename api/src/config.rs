@@ -105,6 +105,10 @@ pub struct Settings {
     pub retention_days: i64,
     pub max_message_chars: usize,
     pub db_pool_size: u32,
+    /// How long a request waits for a database connection before it fails
+    /// (retryable). While the database is down every request waits this
+    /// long, so it stays short.
+    pub db_acquire_timeout_secs: u64,
     pub offer_timeout_secs: i64,
     pub resume_grace_secs: i64,
     pub message_rate_per_sec: f64,
@@ -259,6 +263,7 @@ impl Settings {
             retention_days: parse_num(&lookup, "RETENTION_DAYS", 90, 1, 3650)?,
             max_message_chars: parse_num(&lookup, "MAX_MESSAGE_CHARS", 4000, 1, 100_000)?,
             db_pool_size: parse_num(&lookup, "DB_POOL_SIZE", 16, 1, 1000)?,
+            db_acquire_timeout_secs: parse_num(&lookup, "DB_ACQUIRE_TIMEOUT_SECS", 3, 1, 300)?,
             offer_timeout_secs: parse_num(&lookup, "OFFER_TIMEOUT_SECS", 30, 1, 3600)?,
             resume_grace_secs: parse_num(&lookup, "RESUME_GRACE_SECS", 600, 1, 7 * 24 * 3600)?,
             message_rate_per_sec: parse_num(&lookup, "MESSAGE_RATE_PER_SEC", 5.0, 0.01, 100_000.0)?,
@@ -289,6 +294,7 @@ impl Settings {
             format!("RETENTION_DAYS={}", self.retention_days),
             format!("MAX_MESSAGE_CHARS={}", self.max_message_chars),
             format!("DB_POOL_SIZE={}", self.db_pool_size),
+            format!("DB_ACQUIRE_TIMEOUT_SECS={}", self.db_acquire_timeout_secs),
             format!("OFFER_TIMEOUT_SECS={}", self.offer_timeout_secs),
             format!("EVENT_BUS={}", self.event_bus),
             format!("RESUME_GRACE_SECS={}", self.resume_grace_secs),

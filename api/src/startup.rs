@@ -35,10 +35,13 @@ pub enum StartupError {
 
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(settings.database_url.clone());
+    // sqlx keeps retrying a refused connection until the acquire timeout,
+    // so while the database is down every request takes this long to fail.
+    let acquire = Duration::from_secs(settings.db_acquire_timeout_secs);
+    // (SeaORM turns connect_timeout into this same pool setting.)
     options
         .max_connections(settings.db_pool_size)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(acquire)
         .sqlx_logging(false);
     Database::connect(options).await
 }
