@@ -485,6 +485,29 @@ pub struct FollowLog {
     pub errors: Vec<Value>,
 }
 
+/// A running [`follow`]: its log so far, and the task.
+pub struct Follower {
+    log: Arc<Mutex<FollowLog>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Follower {
+    /// How many GraphQL errors have ended a subscription so far.
+    pub fn errors_so_far(&self) -> usize {
+        self.log.lock().map(|l| l.errors.len()).unwrap_or(0)
+    }
+
+    /// Waits (at most `bound`) until the follower has seen its last seq.
+    pub async fn finish(self, bound: Duration) -> FollowLog {
+        tokio::time::timeout(bound, self.task)
+            .await
+            .expect("the subscriber caught up")
+            .expect("follower task");
+        let mut log = self.log.lock().expect("follow log");
+        std::mem::take(&mut *log)
+    }
+}
+
 /// Follows a session's `sessionEvents` as a resilient client does: on any
 /// error, completion or lost connection it reconnects — to the next server
 /// in `servers` when the current one cannot be reached or closed the socket,
@@ -495,9 +518,15 @@ pub fn follow(
     token: String,
     session: String,
     until: Arc<AtomicI64>,
-) -> tokio::task::JoinHandle<FollowLog> {
-    tokio::spawn(async move {
-        let mut log = FollowLog::default();
+) -> Follower {
+    let shared = Arc::new(Mutex::new(FollowLog::default()));
+    let log = shared.clone();
+    let note = move |f: &mut dyn FnMut(&mut FollowLog)| {
+        if let Ok(mut l) = log.lock() {
+            f(&mut l);
+        }
+    };
+    let task = tokio::spawn(async move {
         let mut last = 0;
         let mut server = 0;
         let done = |last: i64| {
@@ -515,29 +544,29 @@ pub fn follow(
                 }
             };
             ws.session_events("s", &session, last).await;
-            log.subscriptions.push((addr, last));
+            note(&mut |l| l.subscriptions.push((addr, last)));
             loop {
                 match ws.next(Duration::from_millis(200)).await {
                     Frame::Quiet if done(last) => break,
                     Frame::Quiet => continue,
                     Frame::Next(payload) if payload.get("errors").is_some() => {
-                        log.errors.push(payload);
+                        note(&mut |l| l.errors.push(payload.clone()));
                         break;
                     }
                     Frame::Next(payload) => {
                         let event = &payload["data"]["sessionEvents"];
                         if event["__typename"] == "MessagePosted" {
                             last = event["message"]["seq"].as_i64().expect("seq");
-                            log.seqs.push(last);
+                            note(&mut |l| l.seqs.push(last));
                         }
                     }
                     Frame::Error(frame) => {
-                        log.errors.push(frame);
+                        note(&mut |l| l.errors.push(frame.clone()));
                         break;
                     }
                     Frame::Complete => break,
                     Frame::Closed(code) => {
-                        log.closes.push(code);
+                        note(&mut |l| l.closes.push(code));
                         server += 1;
                         break;
                     }
@@ -545,8 +574,8 @@ pub fn follow(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        log
-    })
+    });
+    Follower { log: shared, task }
 }
 
 /// One graphql-transport-ws frame, or what happened instead.
