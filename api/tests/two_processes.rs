@@ -4,100 +4,31 @@
 //! exactly once, offers made in arrival order, no session ever held by two
 //! agents and no agent ever over capacity.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use common::{fresh_database, Server, SECRET};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{json, Value};
 use switchboard::auth::{JwtKeys, Role};
 use switchboard::config::JwtSecret;
-
-const SECRET: &str = "two-process-race-secret-0123456789";
 const CUSTOMERS: usize = 200;
 const AGENTS: usize = 10;
 const CAPACITY: i64 = 2;
 const DEADLINE: Duration = Duration::from_secs(150);
 
-/// A child server process, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server(database_url: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .env("DATABASE_URL", database_url)
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("JWT_SECRET", SECRET)
-        .env("ROUTING_MODE", "fair")
-        .env("AGENT_CAPACITY", CAPACITY.to_string())
-        .env("DB_POOL_SIZE", "8")
-        // All 200 customers connect from 127.0.0.1.
-        .env("IP_SESSION_RATE_PER_MIN", "1000000")
-        .env("IP_SESSION_BURST", "1000000")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start switchboard");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .expect("read log");
-        if let Some(at) = line.find("listening on http://") {
-            let rest = &line[at + "listening on ".len()..];
-            let url: String = rest
-                .chars()
-                .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
-                .collect();
-            break url;
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe, and
-    // show what went wrong in the server when something did.
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if line.contains("WARN") || line.contains("ERROR") {
-                eprintln!("server: {line}");
-            }
-        }
-    });
-    Server { child, url }
-}
-
-async fn fresh_database() -> (String, DatabaseConnection) {
-    let base = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
-    let admin = Database::connect(format!("{base}/postgres"))
-        .await
-        .expect("Postgres reachable");
-    let name = format!(
-        "sbtest_{}_{}",
-        chrono::Utc::now().timestamp(),
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create database");
-    let url = format!("{base}/{name}");
-    let db = Database::connect(&url)
-        .await
-        .expect("connect to test database");
-    (url, db)
+    let capacity = CAPACITY.to_string();
+    common::start_server(
+        database_url,
+        &[
+            ("ROUTING_MODE", "fair"),
+            ("AGENT_CAPACITY", &capacity),
+            ("DB_POOL_SIZE", "8"),
+        ],
+    )
 }
 
 #[derive(Clone)]
