@@ -278,3 +278,23 @@ async fn the_legacy_protocol_still_works() {
         1
     );
 }
+
+/// The read buffer is small for idle connections' sake; a client message
+/// many times its size still arrives whole.
+#[tokio::test]
+async fn messages_larger_than_the_read_buffer_arrive_whole() {
+    let app = spawn_app_with(&[("WS_READ_BUFFER_BYTES", "256")]).await;
+    let cust = app.customer("long");
+    let sid = app.start_session(&cust).await;
+    let mut ws = WsClient::connect(app.addr, Some(&cust)).await;
+    let padding = " ".repeat(20_000);
+    ws.subscribe(
+        "s",
+        &format!(
+            "subscription($s: ID!) {{ {padding} sessionEvents(sessionId: $s) {{ __typename }} }}"
+        ),
+        json!({ "s": sid }),
+    )
+    .await;
+    ws.next_of("sessionEvents", "CaughtUp").await;
+}
