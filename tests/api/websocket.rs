@@ -298,3 +298,28 @@ async fn messages_larger_than_the_read_buffer_arrive_whole() {
     .await;
     ws.next_of("sessionEvents", "CaughtUp").await;
 }
+
+/// Results far larger than the socket's buffers (a long transcript fetched
+/// over the WebSocket, as Apollo clients do with every operation) arrive.
+#[tokio::test]
+async fn large_results_reach_websocket_clients() {
+    let app = spawn_app().await;
+    let (cust, agent) = (app.customer("wordy"), app.agent("ann"));
+    let sid = app.active_session(&cust, &agent).await;
+    let body = "y".repeat(4000);
+    for i in 0..60 {
+        app.send(&cust, &sid, &body, &format!("w{i}")).await;
+    }
+    let mut ws = WsClient::connect(app.addr, Some(&cust)).await;
+    ws.subscribe(
+        "q",
+        "query($s: ID!) { session(id: $s) { messages(first: 100) { nodes { seq body } } } }",
+        json!({ "s": sid }),
+    )
+    .await;
+    let result = ws.next().await;
+    let nodes = result["data"]["session"]["messages"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no transcript: {result}"));
+    assert_eq!(nodes.len(), 61, "the join line and 60 messages");
+}
