@@ -78,7 +78,8 @@ pub struct Limits {
     /// not reading and is disconnected (it resumes by seq).
     pub ws_send_timeout_secs: u64,
     /// Per-connection read buffer. tungstenite's default of 128 KiB per
-    /// socket dominates the memory of idle connections; clients send little.
+    /// socket would dominate the memory of idle connections; clients send
+    /// little, and a larger message is still read, in several reads.
     pub ws_read_buffer_bytes: usize,
     /// Bytes gathered before a write reaches the socket.
     pub ws_write_buffer_bytes: usize,
@@ -230,7 +231,7 @@ impl Settings {
             ws_read_buffer_bytes: parse_num(
                 &lookup,
                 "WS_READ_BUFFER_BYTES",
-                4 * 1024,
+                1024,
                 256,
                 16 * 1024 * 1024,
             )?,
