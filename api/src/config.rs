@@ -107,8 +107,10 @@ pub struct Settings {
     pub max_message_chars: usize,
     pub db_pool_size: u32,
     /// How long a request waits for a database connection before it fails
-    /// (retryable). While the database is down every request waits this
-    /// long, so it stays short.
+    /// (retryable). Long enough to ride out a burst that holds every pooled
+    /// connection, and a short database restart (sqlx keeps retrying a
+    /// refused connection until then); a longer outage makes every request
+    /// wait this long before it fails.
     pub db_acquire_timeout_secs: u64,
     pub offer_timeout_secs: i64,
     pub resume_grace_secs: i64,
@@ -264,7 +266,7 @@ impl Settings {
             retention_days: parse_num(&lookup, "RETENTION_DAYS", 90, 1, 3650)?,
             max_message_chars: parse_num(&lookup, "MAX_MESSAGE_CHARS", 4000, 1, 100_000)?,
             db_pool_size: parse_num(&lookup, "DB_POOL_SIZE", 16, 1, 1000)?,
-            db_acquire_timeout_secs: parse_num(&lookup, "DB_ACQUIRE_TIMEOUT_SECS", 3, 1, 300)?,
+            db_acquire_timeout_secs: parse_num(&lookup, "DB_ACQUIRE_TIMEOUT_SECS", 10, 1, 300)?,
             offer_timeout_secs: parse_num(&lookup, "OFFER_TIMEOUT_SECS", 30, 1, 3600)?,
             resume_grace_secs: parse_num(&lookup, "RESUME_GRACE_SECS", 600, 1, 7 * 24 * 3600)?,
             message_rate_per_sec: parse_num(&lookup, "MESSAGE_RATE_PER_SEC", 5.0, 0.01, 100_000.0)?,

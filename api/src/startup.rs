@@ -35,8 +35,9 @@ pub enum StartupError {
 
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(settings.database_url.clone());
-    // sqlx keeps retrying a refused connection until the acquire timeout,
-    // so while the database is down every request takes this long to fail.
+    // sqlx keeps retrying a refused connection until the acquire timeout:
+    // a request rides out a short database restart, and a long outage
+    // makes it wait this long before it fails.
     let acquire = Duration::from_secs(settings.db_acquire_timeout_secs);
     // (SeaORM turns connect_timeout into this same pool setting.)
     options
