@@ -15,16 +15,19 @@ use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
 use crate::config::{EventBusKind, Settings};
-use crate::events::{self, EventBus};
+use crate::events::{nats, EventBus, Relay, RelayError};
 use crate::graphql::build_schema;
 use crate::http::{router, AppState};
 use crate::matching::RoutingMode;
+use crate::repo;
 use crate::service::{system_clock, ChatService, Clock, Policy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("database: {0}")]
     Database(#[from] DbErr),
+    #[error("event relay: {0}")]
+    EventBus(#[from] RelayError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -85,18 +88,22 @@ impl Application {
             message_rate_per_sec: settings.message_rate_per_sec,
             message_burst: settings.message_burst,
         };
-        let bus = match settings.event_bus {
-            EventBusKind::InProcess => EventBus::in_process(),
-            EventBusKind::Postgres => {
-                let (bus, outgoing) = EventBus::in_process().with_relay();
-                events::postgres::spawn(
-                    db.get_postgres_connection_pool().clone(),
-                    bus.clone(),
-                    outgoing,
-                );
-                bus
+        let relay = match &settings.event_bus {
+            EventBusKind::InProcess => Relay::InProcess,
+            EventBusKind::Postgres => Relay::Postgres(db.get_postgres_connection_pool().clone()),
+            EventBusKind::Nats { url } => {
+                let subject = match &settings.nats_subject {
+                    Some(subject) => subject.clone(),
+                    None => nats::subject_for(repo::deployment::id(&db).await?),
+                };
+                tracing::info!(subject = %subject, "relaying events through NATS");
+                Relay::Nats(nats::NatsRelay {
+                    url: url.clone(),
+                    subject,
+                })
             }
         };
+        let bus = relay.start(EventBus::in_process()).await?;
         let service = ChatService::new(db, bus, policy, clock);
         let state = AppState {
             schema: build_schema(Some(service.clone()), &settings.limits),

@@ -7,10 +7,13 @@
 //! the bus only to learn that something new exists.
 //!
 //! Delivery to this process's subscribers is direct (the hub). With a relay
-//! ([`postgres`]), every event is also forwarded to the other processes on
-//! the same database, which deliver it to theirs.
+//! ([`Relay`]: Postgres LISTEN/NOTIFY or NATS), every event is also
+//! forwarded to the other processes of the deployment, which deliver it to
+//! theirs.
 
-pub mod postgres;
+pub mod nats;
+mod postgres;
+mod relay;
 mod topics;
 
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 use crate::domain::{Agent, ChatSession, Message, Party};
+pub use relay::{Relay, RelayError};
 pub use topics::{TopicReceiver, Topics};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
