@@ -288,6 +288,8 @@ async fn relay_until_seen(app: &TestApp, agent: &str, feed: &mut WsClient) {
 /// the shared server (other tests use it) stays up.
 struct CuttableProxy {
     addr: SocketAddr,
+    /// `user:pass@` of TEST_NATS_URL, if any, for the server behind.
+    credentials: String,
     open: Arc<AtomicBool>,
     cut: tokio::sync::watch::Sender<u64>,
     accepted: Arc<AtomicUsize>,
@@ -296,8 +298,11 @@ struct CuttableProxy {
 impl CuttableProxy {
     async fn start() -> Self {
         let url = nats_url();
-        let upstream = url.trim_start_matches("nats://");
-        let upstream = upstream.rsplit('@').next().unwrap_or(upstream).to_owned();
+        let rest = url.trim_start_matches("nats://");
+        let (credentials, upstream) = match rest.rsplit_once('@') {
+            Some((credentials, upstream)) => (format!("{credentials}@"), upstream.to_owned()),
+            None => (String::new(), rest.to_owned()),
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let open = Arc::new(AtomicBool::new(true));
@@ -328,6 +333,7 @@ impl CuttableProxy {
         });
         CuttableProxy {
             addr,
+            credentials,
             open,
             cut,
             accepted,
@@ -335,7 +341,7 @@ impl CuttableProxy {
     }
 
     fn url(&self) -> String {
-        format!("nats://{}", self.addr)
+        format!("nats://{}{}", self.credentials, self.addr)
     }
 
     /// Closes every connection and refuses new ones.

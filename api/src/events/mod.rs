@@ -16,6 +16,7 @@ mod postgres;
 mod relay;
 mod topics;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -86,10 +87,22 @@ pub enum AgentEvent {
 /// body (those can exceed what a notification may carry).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RelayedEvent {
-    Messages { session: Uuid, up_to: i32 },
-    Session { session: Uuid, event: SessionEvent },
-    Agent { agent: String, event: AgentEvent },
+    Messages {
+        session: Uuid,
+        up_to: i32,
+    },
+    Session {
+        session: Uuid,
+        event: SessionEvent,
+    },
+    Agent {
+        agent: String,
+        event: AgentEvent,
+    },
     Queue(QueueChanged),
+    /// Events of the sender were dropped before they could be relayed:
+    /// session subscribers catch up from storage.
+    Resync,
 }
 
 /// Per-session buffer. A subscriber further behind than this is told it
@@ -108,6 +121,9 @@ pub struct EventBus {
     relay: Option<mpsc::Sender<RelayedEvent>>,
     /// Identifies this process's notifications, so it skips its own echo.
     origin: Uuid,
+    /// Events dropped because the relay was behind, not yet reported to the
+    /// other processes.
+    dropped: Arc<AtomicU64>,
 }
 
 /// This process's subscribers.
@@ -134,6 +150,7 @@ impl EventBus {
             }),
             relay: None,
             origin: Uuid::new_v4(),
+            dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -151,8 +168,12 @@ impl EventBus {
 
     fn relay(&self, event: RelayedEvent) {
         if let Some(tx) = &self.relay {
-            if let Err(e) = tx.try_send(event) {
-                tracing::warn!(error = %e, "event relay is behind; an event for other processes was dropped");
+            if tx.try_send(event).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                // Once per episode: the relay reports the count, and asks the
+                // other processes to resync, when it catches up.
+                tracing::warn!(
+                    "event relay is behind; events for other processes are being dropped"
+                );
             }
         }
     }
@@ -215,6 +236,7 @@ impl EventBus {
             RelayedEvent::Queue(q) => {
                 let _ = self.hub.queue.send(q);
             }
+            RelayedEvent::Resync => self.resync_sessions(),
         }
     }
 

@@ -118,7 +118,7 @@ pub(super) async fn start(config: NatsRelay, bus: EventBus) -> Result<EventBus, 
             client: client.clone(),
             subject: subject.clone(),
         },
-        bus.origin(),
+        bus.clone(),
         outgoing,
     ));
     tokio::spawn(listen_loop(

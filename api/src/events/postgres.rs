@@ -26,7 +26,7 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 pub(super) fn spawn(pool: PgPool, bus: EventBus, outgoing: mpsc::Receiver<RelayedEvent>) {
     tokio::spawn(relay::send_loop(
         Notify { pool: pool.clone() },
-        bus.origin(),
+        bus.clone(),
         outgoing,
     ));
     tokio::spawn(listen_loop(pool, bus));

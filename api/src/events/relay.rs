@@ -5,6 +5,7 @@
 //! ([`Transport`]) and how payloads come in.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sea_orm::sqlx::postgres::PgPool;
@@ -122,9 +123,10 @@ pub(super) fn probe(origin: Uuid) -> String {
 /// commit), so nothing here holds a database lock.
 pub(super) async fn send_loop<T: Transport>(
     mut transport: T,
-    origin: Uuid,
+    bus: EventBus,
     mut outgoing: mpsc::Receiver<RelayedEvent>,
 ) {
+    let origin = bus.origin();
     while let Some(first) = outgoing.recv().await {
         let mut events = vec![first];
         let window = tokio::time::sleep(FLUSH_WINDOW);
@@ -137,6 +139,16 @@ pub(super) async fn send_loop<T: Transport>(
                     None => break,
                 },
             }
+        }
+        let dropped = bus.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            // What was dropped is committed; a resync after this batch
+            // finds it in storage.
+            tracing::warn!(
+                dropped,
+                "events for other processes were dropped; asking them to resync"
+            );
+            events.push(RelayedEvent::Resync);
         }
         for payload in pack(origin, events, T::MAX_PAYLOAD) {
             if let Err(e) = transport.send(payload).await {
@@ -248,5 +260,54 @@ mod tests {
         assert_eq!(receive(&bus, payload[0].as_bytes()).unwrap(), Sender::Other);
         assert!(matches!(rx.recv().await, Ok(SessionSignal::StoredUpTo(7))));
         assert!(receive(&bus, b"not json").is_err());
+    }
+
+    /// Sends payloads into a channel the test reads.
+    struct Capture(mpsc::UnboundedSender<String>);
+
+    impl Transport for Capture {
+        const MAX_PAYLOAD: usize = 64 * 1024;
+        async fn send(
+            &mut self,
+            payload: String,
+        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            self.0.send(payload)?;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn events_dropped_by_a_relay_behind_make_the_others_resync() {
+        let (bus, outgoing) = EventBus::in_process().with_relay();
+        let sid = Uuid::new_v4();
+        let sent = super::super::RELAY_BUFFER + 10;
+        for up_to in 0..sent {
+            bus.publish_session(
+                sid,
+                super::super::SessionEvent::TypingChanged {
+                    session_id: sid,
+                    sender: crate::domain::Party::Agent,
+                    typing: up_to % 2 == 0,
+                },
+            );
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(send_loop(Capture(tx), bus.clone(), outgoing));
+        let (mut relayed, mut resync) = (0, false);
+        // Everything queued arrives, and the drops are reported.
+        while !resync || relayed < super::super::RELAY_BUFFER {
+            let payload = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("the relay sent everything queued and a resync")
+                .unwrap();
+            for event in serde_json::from_str::<Envelope>(&payload).unwrap().events {
+                match event {
+                    RelayedEvent::Resync => resync = true,
+                    _ => relayed += 1,
+                }
+            }
+        }
+        assert_eq!(relayed, super::super::RELAY_BUFFER);
+        assert_eq!(bus.dropped.load(Ordering::Relaxed), 0, "reported once");
     }
 }
