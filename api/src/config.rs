@@ -38,20 +38,23 @@ impl fmt::Debug for JwtSecret {
 }
 
 /// How events reach subscribers connected to other processes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventBusKind {
     /// One process: events stay in it.
     InProcess,
     /// Several processes on one Postgres: LISTEN/NOTIFY, no extra infrastructure.
     Postgres,
+    /// Several processes meeting on a NATS server (`nats://host:port`).
+    Nats { url: String },
 }
 
 impl fmt::Display for EventBusKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EventBusKind::InProcess => "in-process",
-            EventBusKind::Postgres => "postgres",
-        })
+        match self {
+            EventBusKind::InProcess => f.write_str("in-process"),
+            EventBusKind::Postgres => f.write_str("postgres"),
+            EventBusKind::Nats { url } => f.write_str(&redact_url(url)),
+        }
     }
 }
 
@@ -122,6 +125,9 @@ pub struct Settings {
     /// How long a stopping server waits for requests and WebSockets to finish.
     pub shutdown_grace_secs: u64,
     pub event_bus: EventBusKind,
+    /// The NATS subject of this deployment's events; by default one derived
+    /// from the deployment id stored in the database.
+    pub nats_subject: Option<String>,
     pub limits: Limits,
     pub data_dir: PathBuf,
     pub log_json: bool,
@@ -189,13 +195,47 @@ impl Settings {
                     reason: "postgres needs a postgres:// DATABASE_URL".into(),
                 })
             }
+            Some(url) if url.starts_with("nats://") => {
+                match url.parse::<async_nats::ServerAddr>() {
+                    Ok(addr) if !addr.host().is_empty() => {}
+                    Ok(_) => {
+                        return Err(ConfigError::Invalid {
+                            name: "EVENT_BUS",
+                            reason: "a NATS URL needs a host: nats://host:port".into(),
+                        })
+                    }
+                    Err(e) => {
+                        return Err(ConfigError::Invalid {
+                            name: "EVENT_BUS",
+                            reason: e.to_string(),
+                        })
+                    }
+                }
+                EventBusKind::Nats {
+                    url: url.to_owned(),
+                }
+            }
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "EVENT_BUS",
                     reason: format!(
-                        "{other:?} is not supported by this build; use in-process or postgres"
+                        "{:?} is not supported; use in-process, postgres or nats://host:port",
+                        redact_url(other)
                     ),
                 })
+            }
+        };
+        let nats_subject = match lookup("NATS_SUBJECT").as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(subject) => {
+                if !matches!(event_bus, EventBusKind::Nats { .. }) {
+                    return Err(ConfigError::Invalid {
+                        name: "NATS_SUBJECT",
+                        reason: "needs EVENT_BUS=nats://host:port".into(),
+                    });
+                }
+                validate_subject(subject)?;
+                Some(subject.to_owned())
             }
         };
         let limits = Limits {
@@ -256,6 +296,7 @@ impl Settings {
         Ok(Settings {
             limits,
             event_bus,
+            nats_subject,
             database_url,
             listen_addr: lookup("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             jwt_secret,
@@ -300,6 +341,12 @@ impl Settings {
             format!("DB_ACQUIRE_TIMEOUT_SECS={}", self.db_acquire_timeout_secs),
             format!("OFFER_TIMEOUT_SECS={}", self.offer_timeout_secs),
             format!("EVENT_BUS={}", self.event_bus),
+            format!(
+                "NATS_SUBJECT={}",
+                self.nats_subject
+                    .as_deref()
+                    .unwrap_or("<from the deployment id>")
+            ),
             format!("RESUME_GRACE_SECS={}", self.resume_grace_secs),
             format!("MESSAGE_RATE_PER_SEC={}", self.message_rate_per_sec),
             format!("MESSAGE_BURST={}", self.message_burst),
@@ -358,6 +405,21 @@ where
     }
 }
 
+/// A NATS subject to publish on: dot-separated tokens, no wildcards.
+fn validate_subject(subject: &str) -> Result<(), ConfigError> {
+    let valid = subject
+        .split('.')
+        .all(|t| !t.is_empty() && !t.contains(|c: char| c.is_whitespace() || c == '*' || c == '>'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            name: "NATS_SUBJECT",
+            reason: format!("{subject:?} is not a NATS subject without wildcards"),
+        })
+    }
+}
+
 fn ensure_dir(dir: &Path) -> Result<(), ConfigError> {
     std::fs::create_dir_all(dir).map_err(|source| ConfigError::DataDir {
         path: dir.to_owned(),
@@ -406,7 +468,8 @@ fn load_or_create_secret(dir: &Path) -> Result<JwtSecret, ConfigError> {
     }
 }
 
-fn redact_url(url: &str) -> String {
+/// `scheme://user:password@host…` with the password masked, for logs.
+pub(crate) fn redact_url(url: &str) -> String {
     // postgres://user:password@host/db -> postgres://user:***@host/db
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
@@ -480,6 +543,51 @@ mod tests {
             "postgres bus on SQLite"
         );
         assert!(settings(&[("DATA_DIR", d), ("EVENT_BUS", "carrier-pigeon")]).is_err());
+        assert!(settings(&[("DATA_DIR", d), ("EVENT_BUS", "nats://")]).is_err());
+        assert!(
+            settings(&[("DATA_DIR", d), ("NATS_SUBJECT", "a.b")]).is_err(),
+            "a subject without NATS"
+        );
+        for bad in ["a.*", "a.>", "a..b", "a b"] {
+            assert!(
+                settings(&[
+                    ("DATA_DIR", d),
+                    ("EVENT_BUS", "nats://127.0.0.1:4222"),
+                    ("NATS_SUBJECT", bad)
+                ])
+                .is_err(),
+                "{bad}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_nats_url_selects_the_nats_bus_and_its_password_is_masked() {
+        let dir = temp_dir();
+        let d = dir.to_str().unwrap();
+        let s = settings(&[
+            ("DATA_DIR", d),
+            ("EVENT_BUS", "nats://relay:s3cret@127.0.0.1:4222"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.event_bus,
+            EventBusKind::Nats {
+                url: "nats://relay:s3cret@127.0.0.1:4222".into()
+            }
+        );
+        assert_eq!(s.nats_subject, None);
+        let banner = s.banner().join("\n");
+        assert!(banner.contains("EVENT_BUS=nats://relay:***@127.0.0.1:4222"));
+        assert!(!banner.contains("s3cret"));
+        let s = settings(&[
+            ("DATA_DIR", d),
+            ("EVENT_BUS", "nats://127.0.0.1:4222"),
+            ("NATS_SUBJECT", "tenant-a.switchboard"),
+        ])
+        .unwrap();
+        assert_eq!(s.nats_subject.as_deref(), Some("tenant-a.switchboard"));
         let _ = std::fs::remove_dir_all(dir);
     }
 

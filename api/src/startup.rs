@@ -15,10 +15,11 @@ use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
 use crate::config::{EventBusKind, Settings};
-use crate::events::{self, EventBus};
+use crate::events::{nats, EventBus, Relay, RelayError};
 use crate::graphql::build_schema;
 use crate::http::{router, AppState};
 use crate::matching::RoutingMode;
+use crate::repo;
 use crate::service::{system_clock, ChatService, Clock, Policy};
 use crate::shutdown::Shutdown;
 
@@ -26,6 +27,8 @@ use crate::shutdown::Shutdown;
 pub enum StartupError {
     #[error("database: {0}")]
     Database(#[from] DbErr),
+    #[error("event relay: {0}")]
+    EventBus(#[from] RelayError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -94,18 +97,22 @@ impl Application {
             ip_session_rate_per_min: settings.ip_session_rate_per_min,
             ip_session_burst: settings.ip_session_burst,
         };
-        let bus = match settings.event_bus {
-            EventBusKind::InProcess => EventBus::in_process(),
-            EventBusKind::Postgres => {
-                let (bus, outgoing) = EventBus::in_process().with_relay();
-                events::postgres::spawn(
-                    db.get_postgres_connection_pool().clone(),
-                    bus.clone(),
-                    outgoing,
-                );
-                bus
+        let relay = match &settings.event_bus {
+            EventBusKind::InProcess => Relay::InProcess,
+            EventBusKind::Postgres => Relay::Postgres(db.get_postgres_connection_pool().clone()),
+            EventBusKind::Nats { url } => {
+                let subject = match &settings.nats_subject {
+                    Some(subject) => subject.clone(),
+                    None => nats::subject_for(repo::deployment::id(&db).await?),
+                };
+                tracing::info!(subject = %subject, "relaying events through NATS");
+                Relay::Nats(nats::NatsRelay {
+                    url: url.clone(),
+                    subject,
+                })
             }
         };
+        let bus = relay.start(EventBus::in_process()).await?;
         let service = ChatService::new(db, bus, policy, clock);
         let shutdown = Shutdown::default();
         let state = AppState {

@@ -2,7 +2,8 @@
 //! 10 agents of capacity 2 spread over both, agents accepting and ending at
 //! random. Afterwards the assignment history must show every customer served
 //! exactly once, offers made in arrival order, no session ever held by two
-//! agents and no agent ever over capacity.
+//! agents and no agent ever over capacity. It runs once with each relay
+//! between the processes: Postgres LISTEN/NOTIFY and NATS.
 
 mod common;
 
@@ -19,16 +20,27 @@ const AGENTS: usize = 10;
 const CAPACITY: i64 = 2;
 const DEADLINE: Duration = Duration::from_secs(150);
 
-fn start_server(database_url: &str) -> Server {
+fn start_server(database_url: &str, event_bus: &str) -> Server {
     let capacity = CAPACITY.to_string();
-    common::start_server(
+    let server = common::start_server(
         database_url,
         &[
+            ("EVENT_BUS", event_bus),
             ("ROUTING_MODE", "fair"),
             ("AGENT_CAPACITY", &capacity),
             ("DB_POOL_SIZE", "8"),
         ],
-    )
+    );
+    let on_nats = server
+        .startup_log
+        .iter()
+        .any(|l| l.contains("relaying events through NATS"));
+    assert_eq!(
+        on_nats,
+        event_bus.starts_with("nats://"),
+        "the server did not start the relay asked for"
+    );
+    server
 }
 
 #[derive(Clone)]
@@ -119,10 +131,30 @@ async fn run_agent(client: Client, seed: u64, done: std::sync::Arc<std::sync::at
     }
 }
 
+/// The races run one at a time: four servers and two swarms of clients at
+/// once would only measure how two cores share out.
+static ONE_RACE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_serve_every_customer_once_in_order_within_capacity() {
+async fn two_processes_on_the_postgres_bus_serve_every_customer_once_in_order_within_capacity() {
+    let _one = ONE_RACE_AT_A_TIME.lock().await;
+    race("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_the_nats_bus_serve_every_customer_once_in_order_within_capacity() {
+    let _one = ONE_RACE_AT_A_TIME.lock().await;
+    let nats =
+        std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    race(&nats).await;
+}
+
+async fn race(event_bus: &str) {
     let (db_url, db) = fresh_database().await;
-    let servers = [start_server(&db_url), start_server(&db_url)];
+    let servers = [
+        start_server(&db_url, event_bus),
+        start_server(&db_url, event_bus),
+    ];
     let keys = JwtKeys::new(&JwtSecret::new(SECRET.as_bytes().to_vec()));
     let http = reqwest::Client::new();
     let client = |role, sub: String, i: usize| Client {

@@ -33,6 +33,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Log lines that say something went wrong (WARN, ERROR, panics).
     pub trouble: Arc<Mutex<Vec<String>>>,
+    /// Its log up to the line saying where it listens.
+    pub startup_log: Vec<String>,
 }
 
 impl Drop for Server {
@@ -66,11 +68,13 @@ pub fn start_server(database_url: &str, env: &[(&str, &str)]) -> Server {
     drain(BufReader::new(stderr).lines(), trouble.clone());
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let mut startup_log = Vec::new();
     let url = loop {
         let line = lines
             .next()
             .expect("server exited before listening")
             .expect("read log");
+        startup_log.push(line.clone());
         if let Some(at) = line.find("listening on http://") {
             let rest = &line[at + "listening on ".len()..];
             let url: String = rest
@@ -92,6 +96,7 @@ pub fn start_server(database_url: &str, env: &[(&str, &str)]) -> Server {
         url,
         addr,
         trouble,
+        startup_log,
     }
 }
 
