@@ -230,14 +230,32 @@ async fn retention_loop(service: ChatService) {
     }
 }
 
-/// Closes chats whose customer stayed away past the grace period.
+/// Closes chats whose customer stayed away past the grace period. After
+/// the database was unreachable, it first restarts every open chat's grace
+/// period: presence could not be recorded meanwhile, and the outage is ours,
+/// not the customers'.
 async fn presence_loop(service: ChatService) {
     let mut tick = tokio::time::interval(service.presence_heartbeat());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut presence_unrecorded = false;
     loop {
         tick.tick().await;
+        if presence_unrecorded {
+            match service.excuse_absences().await {
+                Ok(excused) => {
+                    tracing::info!(
+                        excused,
+                        "database reachable again; open chats get their grace period anew"
+                    );
+                    presence_unrecorded = false;
+                }
+                Err(e) => tracing::warn!(error = %e, "database still unreachable"),
+            }
+            continue;
+        }
         if let Err(e) = service.close_abandoned().await {
             tracing::warn!(error = %e, "closing abandoned chats failed; retrying");
+            presence_unrecorded = e.retryable();
         }
     }
 }

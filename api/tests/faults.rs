@@ -286,6 +286,52 @@ async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
     assert!(server.panics().is_empty(), "{:?}", server.panics());
 }
 
+/// Presence cannot be recorded while the database is away. An outage longer
+/// than RESUME_GRACE_SECS must not end the chats of customers who come back
+/// once it is over: the grace period restarts when the database does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_the_grace_period_ends_no_chat() {
+    let pg = PgCluster::start();
+    let mut env = MANUAL.to_vec();
+    // Absence is looked for every 0.75 s and judged after 3 s.
+    env.push(("RESUME_GRACE_SECS", "3"));
+    env.push(("DB_ACQUIRE_TIMEOUT_SECS", "1"));
+    let mut server = start_server(&pg.url(), &env);
+    let url = server.url.clone();
+    let api = Api::default();
+    let customer = token(Role::Customer, "away-customer");
+    let agent = token(Role::Agent, "away-agent");
+    let admin = token(Role::Admin, "away-admin");
+    let session = active_chat(&api, &url, &customer, &agent).await;
+    api.send(&url, &customer, &session, "before")
+        .await
+        .expect("a message before the outage");
+
+    pg.stop();
+    eventually("/readyz says 503", || async {
+        api.status(&url, "/readyz").await.ok() == Some(503)
+    })
+    .await;
+    // Longer than the grace period and its slack.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    pg.start_again();
+    eventually("/readyz says 200 again", || async {
+        api.status(&url, "/readyz").await.ok() == Some(200)
+    })
+    .await;
+    // Several absence sweeps run before the customer is back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        api.session_status(&url, &admin, &session).await,
+        "ACTIVE",
+        "the outage ended the chat"
+    );
+    api.send(&url, &customer, &session, "after")
+        .await
+        .expect("the customer writes on after the outage");
+    assert!(server.running(), "the server process stayed up");
+}
+
 /// A refusal because the database is away: INTERNAL, a message that says
 /// so, and `retryable`.
 fn assert_unavailable(body: &Value) {
