@@ -107,7 +107,7 @@ pub enum RelayedEvent {
 
 /// Per-session buffer. A subscriber further behind than this is told it
 /// lagged and catches up from storage.
-const SESSION_BUFFER: usize = 256;
+const SESSION_BUFFER: usize = 64;
 const AGENT_BUFFER: usize = 64;
 const QUEUE_BUFFER: usize = 1024;
 /// Events waiting to be relayed. A relay this far behind drops events (and

@@ -8,10 +8,15 @@ use tokio::sync::broadcast;
 /// A map from key to broadcast channel, created on first subscription and
 /// removed when its last subscriber goes, so idle sessions cost nothing.
 ///
+/// A broadcast channel allocates all its slots when it is created, and a
+/// slot holds the event itself: with events the size of a session, every
+/// topic cost tens of KiB, per connected agent and per followed session.
+/// The channels carry `Arc`s instead, so a slot is a pointer.
+///
 /// A std `Mutex` is right here: it is held only for map operations, never
 /// across an `.await`.
 pub struct Topics<K, E> {
-    channels: Arc<Mutex<HashMap<K, broadcast::Sender<E>>>>,
+    channels: Arc<Mutex<HashMap<K, broadcast::Sender<Arc<E>>>>>,
     capacity: usize,
 }
 
@@ -23,7 +28,7 @@ impl<K: Eq + Hash + Clone, E: Clone> Topics<K, E> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, broadcast::Sender<E>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, broadcast::Sender<Arc<E>>>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every operation is a single insert, get or remove), so recover.
         self.channels
@@ -50,14 +55,15 @@ impl<K: Eq + Hash + Clone, E: Clone> Topics<K, E> {
         Q: Hash + Eq + ?Sized,
     {
         if let Some(tx) = self.lock().get(key) {
-            let _ = tx.send(event);
+            let _ = tx.send(Arc::new(event));
         }
     }
 
     /// Sends `event` to every topic.
     pub fn publish_all(&self, event: E) {
+        let event = Arc::new(event);
         for tx in self.lock().values() {
-            let _ = tx.send(event.clone());
+            let _ = tx.send(Arc::clone(&event));
         }
     }
 
@@ -72,15 +78,15 @@ impl<K: Eq + Hash + Clone, E: Clone> Topics<K, E> {
 
 /// A subscription to one topic; dropping the last one removes the topic.
 pub struct TopicReceiver<K: Eq + Hash, E> {
-    rx: Option<broadcast::Receiver<E>>,
+    rx: Option<broadcast::Receiver<Arc<E>>>,
     key: K,
-    channels: Arc<Mutex<HashMap<K, broadcast::Sender<E>>>>,
+    channels: Arc<Mutex<HashMap<K, broadcast::Sender<Arc<E>>>>>,
 }
 
 impl<K: Eq + Hash, E: Clone> TopicReceiver<K, E> {
     pub async fn recv(&mut self) -> Result<E, broadcast::error::RecvError> {
         match self.rx.as_mut() {
-            Some(rx) => rx.recv().await,
+            Some(rx) => rx.recv().await.map(|event| E::clone(&event)),
             None => Err(broadcast::error::RecvError::Closed),
         }
     }
