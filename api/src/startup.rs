@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -160,8 +161,16 @@ impl Application {
         let retention = tokio::spawn(retention_loop(self.service.clone()));
         let presence = tokio::spawn(presence_loop(self.service.clone()));
         let sockets = self.shutdown.clone();
+        // Nagle's algorithm held back the last small frame of a burst until
+        // the client's delayed ACK: a resuming client waited ~40 ms for its
+        // CaughtUp however little it had missed.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
