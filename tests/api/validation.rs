@@ -1,6 +1,9 @@
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde_json::json;
+use switchboard::auth::{JwtKeys, Role};
+use switchboard::config::JwtSecret;
 
-use crate::helpers::{code_of, spawn_app, spawn_app_with};
+use crate::helpers::{code_of, spawn_app, spawn_app_with, TEST_SECRET};
 
 #[tokio::test]
 async fn bad_input_is_refused_with_bad_user_input_and_stores_nothing() {
@@ -155,4 +158,40 @@ async fn transcript_pages_walk_both_ways() {
         false
     );
     assert_eq!(p["session"]["messages"]["pageInfo"]["hasNextPage"], true);
+}
+
+// The two tests below pin bugs that fuzz/run found: each input reached
+// Postgres unchecked and came back as INTERNAL.
+
+#[tokio::test]
+async fn control_characters_in_a_token_name_are_dropped_not_an_internal_error() {
+    let app = spawn_app().await;
+    let keys = JwtKeys::new(&JwtSecret::new(TEST_SECRET.as_bytes().to_vec()));
+    let agent = keys
+        .issue(Role::Agent, "nul-name", Some("Ann\u{0}\u{7} Smith"), 600)
+        .expect("token");
+    let data = app
+        .ok(&agent, "mutation { startShift { id name } }", json!({}))
+        .await;
+    assert_eq!(data["startShift"]["name"], "Ann Smith");
+}
+
+#[tokio::test]
+async fn a_forged_list_cursor_outside_the_calendar_is_bad_user_input() {
+    let app = spawn_app().await;
+    let cust = app.customer("cursor-forger");
+    app.start_session(&cust).await;
+    let nil = "00000000-0000-0000-0000-000000000000";
+    // Before 4713 BC, where Postgres's timestamps end, and before year 1.
+    for micros in ["-210866803200000001", "-62167219200000001"] {
+        let forged = URL_SAFE_NO_PAD.encode(format!("{micros}|{nil}"));
+        let code = app
+            .error_code(
+                Some(&cust),
+                "query($a: String) { mySessions(after: $a) { nodes { id } } }",
+                json!({ "a": forged }),
+            )
+            .await;
+        assert_eq!(code, "BAD_USER_INPUT", "{micros}");
+    }
 }

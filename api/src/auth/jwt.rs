@@ -78,9 +78,19 @@ impl JwtKeys {
         if sub.is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
             return Err(format!("token sub must be 1 to {MAX_SUB_LEN} characters"));
         }
+        // The name is only a label, so control characters (NUL, which
+        // Postgres cannot store, among them) are dropped rather than the token.
         let name = claims
             .name
-            .map(|n| n.trim().chars().take(100).collect::<String>())
+            .map(|n| {
+                n.chars()
+                    .filter(|c| !c.is_control())
+                    .collect::<String>()
+                    .trim()
+                    .chars()
+                    .take(100)
+                    .collect::<String>()
+            })
             .filter(|n| !n.is_empty());
         Ok(Viewer {
             id: sub.to_owned(),

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use sea_orm::{SqlErr, TransactionTrait};
 use uuid::Uuid;
 
@@ -520,10 +520,13 @@ fn decode_session_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
     let (micros, id) = raw.split_once('|').ok_or_else(bad)?;
+    // Every real cursor holds a creation time; the bounds keep forged ones
+    // inside what Postgres's timestamptz can compare (4713 BC to 294276 AD).
     let at = micros
         .parse::<i64>()
         .ok()
         .and_then(DateTime::from_timestamp_micros)
+        .filter(|at| (0..=9999).contains(&at.year()))
         .ok_or_else(bad)?;
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
@@ -540,5 +543,10 @@ mod tests {
         assert_eq!(decode_session_cursor(&encoded).unwrap(), (at, id));
         assert!(decode_session_cursor("not a cursor").is_err());
         assert!(decode_session_cursor(&URL_SAFE_NO_PAD.encode("12|nope")).is_err());
+        let nil = Uuid::nil();
+        for micros in [i64::MIN, -210_866_803_200_000_001, 253_402_300_800_000_000] {
+            let forged = URL_SAFE_NO_PAD.encode(format!("{micros}|{nil}"));
+            assert!(decode_session_cursor(&forged).is_err(), "{micros}");
+        }
     }
 }
