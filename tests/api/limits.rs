@@ -112,18 +112,21 @@ async fn oversized_websocket_messages_close_the_connection() {
     let huge = json!({ "type": "connection_init", "payload": { "pad": "x".repeat(64 * 1024) } })
         .to_string();
     let _ = socket.send(WsMessage::Text(huge.into())).await;
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+    let close = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             match socket.next().await {
-                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return true,
-                Some(Ok(WsMessage::Text(t))) if t.contains("connection_ack") => return false,
+                Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(WsMessage::Text(t))) if t.contains("connection_ack") => {
+                    panic!("a 64 KiB message was accepted past a 4 KiB limit")
+                }
+                None | Some(Err(_)) => panic!("the connection ended without a close frame"),
                 _ => continue,
             }
         }
     })
     .await
     .expect("the server neither closed nor answered");
-    assert!(closed, "a 64 KiB message was accepted past a 4 KiB limit");
+    assert_eq!(close, Some(1009), "closed as 'message too big'");
 }
 
 #[tokio::test]

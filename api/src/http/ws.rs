@@ -62,6 +62,8 @@ pub const SERVICE_RESTART: u16 = 1012;
 const GOING_AWAY: u16 = 1001;
 /// RFC 6455: try again later (the peer did not keep up).
 const TRY_AGAIN_LATER: u16 = 1013;
+/// RFC 6455: a message over WS_MAX_MESSAGE_BYTES.
+pub const MESSAGE_TOO_BIG: u16 = 1009;
 
 /// Client messages queued for the engine. The socket is not read while
 /// they wait, so a flooding client is slowed by TCP, not by memory.
@@ -129,7 +131,10 @@ pub async fn drive<F, Fut>(
             frame = source.next(), if to_engine.len() < ENGINE_INPUT => {
                 last_heard = Instant::now();
                 let bytes = match frame {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                    Some(Err(e)) => {
+                        break too_big(e).then(|| Close::new(MESSAGE_TOO_BIG, "message too big"));
+                    }
+                    None | Some(Ok(Message::Close(_))) => break None,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Text(text))) => Vec::from(text.as_bytes()),
                     Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
@@ -234,6 +239,14 @@ impl Stream for Inbox {
             }
         }
     }
+}
+
+/// Whether a read failed because the peer sent more than the size limits.
+fn too_big(error: axum::Error) -> bool {
+    error
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)))
 }
 
 /// When a token that expires at `unix_secs` runs out, as a timer deadline.
