@@ -9,7 +9,8 @@
 
 use std::time::Duration;
 
-use sea_orm::sqlx::postgres::{PgListener, PgPool};
+use sea_orm::sqlx::postgres::{PgConnection, PgListener, PgPool};
+use sea_orm::sqlx::ConnectOptions;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -83,7 +84,13 @@ fn pack(origin: Uuid, events: Vec<RelayedEvent>) -> Vec<String> {
     payloads
 }
 
+/// Sends batches on a connection of its own, all of a batch's
+/// notifications in one statement. Under load the shared pool has a queue of
+/// requests in front of it: a relay that waited there once per notification
+/// fell behind by thousands of events and dropped them (found by
+/// switchboard-loadgen's `chat` scenario at 500 chats).
 async fn send_loop(pool: PgPool, origin: Uuid, mut outgoing: mpsc::Receiver<RelayedEvent>) {
+    let mut conn: Option<PgConnection> = None;
     while let Some(first) = outgoing.recv().await {
         let mut events = vec![first];
         let window = tokio::time::sleep(FLUSH_WINDOW);
@@ -97,17 +104,28 @@ async fn send_loop(pool: PgPool, origin: Uuid, mut outgoing: mpsc::Receiver<Rela
                 },
             }
         }
-        for payload in pack(origin, events) {
-            let sent = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(&payload)
-                .execute(&pool)
-                .await;
-            if let Err(e) = sent {
-                // Subscribers elsewhere catch up from storage when their
-                // next event or resync arrives; only ephemeral events are lost.
-                tracing::warn!(error = %e, "could not relay events to other processes");
+        let payloads = pack(origin, events);
+        if conn.is_none() {
+            match pool.connect_options().connect().await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    // Subscribers elsewhere catch up from storage when their
+                    // next event or resync arrives; only ephemeral events are lost.
+                    tracing::warn!(error = %e, "could not relay events to other processes");
+                    continue;
+                }
             }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let sent = sea_orm::sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+            .bind(CHANNEL)
+            .bind(&payloads)
+            .execute(&mut *c)
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not relay events to other processes");
+            // Reconnect for the next batch.
+            conn = None;
         }
     }
 }
