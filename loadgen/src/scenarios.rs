@@ -513,10 +513,8 @@ async fn chat_customer(
                     Err(e) => { shared.errors.add(format!("customer {idx}: {e}")); break }
                 };
                 match classify(&frame) {
-                    Frame::Next { data, .. } => {
-                        if typename(&data, "sessionEvents") == "MessagePosted" {
-                            shared.arrived(&ctx, &data["sessionEvents"]["message"], "AGENT");
-                        }
+                    Frame::Next { data, .. } if typename(&data, "sessionEvents") == "MessagePosted" => {
+                        shared.arrived(&ctx, &data["sessionEvents"]["message"], "AGENT");
                     }
                     Frame::Error(e) => shared.errors.add(format!("customer {idx}: {e}")),
                     _ => {}
