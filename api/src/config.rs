@@ -38,20 +38,23 @@ impl fmt::Debug for JwtSecret {
 }
 
 /// How events reach subscribers connected to other processes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventBusKind {
     /// One process: events stay in it.
     InProcess,
     /// Several processes on one Postgres: LISTEN/NOTIFY, no extra infrastructure.
     Postgres,
+    /// Several processes meeting on a NATS server (`nats://host:port`).
+    Nats { url: String },
 }
 
 impl fmt::Display for EventBusKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EventBusKind::InProcess => "in-process",
-            EventBusKind::Postgres => "postgres",
-        })
+        match self {
+            EventBusKind::InProcess => f.write_str("in-process"),
+            EventBusKind::Postgres => f.write_str("postgres"),
+            EventBusKind::Nats { url } => f.write_str(&redact_url(url)),
+        }
     }
 }
 
@@ -78,7 +81,8 @@ pub struct Limits {
     /// not reading and is disconnected (it resumes by seq).
     pub ws_send_timeout_secs: u64,
     /// Per-connection read buffer. tungstenite's default of 128 KiB per
-    /// socket dominates the memory of idle connections; clients send little.
+    /// socket would dominate the memory of idle connections; clients send
+    /// little, and a larger message is still read, in several reads.
     pub ws_read_buffer_bytes: usize,
     /// Bytes gathered before a write reaches the socket.
     pub ws_write_buffer_bytes: usize,
@@ -105,6 +109,12 @@ pub struct Settings {
     pub retention_days: i64,
     pub max_message_chars: usize,
     pub db_pool_size: u32,
+    /// How long a request waits for a database connection before it fails
+    /// (retryable). Long enough to ride out a burst that holds every pooled
+    /// connection, and a short database restart (sqlx keeps retrying a
+    /// refused connection until then); a longer outage makes every request
+    /// wait this long before it fails.
+    pub db_acquire_timeout_secs: u64,
     pub offer_timeout_secs: i64,
     pub resume_grace_secs: i64,
     pub message_rate_per_sec: f64,
@@ -115,6 +125,9 @@ pub struct Settings {
     /// How long a stopping server waits for requests and WebSockets to finish.
     pub shutdown_grace_secs: u64,
     pub event_bus: EventBusKind,
+    /// The NATS subject of this deployment's events; by default one derived
+    /// from the deployment id stored in the database.
+    pub nats_subject: Option<String>,
     pub limits: Limits,
     pub data_dir: PathBuf,
     pub log_json: bool,
@@ -182,13 +195,47 @@ impl Settings {
                     reason: "postgres needs a postgres:// DATABASE_URL".into(),
                 })
             }
+            Some(url) if url.starts_with("nats://") => {
+                match url.parse::<async_nats::ServerAddr>() {
+                    Ok(addr) if !addr.host().is_empty() => {}
+                    Ok(_) => {
+                        return Err(ConfigError::Invalid {
+                            name: "EVENT_BUS",
+                            reason: "a NATS URL needs a host: nats://host:port".into(),
+                        })
+                    }
+                    Err(e) => {
+                        return Err(ConfigError::Invalid {
+                            name: "EVENT_BUS",
+                            reason: e.to_string(),
+                        })
+                    }
+                }
+                EventBusKind::Nats {
+                    url: url.to_owned(),
+                }
+            }
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "EVENT_BUS",
                     reason: format!(
-                        "{other:?} is not supported by this build; use in-process or postgres"
+                        "{:?} is not supported; use in-process, postgres or nats://host:port",
+                        redact_url(other)
                     ),
                 })
+            }
+        };
+        let nats_subject = match lookup("NATS_SUBJECT").as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(subject) => {
+                if !matches!(event_bus, EventBusKind::Nats { .. }) {
+                    return Err(ConfigError::Invalid {
+                        name: "NATS_SUBJECT",
+                        reason: "needs EVENT_BUS=nats://host:port".into(),
+                    });
+                }
+                validate_subject(subject)?;
+                Some(subject.to_owned())
             }
         };
         let limits = Limits {
@@ -226,7 +273,7 @@ impl Settings {
             ws_read_buffer_bytes: parse_num(
                 &lookup,
                 "WS_READ_BUFFER_BYTES",
-                4 * 1024,
+                1024,
                 256,
                 16 * 1024 * 1024,
             )?,
@@ -249,6 +296,7 @@ impl Settings {
         Ok(Settings {
             limits,
             event_bus,
+            nats_subject,
             database_url,
             listen_addr: lookup("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             jwt_secret,
@@ -259,6 +307,7 @@ impl Settings {
             retention_days: parse_num(&lookup, "RETENTION_DAYS", 90, 1, 3650)?,
             max_message_chars: parse_num(&lookup, "MAX_MESSAGE_CHARS", 4000, 1, 100_000)?,
             db_pool_size: parse_num(&lookup, "DB_POOL_SIZE", 16, 1, 1000)?,
+            db_acquire_timeout_secs: parse_num(&lookup, "DB_ACQUIRE_TIMEOUT_SECS", 10, 1, 300)?,
             offer_timeout_secs: parse_num(&lookup, "OFFER_TIMEOUT_SECS", 30, 1, 3600)?,
             resume_grace_secs: parse_num(&lookup, "RESUME_GRACE_SECS", 600, 1, 7 * 24 * 3600)?,
             message_rate_per_sec: parse_num(&lookup, "MESSAGE_RATE_PER_SEC", 5.0, 0.01, 100_000.0)?,
@@ -289,8 +338,15 @@ impl Settings {
             format!("RETENTION_DAYS={}", self.retention_days),
             format!("MAX_MESSAGE_CHARS={}", self.max_message_chars),
             format!("DB_POOL_SIZE={}", self.db_pool_size),
+            format!("DB_ACQUIRE_TIMEOUT_SECS={}", self.db_acquire_timeout_secs),
             format!("OFFER_TIMEOUT_SECS={}", self.offer_timeout_secs),
             format!("EVENT_BUS={}", self.event_bus),
+            format!(
+                "NATS_SUBJECT={}",
+                self.nats_subject
+                    .as_deref()
+                    .unwrap_or("<from the deployment id>")
+            ),
             format!("RESUME_GRACE_SECS={}", self.resume_grace_secs),
             format!("MESSAGE_RATE_PER_SEC={}", self.message_rate_per_sec),
             format!("MESSAGE_BURST={}", self.message_burst),
@@ -349,6 +405,21 @@ where
     }
 }
 
+/// A NATS subject to publish on: dot-separated tokens, no wildcards.
+fn validate_subject(subject: &str) -> Result<(), ConfigError> {
+    let valid = subject
+        .split('.')
+        .all(|t| !t.is_empty() && !t.contains(|c: char| c.is_whitespace() || c == '*' || c == '>'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            name: "NATS_SUBJECT",
+            reason: format!("{subject:?} is not a NATS subject without wildcards"),
+        })
+    }
+}
+
 fn ensure_dir(dir: &Path) -> Result<(), ConfigError> {
     std::fs::create_dir_all(dir).map_err(|source| ConfigError::DataDir {
         path: dir.to_owned(),
@@ -397,7 +468,8 @@ fn load_or_create_secret(dir: &Path) -> Result<JwtSecret, ConfigError> {
     }
 }
 
-fn redact_url(url: &str) -> String {
+/// `scheme://user:password@host…` with the password masked, for logs.
+pub(crate) fn redact_url(url: &str) -> String {
     // postgres://user:password@host/db -> postgres://user:***@host/db
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
@@ -471,6 +543,51 @@ mod tests {
             "postgres bus on SQLite"
         );
         assert!(settings(&[("DATA_DIR", d), ("EVENT_BUS", "carrier-pigeon")]).is_err());
+        assert!(settings(&[("DATA_DIR", d), ("EVENT_BUS", "nats://")]).is_err());
+        assert!(
+            settings(&[("DATA_DIR", d), ("NATS_SUBJECT", "a.b")]).is_err(),
+            "a subject without NATS"
+        );
+        for bad in ["a.*", "a.>", "a..b", "a b"] {
+            assert!(
+                settings(&[
+                    ("DATA_DIR", d),
+                    ("EVENT_BUS", "nats://127.0.0.1:4222"),
+                    ("NATS_SUBJECT", bad)
+                ])
+                .is_err(),
+                "{bad}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_nats_url_selects_the_nats_bus_and_its_password_is_masked() {
+        let dir = temp_dir();
+        let d = dir.to_str().unwrap();
+        let s = settings(&[
+            ("DATA_DIR", d),
+            ("EVENT_BUS", "nats://relay:s3cret@127.0.0.1:4222"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.event_bus,
+            EventBusKind::Nats {
+                url: "nats://relay:s3cret@127.0.0.1:4222".into()
+            }
+        );
+        assert_eq!(s.nats_subject, None);
+        let banner = s.banner().join("\n");
+        assert!(banner.contains("EVENT_BUS=nats://relay:***@127.0.0.1:4222"));
+        assert!(!banner.contains("s3cret"));
+        let s = settings(&[
+            ("DATA_DIR", d),
+            ("EVENT_BUS", "nats://127.0.0.1:4222"),
+            ("NATS_SUBJECT", "tenant-a.switchboard"),
+        ])
+        .unwrap();
+        assert_eq!(s.nats_subject.as_deref(), Some("tenant-a.switchboard"));
         let _ = std::fs::remove_dir_all(dir);
     }
 

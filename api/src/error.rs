@@ -1,6 +1,6 @@
 //! The one error type of the service layer, and the codes clients see.
 
-use sea_orm::DbErr;
+use sea_orm::{DbErr, RuntimeErr, SqlxError};
 
 /// The `extensions.code` values of the API contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,9 +67,20 @@ impl AppError {
     /// What the client may read. Internal details stay in the logs.
     pub fn client_message(&self) -> String {
         match self.code() {
+            ErrorCode::Internal if self.retryable() => {
+                "the database is unavailable; retry shortly".to_owned()
+            }
             ErrorCode::Internal => "internal server error".to_owned(),
             _ => self.to_string(),
         }
+    }
+
+    /// Whether the same request may well succeed if sent again shortly: the
+    /// database could not be reached (down, restarting, connection lost),
+    /// as opposed to refusing the request. Clients see it as
+    /// `extensions.retryable`, so they can retry instead of giving up.
+    pub fn retryable(&self) -> bool {
+        matches!(self, AppError::Database(e) if database_unreachable(e))
     }
 
     pub fn session_not_found() -> Self {
@@ -78,6 +89,32 @@ impl AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+fn database_unreachable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            connection_lost(e)
+        }
+        _ => false,
+    }
+}
+
+fn connection_lost(err: &SqlxError) -> bool {
+    match err {
+        SqlxError::Io(_)
+        | SqlxError::Tls(_)
+        | SqlxError::PoolTimedOut
+        | SqlxError::PoolClosed
+        | SqlxError::WorkerCrashed => true,
+        // SQLSTATE class 08 is "connection exception"; 57P01-57P03 are
+        // the server shutting down, crashing or still starting.
+        SqlxError::Database(e) => e
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -88,6 +125,39 @@ mod tests {
         let err = AppError::Database(DbErr::Custom("password=hunter2".into()));
         assert_eq!(err.code(), ErrorCode::Internal);
         assert!(!err.client_message().contains("hunter2"));
+    }
+
+    #[test]
+    fn an_unreachable_database_is_internal_but_retryable() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "at 10.0.0.5:5432");
+        for err in [
+            AppError::Database(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout)),
+            AppError::Database(DbErr::Conn(RuntimeErr::SqlxError(SqlxError::Io(io)))),
+            AppError::Database(DbErr::Exec(RuntimeErr::SqlxError(SqlxError::PoolTimedOut))),
+        ] {
+            assert_eq!(err.code(), ErrorCode::Internal);
+            assert!(err.retryable(), "{err}");
+            assert_eq!(
+                err.client_message(),
+                "the database is unavailable; retry shortly"
+            );
+        }
+    }
+
+    #[test]
+    fn other_internal_errors_are_not_retryable() {
+        for err in [
+            AppError::Database(DbErr::Custom("constraint".into())),
+            AppError::Database(DbErr::Query(RuntimeErr::SqlxError(SqlxError::RowNotFound))),
+            AppError::Internal("bug".into()),
+            AppError::Conflict("taken".into()),
+        ] {
+            assert!(!err.retryable(), "{err}");
+        }
+        assert_eq!(
+            AppError::Internal("bug".into()).client_message(),
+            "internal server error"
+        );
     }
 
     #[test]

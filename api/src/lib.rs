@@ -10,7 +10,8 @@
 //! - [`domain`] holds the rules that need no I/O: states and their
 //!   transitions, message validation, receipt status.
 //! - [`matching`] decides who is served next; [`events`] fans events out to
-//!   live subscribers.
+//!   live subscribers, and relays them to the other processes (Postgres
+//!   LISTEN/NOTIFY or NATS).
 //! - [`repo`] is the only code that touches SeaORM entities and queries.
 
 pub mod auth;

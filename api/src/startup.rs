@@ -15,10 +15,11 @@ use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
 use crate::config::{EventBusKind, Settings};
-use crate::events::{self, EventBus};
+use crate::events::{nats, EventBus, Relay, RelayError};
 use crate::graphql::build_schema;
 use crate::http::{router, AppState};
 use crate::matching::RoutingMode;
+use crate::repo;
 use crate::service::{system_clock, ChatService, Clock, Policy};
 use crate::shutdown::Shutdown;
 
@@ -26,6 +27,8 @@ use crate::shutdown::Shutdown;
 pub enum StartupError {
     #[error("database: {0}")]
     Database(#[from] DbErr),
+    #[error("event relay: {0}")]
+    EventBus(#[from] RelayError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -35,10 +38,14 @@ pub enum StartupError {
 
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(settings.database_url.clone());
+    // sqlx keeps retrying a refused connection until the acquire timeout:
+    // a request rides out a short database restart, and a long outage
+    // makes it wait this long before it fails.
+    let acquire = Duration::from_secs(settings.db_acquire_timeout_secs);
+    // (SeaORM turns connect_timeout into this same pool setting.)
     options
         .max_connections(settings.db_pool_size)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(acquire)
         .sqlx_logging(false);
     Database::connect(options).await
 }
@@ -90,18 +97,22 @@ impl Application {
             ip_session_rate_per_min: settings.ip_session_rate_per_min,
             ip_session_burst: settings.ip_session_burst,
         };
-        let bus = match settings.event_bus {
-            EventBusKind::InProcess => EventBus::in_process(),
-            EventBusKind::Postgres => {
-                let (bus, outgoing) = EventBus::in_process().with_relay();
-                events::postgres::spawn(
-                    db.get_postgres_connection_pool().clone(),
-                    bus.clone(),
-                    outgoing,
-                );
-                bus
+        let relay = match &settings.event_bus {
+            EventBusKind::InProcess => Relay::InProcess,
+            EventBusKind::Postgres => Relay::Postgres(db.get_postgres_connection_pool().clone()),
+            EventBusKind::Nats { url } => {
+                let subject = match &settings.nats_subject {
+                    Some(subject) => subject.clone(),
+                    None => nats::subject_for(repo::deployment::id(&db).await?),
+                };
+                tracing::info!(subject = %subject, "relaying events through NATS");
+                Relay::Nats(nats::NatsRelay {
+                    url: url.clone(),
+                    subject,
+                })
             }
         };
+        let bus = relay.start(EventBus::in_process()).await?;
         let service = ChatService::new(db, bus, policy, clock);
         let shutdown = Shutdown::default();
         let state = AppState {
@@ -219,14 +230,32 @@ async fn retention_loop(service: ChatService) {
     }
 }
 
-/// Closes chats whose customer stayed away past the grace period.
+/// Closes chats whose customer stayed away past the grace period. After
+/// the database was unreachable, it first restarts every open chat's grace
+/// period: presence could not be recorded meanwhile, and the outage is ours,
+/// not the customers'.
 async fn presence_loop(service: ChatService) {
     let mut tick = tokio::time::interval(service.presence_heartbeat());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut presence_unrecorded = false;
     loop {
         tick.tick().await;
+        if presence_unrecorded {
+            match service.excuse_absences().await {
+                Ok(excused) => {
+                    tracing::info!(
+                        excused,
+                        "database reachable again; open chats get their grace period anew"
+                    );
+                    presence_unrecorded = false;
+                }
+                Err(e) => tracing::warn!(error = %e, "database still unreachable"),
+            }
+            continue;
+        }
         if let Err(e) = service.close_abandoned().await {
             tracing::warn!(error = %e, "closing abandoned chats failed; retrying");
+            presence_unrecorded = e.retryable();
         }
     }
 }

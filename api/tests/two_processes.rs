@@ -2,102 +2,45 @@
 //! 10 agents of capacity 2 spread over both, agents accepting and ending at
 //! random. Afterwards the assignment history must show every customer served
 //! exactly once, offers made in arrival order, no session ever held by two
-//! agents and no agent ever over capacity.
+//! agents and no agent ever over capacity. It runs once with each relay
+//! between the processes: Postgres LISTEN/NOTIFY and NATS.
+
+mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use common::{fresh_database, Server, SECRET};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{json, Value};
 use switchboard::auth::{JwtKeys, Role};
 use switchboard::config::JwtSecret;
-
-const SECRET: &str = "two-process-race-secret-0123456789";
 const CUSTOMERS: usize = 200;
 const AGENTS: usize = 10;
 const CAPACITY: i64 = 2;
 const DEADLINE: Duration = Duration::from_secs(150);
 
-/// A child server process, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(database_url: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .env("DATABASE_URL", database_url)
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("JWT_SECRET", SECRET)
-        .env("ROUTING_MODE", "fair")
-        .env("AGENT_CAPACITY", CAPACITY.to_string())
-        .env("DB_POOL_SIZE", "8")
-        // All 200 customers connect from 127.0.0.1.
-        .env("IP_SESSION_RATE_PER_MIN", "1000000")
-        .env("IP_SESSION_BURST", "1000000")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start switchboard");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .expect("read log");
-        if let Some(at) = line.find("listening on http://") {
-            let rest = &line[at + "listening on ".len()..];
-            let url: String = rest
-                .chars()
-                .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
-                .collect();
-            break url;
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe, and
-    // show what went wrong in the server when something did.
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if line.contains("WARN") || line.contains("ERROR") {
-                eprintln!("server: {line}");
-            }
-        }
-    });
-    Server { child, url }
-}
-
-async fn fresh_database() -> (String, DatabaseConnection) {
-    let base = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
-    let admin = Database::connect(format!("{base}/postgres"))
-        .await
-        .expect("Postgres reachable");
-    let name = format!(
-        "sbtest_{}_{}",
-        chrono::Utc::now().timestamp(),
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
+fn start_server(database_url: &str, event_bus: &str) -> Server {
+    let capacity = CAPACITY.to_string();
+    let server = common::start_server(
+        database_url,
+        &[
+            ("EVENT_BUS", event_bus),
+            ("ROUTING_MODE", "fair"),
+            ("AGENT_CAPACITY", &capacity),
+            ("DB_POOL_SIZE", "8"),
+        ],
     );
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create database");
-    let url = format!("{base}/{name}");
-    let db = Database::connect(&url)
-        .await
-        .expect("connect to test database");
-    (url, db)
+    let on_nats = server
+        .startup_log
+        .iter()
+        .any(|l| l.contains("relaying events through NATS"));
+    assert_eq!(
+        on_nats,
+        event_bus.starts_with("nats://"),
+        "the server did not start the relay asked for"
+    );
+    server
 }
 
 #[derive(Clone)]
@@ -188,10 +131,30 @@ async fn run_agent(client: Client, seed: u64, done: std::sync::Arc<std::sync::at
     }
 }
 
+/// The races run one at a time: four servers and two swarms of clients at
+/// once would only measure how two cores share out.
+static ONE_RACE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_serve_every_customer_once_in_order_within_capacity() {
+async fn two_processes_on_the_postgres_bus_serve_every_customer_once_in_order_within_capacity() {
+    let _one = ONE_RACE_AT_A_TIME.lock().await;
+    race("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_the_nats_bus_serve_every_customer_once_in_order_within_capacity() {
+    let _one = ONE_RACE_AT_A_TIME.lock().await;
+    let nats =
+        std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    race(&nats).await;
+}
+
+async fn race(event_bus: &str) {
     let (db_url, db) = fresh_database().await;
-    let servers = [start_server(&db_url), start_server(&db_url)];
+    let servers = [
+        start_server(&db_url, event_bus),
+        start_server(&db_url, event_bus),
+    ];
     let keys = JwtKeys::new(&JwtSecret::new(SECRET.as_bytes().to_vec()));
     let http = reqwest::Client::new();
     let client = |role, sub: String, i: usize| Client {

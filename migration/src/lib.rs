@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_core_tables;
 mod m20261122_000002_add_customer_presence;
+mod m20261123_000003_create_deployment;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_core_tables::Migration),
             Box::new(m20261122_000002_add_customer_presence::Migration),
+            Box::new(m20261123_000003_create_deployment::Migration),
         ]
     }
 }

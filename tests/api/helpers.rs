@@ -26,6 +26,12 @@ fn pg_base() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
+/// NATS server the NATS-bus tests relay through; shared by every test (and
+/// every engineer), which is why each deployment gets its own subject.
+pub fn nats_url() -> String {
+    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
 static CLEANUP: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 /// Test databases are named sbtest_<unix secs>_<random>; ones older than an

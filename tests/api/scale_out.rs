@@ -1,22 +1,62 @@
 //! Several processes on one database: events published by one reach
-//! subscribers on the other through the Postgres relay.
+//! subscribers on the other through the relay, Postgres LISTEN/NOTIFY or
+//! NATS, and deployments sharing one NATS server never see each other's.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{nats_url, spawn_app_with, TestApp, WsClient};
+
+/// The relay between the processes of a test.
+#[derive(Clone, Copy, Debug)]
+enum Bus {
+    Postgres,
+    Nats,
+}
+
+impl Bus {
+    fn setting(self) -> String {
+        match self {
+            Bus::Postgres => "postgres".to_owned(),
+            Bus::Nats => nats_url(),
+        }
+    }
+}
 
 /// Two servers on one fresh database.
-async fn two_servers(mode: &str) -> (TestApp, TestApp) {
-    let a = spawn_app_with(&[("ROUTING_MODE", mode)]).await;
+async fn two_servers(bus: Bus, mode: &str) -> (TestApp, TestApp) {
+    two_servers_with(bus, &[("ROUTING_MODE", mode)]).await
+}
+
+/// Two servers on one fresh database, both with `settings`.
+async fn two_servers_with(bus: Bus, settings: &[(&str, &str)]) -> (TestApp, TestApp) {
+    let event_bus = bus.setting();
+    let mut vars = vec![("EVENT_BUS", event_bus.as_str())];
+    vars.extend_from_slice(settings);
+    let a = spawn_app_with(&vars).await;
     let db = a.database_url.clone().unwrap();
-    let b = spawn_app_with(&[("ROUTING_MODE", mode), ("DATABASE_URL", &db)]).await;
+    vars.push(("DATABASE_URL", &db));
+    let b = spawn_app_with(&vars).await;
     (a, b)
 }
 
 #[tokio::test]
-async fn events_reach_subscribers_connected_to_another_process() {
-    let (a, b) = two_servers("fair").await;
+async fn events_reach_subscribers_connected_to_another_process_over_postgres() {
+    events_reach_subscribers_connected_to_another_process(Bus::Postgres).await;
+}
+
+#[tokio::test]
+async fn events_reach_subscribers_connected_to_another_process_over_nats() {
+    events_reach_subscribers_connected_to_another_process(Bus::Nats).await;
+}
+
+async fn events_reach_subscribers_connected_to_another_process(bus: Bus) {
+    let (a, b) = two_servers(bus, "fair").await;
     let ann = a.agent("ann");
     let cust = a.customer("carl");
 
@@ -88,7 +128,7 @@ async fn events_reach_subscribers_connected_to_another_process() {
 /// storage so nothing published meanwhile is lost.
 #[tokio::test]
 async fn subscribers_lose_nothing_when_the_relay_connection_drops() {
-    let (a, b) = two_servers("manual").await;
+    let (a, b) = two_servers(Bus::Postgres, "manual").await;
     let ann = a.agent("ann");
     let cust = a.customer("cora");
     a.start_shift(&ann).await;
@@ -126,6 +166,198 @@ async fn subscribers_lose_nothing_when_the_relay_connection_drops() {
         seqs.push(m["message"]["seq"].as_i64().unwrap());
     }
     assert_eq!(seqs, (2..=11).collect::<Vec<_>>());
+}
+
+/// The NATS client reconnects by itself; once its subscription is live
+/// again, subscribers catch up from storage, so what was published while
+/// the process was cut off is not lost.
+#[tokio::test]
+async fn subscribers_lose_nothing_when_the_nats_connection_drops() {
+    let proxy = CuttableProxy::start().await;
+    let a = spawn_app_with(&[("EVENT_BUS", &nats_url())]).await;
+    let db = a.database_url.clone().unwrap();
+    // Only B, where the subscriber is, reaches NATS through the proxy.
+    let b = spawn_app_with(&[("EVENT_BUS", &proxy.url()), ("DATABASE_URL", &db)]).await;
+    let ann = a.agent("ann");
+    let cust = a.customer("cora");
+    a.start_shift(&ann).await;
+    let sid = a.start_session(&cust).await;
+    a.accept(&ann, &sid).await;
+    let mut feed = b.ws(Some(&cust)).await;
+    feed.session_events("s", &sid, 0).await;
+    feed.next_of("sessionEvents", "CaughtUp").await;
+
+    // B is cut off while A writes: these events never reach B over NATS.
+    proxy.cut();
+    for i in 0..10 {
+        a.send(
+            &ann,
+            &sid,
+            &format!("during the outage {i}"),
+            &format!("k{i}"),
+        )
+        .await;
+    }
+    proxy.reopen();
+    let mut seqs = Vec::new();
+    while seqs.len() < 10 {
+        let m = feed.next_of("sessionEvents", "MessagePosted").await;
+        seqs.push(m["message"]["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seqs, (2..=11).collect::<Vec<_>>());
+    assert!(
+        proxy.accepted() >= 2,
+        "B should have reconnected through the proxy"
+    );
+    // Live events flow again after the reconnect.
+    a.send(&ann, &sid, "after the outage", "k-after").await;
+    let m = feed.next_of("sessionEvents", "MessagePosted").await;
+    assert_eq!(m["message"]["seq"], 12);
+}
+
+/// Two deployments (two databases) on one NATS server, with the same agent
+/// id in both: neither sees the other's events.
+#[tokio::test]
+async fn deployments_sharing_a_nats_server_never_see_each_others_events() {
+    // Agents of deployment one have capacity 5, of two capacity 2, so every
+    // AgentChanged tells which deployment it came from.
+    let (one_a, one_b) = two_servers_with(Bus::Nats, &[("AGENT_CAPACITY", "5")]).await;
+    let (two_a, two_b) = two_servers_with(Bus::Nats, &[]).await;
+    let ann_one = one_a.agent("ann");
+    let ann_two = two_a.agent("ann");
+
+    let mut feed_two = agent_feed(&two_b, &ann_two).await;
+    relay_until_seen(&two_a, &ann_two, &mut feed_two).await;
+    let mut feed_one = agent_feed(&one_b, &ann_one).await;
+    relay_until_seen(&one_a, &ann_one, &mut feed_one).await;
+    // Deployment one's events have crossed NATS (B1 got one). One NATS
+    // server forwards messages in the order it receives them, so had they
+    // gone to deployment two as well, B2 would see them before this.
+    two_a
+        .ok(
+            &two_a.admin(),
+            "mutation { setAgentCapacity(agentId: \"ann\", capacity: 7) { capacity } }",
+            json!({}),
+        )
+        .await;
+    loop {
+        let ev = feed_two.next_of("agentEvents", "AgentChanged").await;
+        let capacity = ev["agent"]["capacity"].as_i64().unwrap();
+        assert_ne!(
+            capacity, 5,
+            "deployment two saw deployment one's event: {ev}"
+        );
+        if capacity == 7 {
+            break;
+        }
+    }
+}
+
+async fn agent_feed(app: &TestApp, agent: &str) -> WsClient {
+    let mut feed = app.ws(Some(agent)).await;
+    feed.subscribe(
+        "a",
+        "subscription { agentEvents { __typename ... on AgentChanged { agent { capacity status } } } }",
+        json!({}),
+    )
+    .await;
+    feed
+}
+
+/// Changes the agent's status through `app` until `feed` (on another
+/// process) receives the change: the subscription and relay are live.
+async fn relay_until_seen(app: &TestApp, agent: &str, feed: &mut WsClient) {
+    app.start_shift(agent).await;
+    for _ in 0..50 {
+        app.ok(agent, "mutation { requestBreak { status } }", json!({}))
+            .await;
+        app.start_shift(agent).await;
+        let wait = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            feed.next_of("agentEvents", "AgentChanged"),
+        );
+        if wait.await.is_ok() {
+            return;
+        }
+    }
+    panic!("no AgentChanged relayed to the other process");
+}
+
+/// A TCP proxy to the NATS server whose connections a test can cut, and
+/// which then refuses new ones until reopened: one process loses NATS while
+/// the shared server (other tests use it) stays up.
+struct CuttableProxy {
+    addr: SocketAddr,
+    /// `user:pass@` of TEST_NATS_URL, if any, for the server behind.
+    credentials: String,
+    open: Arc<AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl CuttableProxy {
+    async fn start() -> Self {
+        let url = nats_url();
+        let rest = url.trim_start_matches("nats://");
+        let (credentials, upstream) = match rest.rsplit_once('@') {
+            Some((credentials, upstream)) => (format!("{credentials}@"), upstream.to_owned()),
+            None => (String::new(), rest.to_owned()),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicBool::new(true));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let (is_open, count) = (open.clone(), accepted.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut cuts = cuts.clone();
+                // Seen before `open` is read: a cut after this line still
+                // reaches the connection, one before it refuses it.
+                cuts.borrow_and_update();
+                if !is_open.load(Ordering::SeqCst) {
+                    continue;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        CuttableProxy {
+            addr,
+            credentials,
+            open,
+            cut,
+            accepted,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://{}{}", self.credentials, self.addr)
+    }
+
+    /// Closes every connection and refuses new ones.
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    fn reopen(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+
+    /// Connections passed through so far.
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
 }
 
 /// Queue order comes from the database's clock: a server whose own clock

@@ -278,3 +278,48 @@ async fn the_legacy_protocol_still_works() {
         1
     );
 }
+
+/// The read buffer is small for idle connections' sake; a client message
+/// many times its size still arrives whole.
+#[tokio::test]
+async fn messages_larger_than_the_read_buffer_arrive_whole() {
+    let app = spawn_app_with(&[("WS_READ_BUFFER_BYTES", "256")]).await;
+    let cust = app.customer("long");
+    let sid = app.start_session(&cust).await;
+    let mut ws = WsClient::connect(app.addr, Some(&cust)).await;
+    let padding = " ".repeat(20_000);
+    ws.subscribe(
+        "s",
+        &format!(
+            "subscription($s: ID!) {{ {padding} sessionEvents(sessionId: $s) {{ __typename }} }}"
+        ),
+        json!({ "s": sid }),
+    )
+    .await;
+    ws.next_of("sessionEvents", "CaughtUp").await;
+}
+
+/// Results far larger than the socket's buffers (a long transcript fetched
+/// over the WebSocket, as Apollo clients do with every operation) arrive.
+#[tokio::test]
+async fn large_results_reach_websocket_clients() {
+    let app = spawn_app().await;
+    let (cust, agent) = (app.customer("wordy"), app.agent("ann"));
+    let sid = app.active_session(&cust, &agent).await;
+    let body = "y".repeat(4000);
+    for i in 0..60 {
+        app.send(&cust, &sid, &body, &format!("w{i}")).await;
+    }
+    let mut ws = WsClient::connect(app.addr, Some(&cust)).await;
+    ws.subscribe(
+        "q",
+        "query($s: ID!) { session(id: $s) { messages(first: 100) { nodes { seq body } } } }",
+        json!({ "s": sid }),
+    )
+    .await;
+    let result = ws.next().await;
+    let nodes = result["data"]["session"]["messages"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no transcript: {result}"));
+    assert_eq!(nodes.len(), 61, "the join line and 60 messages");
+}

@@ -7,12 +7,16 @@
 //! the bus only to learn that something new exists.
 //!
 //! Delivery to this process's subscribers is direct (the hub). With a relay
-//! ([`postgres`]), every event is also forwarded to the other processes on
-//! the same database, which deliver it to theirs.
+//! ([`Relay`]: Postgres LISTEN/NOTIFY or NATS), every event is also
+//! forwarded to the other processes of the deployment, which deliver it to
+//! theirs.
 
-pub mod postgres;
+pub mod nats;
+mod postgres;
+mod relay;
 mod topics;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -21,6 +25,7 @@ use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 use crate::domain::{Agent, ChatSession, Message, Party};
+pub use relay::{Relay, RelayError};
 pub use topics::{TopicReceiver, Topics};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,10 +87,22 @@ pub enum AgentEvent {
 /// body (those can exceed what a notification may carry).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RelayedEvent {
-    Messages { session: Uuid, up_to: i32 },
-    Session { session: Uuid, event: SessionEvent },
-    Agent { agent: String, event: AgentEvent },
+    Messages {
+        session: Uuid,
+        up_to: i32,
+    },
+    Session {
+        session: Uuid,
+        event: SessionEvent,
+    },
+    Agent {
+        agent: String,
+        event: AgentEvent,
+    },
     Queue(QueueChanged),
+    /// Events of the sender were dropped before they could be relayed:
+    /// session subscribers catch up from storage.
+    Resync,
 }
 
 /// Per-session buffer. A subscriber further behind than this is told it
@@ -104,6 +121,9 @@ pub struct EventBus {
     relay: Option<mpsc::Sender<RelayedEvent>>,
     /// Identifies this process's notifications, so it skips its own echo.
     origin: Uuid,
+    /// Events dropped because the relay was behind, not yet reported to the
+    /// other processes.
+    dropped: Arc<AtomicU64>,
 }
 
 /// This process's subscribers.
@@ -130,6 +150,7 @@ impl EventBus {
             }),
             relay: None,
             origin: Uuid::new_v4(),
+            dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -147,8 +168,12 @@ impl EventBus {
 
     fn relay(&self, event: RelayedEvent) {
         if let Some(tx) = &self.relay {
-            if let Err(e) = tx.try_send(event) {
-                tracing::warn!(error = %e, "event relay is behind; an event for other processes was dropped");
+            if tx.try_send(event).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                // Once per episode: the relay reports the count, and asks the
+                // other processes to resync, when it catches up.
+                tracing::warn!(
+                    "event relay is behind; events for other processes are being dropped"
+                );
             }
         }
     }
@@ -211,6 +236,7 @@ impl EventBus {
             RelayedEvent::Queue(q) => {
                 let _ = self.hub.queue.send(q);
             }
+            RelayedEvent::Resync => self.resync_sessions(),
         }
     }
 

@@ -17,7 +17,13 @@ pub fn to_gql(err: AppError) -> async_graphql::Error {
         tracing::error!(error = %err, "request failed");
     }
     let code = err.code().as_str();
-    async_graphql::Error::new(err.client_message()).extend_with(|_, ext| ext.set("code", code))
+    let retryable = err.retryable();
+    async_graphql::Error::new(err.client_message()).extend_with(|_, ext| {
+        ext.set("code", code);
+        if retryable {
+            ext.set("retryable", true);
+        }
+    })
 }
 
 /// `.gql()` on service results. A bare `?` on an [`AppError`] would compile
@@ -70,5 +76,37 @@ impl Extension for CodeEveryErrorExtension {
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
         next.run(ctx, stream).map(stamp).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::Value;
+    use sea_orm::{ConnAcquireErr, DbErr};
+
+    fn extension(err: &async_graphql::Error, key: &str) -> Option<Value> {
+        err.extensions.as_ref().and_then(|e| e.get(key)).cloned()
+    }
+
+    #[test]
+    fn an_unreachable_database_is_marked_retryable() {
+        let err = to_gql(AppError::Database(DbErr::ConnectionAcquire(
+            ConnAcquireErr::Timeout,
+        )));
+        assert_eq!(err.message, "the database is unavailable; retry shortly");
+        assert_eq!(extension(&err, "code"), Some(Value::from("INTERNAL")));
+        assert_eq!(extension(&err, "retryable"), Some(Value::from(true)));
+    }
+
+    #[test]
+    fn other_errors_carry_no_retryable_hint() {
+        for err in [
+            AppError::Internal("bug".into()),
+            AppError::Conflict("taken".into()),
+        ] {
+            let err = to_gql(err);
+            assert_eq!(extension(&err, "retryable"), None);
+        }
     }
 }

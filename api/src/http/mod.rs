@@ -293,10 +293,10 @@ async fn graphql_ws(
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(limits.ws_read_buffer_bytes)
+        // No cap on the write buffer: it only grows past its target while
+        // a write fails, the send timeout deals with a peer that stopped
+        // reading, and a cap would refuse any single result larger than it.
         .write_buffer_size(limits.ws_write_buffer_bytes)
-        // Bounded, so a socket that stopped draining cannot hold memory
-        // without limit while the send timeout runs.
-        .max_write_buffer_size(limits.ws_write_buffer_bytes + 2 * max)
         .on_upgrade(move |socket| {
             // The connection outlives the upgrade request: keep its span.
             let span = tracing::Span::current();

@@ -16,19 +16,19 @@
 //!   buffering for it (it resumes by seq when it reconnects);
 //! - 1012 to every socket when the server stops, so clients reconnect.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_graphql::http::{WebSocketProtocols, WsMessage};
 use async_graphql::Data;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::graphql::AppSchema;
 use crate::metrics::Metrics;
@@ -97,20 +97,16 @@ pub async fn drive<F, Fut>(
     Fut: Future<Output = Init> + Send + 'static,
 {
     let (mut sink, mut source) = socket.split();
-    let (to_engine, engine_input) = mpsc::channel::<Vec<u8>>(ENGINE_INPUT);
+    let to_engine = Inbox::default();
     // Set by connection_init, read when its acknowledgement goes out.
     let expiry = Arc::new(AtomicI64::new(i64::MAX));
     let expiry_at_init = expiry.clone();
-    let engine = async_graphql::http::WebSocket::new(
-        schema,
-        ReceiverStream::new(engine_input),
-        settings.protocol,
-    )
-    .on_connection_init(move |payload| async move {
-        let init = on_init(payload).await;
-        expiry_at_init.store(init.expires_at.unwrap_or(i64::MAX), Ordering::Relaxed);
-        Ok(init.data)
-    });
+    let engine = async_graphql::http::WebSocket::new(schema, to_engine.clone(), settings.protocol)
+        .on_connection_init(move |payload| async move {
+            let init = on_init(payload).await;
+            expiry_at_init.store(init.expires_at.unwrap_or(i64::MAX), Ordering::Relaxed);
+            Ok(init.data)
+        });
     let mut engine = std::pin::pin!(engine);
 
     let mut protocol = ProtocolState::new(settings.protocol == WebSocketProtocols::GraphQLWS);
@@ -130,7 +126,7 @@ pub async fn drive<F, Fut>(
             _ = shutdown.started() => {
                 break Some(Close::new(SERVICE_RESTART, "server restarting; reconnect"));
             }
-            frame = source.next(), if to_engine.capacity() > 0 => {
+            frame = source.next(), if to_engine.len() < ENGINE_INPUT => {
                 last_heard = Instant::now();
                 let bytes = match frame {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
@@ -141,8 +137,7 @@ pub async fn drive<F, Fut>(
                 if let Err(close) = protocol.client_message(&bytes) {
                     break Some(close);
                 }
-                // Cannot fail: capacity was checked and only this task sends.
-                let _ = to_engine.try_send(bytes);
+                to_engine.push(bytes);
             }
             out = engine.next() => {
                 let text = match out {
@@ -193,6 +188,51 @@ pub async fn drive<F, Fut>(
         }));
         // A peer that stopped reading will not get it; don't wait for it.
         let _ = send(&mut sink, frame, CLOSE_TIMEOUT).await;
+    }
+}
+
+/// Client messages on their way to the engine. The driver pushes and the
+/// engine pulls, both in the connection's task; a channel would cost a
+/// preallocated block per connection, which idle connections pay for.
+#[derive(Clone, Default)]
+struct Inbox(Arc<Mutex<InboxState>>);
+
+#[derive(Default)]
+struct InboxState {
+    queue: VecDeque<Vec<u8>>,
+    waiting: Option<Waker>,
+}
+
+impl Inbox {
+    fn state(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn len(&self) -> usize {
+        self.state().queue.len()
+    }
+
+    fn push(&self, message: Vec<u8>) {
+        let mut state = self.state();
+        state.queue.push_back(message);
+        if let Some(waker) = state.waiting.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl Stream for Inbox {
+    type Item = Vec<u8>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        let mut state = self.state();
+        match state.queue.pop_front() {
+            Some(message) => Poll::Ready(Some(message)),
+            None => {
+                state.waiting = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
     }
 }
 

@@ -466,6 +466,20 @@ pub async fn touch_customer<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Counts every open session's customer as seen at `now`; how many.
+pub async fn touch_all_open_customers<C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    Ok(chat_session::Entity::update_many()
+        .col_expr(Column::CustomerSeenAt, Expr::value(now))
+        .filter(Column::Status.ne(SessionStatus::Ended.as_str()))
+        .filter(Column::CustomerSeenAt.lt(now))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// Open sessions whose customer has not been seen since `cutoff`.
 pub async fn with_absent_customer<C: ConnectionTrait>(
     db: &C,

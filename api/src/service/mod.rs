@@ -24,6 +24,9 @@ use crate::events::EventBus;
 use crate::matching::RoutingMode;
 use crate::metrics::Metrics;
 
+/// Longest a readiness probe waits for the database.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub use live::LiveItem;
 pub use pagination::{Page, PageArgs};
 
@@ -126,8 +129,13 @@ impl ChatService {
         Ok(self.metrics.render(&stats))
     }
 
-    /// Whether the database answers; for readiness probes.
+    /// Whether the database answers; for readiness probes. Bounded: a probe
+    /// that hangs (a connection to an unreachable host) would leave the
+    /// balancer guessing, and it needs a quick no.
     pub async fn ping(&self) -> bool {
-        self.db.ping().await.is_ok()
+        matches!(
+            tokio::time::timeout(PING_TIMEOUT, self.db.ping()).await,
+            Ok(Ok(()))
+        )
     }
 }

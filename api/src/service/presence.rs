@@ -31,6 +31,14 @@ impl ChatService {
         Ok(sessions::touch_customer(&self.db, session_id, self.now()).await?)
     }
 
+    /// Restarts the grace period of every open chat. While the database was
+    /// unreachable no customer's presence could be recorded, so after an
+    /// outage longer than the grace period every open chat would look
+    /// abandoned the moment the database came back. Returns how many.
+    pub async fn excuse_absences(&self) -> AppResult<u64> {
+        Ok(sessions::touch_all_open_customers(&self.db, self.now()).await?)
+    }
+
     /// Closes the chats of customers away longer than the grace period:
     /// CANCELLED while still queued, ABANDONED once accepted (which frees
     /// the agent). Returns how many were closed.

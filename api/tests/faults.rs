@@ -1,0 +1,572 @@
+//! Fault suite: the real `switchboard` binary while its database restarts,
+//! while a process is killed with SIGKILL, and while one is stopped with
+//! SIGTERM. In every case no acknowledged message is lost, and a client
+//! that resumes with `afterSeq` gets every message once, in order.
+//!
+//! Run alone with `cargo test -p switchboard --test faults`.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{assert_one_to_n, follow, start_server, token, Api, PgCluster, SendError};
+use serde_json::{json, Value};
+use switchboard::auth::Role;
+
+/// What the client reads while the database is away.
+const UNAVAILABLE: &str = "the database is unavailable; retry shortly";
+/// Guards against a hung test; nothing is timed against it.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Waits until `check` holds, polling; fails the test after [`PATIENCE`].
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < PATIENCE, "gave up waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A customer's chat accepted by an agent (manual routing), both on `url`.
+async fn active_chat(api: &Api, url: &str, customer: &str, agent: &str) -> String {
+    api.ok(url, agent, "mutation { startShift { status } }", json!({}))
+        .await;
+    let data = api
+        .ok(
+            url,
+            customer,
+            "mutation { startSession(input: {}) { id } }",
+            json!({}),
+        )
+        .await;
+    let id = data["startSession"]["id"].as_str().expect("id").to_owned();
+    api.ok(
+        url,
+        agent,
+        "mutation($s: ID!) { acceptSession(sessionId: $s) { status } }",
+        json!({ "s": id }),
+    )
+    .await;
+    id
+}
+
+/// What a chatting client recorded: every send that returned data, and
+/// every one that did not.
+#[derive(Default)]
+struct Sends {
+    acked: Vec<(i64, String)>,
+    failed: Vec<(String, SendError)>,
+}
+
+type Shared = Arc<Mutex<Sends>>;
+
+fn record(sends: &Shared, id: String, sent: Result<i64, SendError>) {
+    let mut s = sends.lock().expect("sends");
+    match sent {
+        Ok(seq) => s.acked.push((seq, id)),
+        Err(e) => s.failed.push((id, e)),
+    }
+}
+
+fn acked(sends: &Shared) -> usize {
+    sends.lock().expect("sends").acked.len()
+}
+
+/// Stored messages must be seqs 1..n, and hold every acknowledged send
+/// under the seq it was acknowledged with.
+fn assert_nothing_acknowledged_lost(transcript: &[(i64, String)], sends: &Sends) {
+    let seqs: Vec<i64> = transcript.iter().map(|(s, _)| *s).collect();
+    assert_one_to_n("transcript", &seqs);
+    let stored: HashSet<&(i64, String)> = transcript.iter().collect();
+    for ack in &sends.acked {
+        assert!(stored.contains(ack), "acknowledged {ack:?} is not stored");
+    }
+    // System messages (e.g. the agent joining) carry no clientMessageId.
+    let sent: Vec<&str> = transcript
+        .iter()
+        .map(|(_, c)| c.as_str())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let ids: HashSet<&str> = sent.iter().copied().collect();
+    assert_eq!(ids.len(), sent.len(), "a message is stored twice");
+}
+
+const MANUAL: [(&str, &str); 3] = [
+    ("ROUTING_MODE", "manual"),
+    ("MESSAGE_RATE_PER_SEC", "100000"),
+    ("MESSAGE_BURST", "100000"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
+    let pg = PgCluster::start();
+    let mut env = MANUAL.to_vec();
+    // Long enough to outlast the outage; short enough that the customer's
+    // feed writes presence during it.
+    env.push(("RESUME_GRACE_SECS", "40"));
+    // Requests fail after 2 s instead of 10 while the database is away,
+    // which only makes the test quicker.
+    env.push(("DB_ACQUIRE_TIMEOUT_SECS", "2"));
+    let mut server = start_server(&pg.url(), &env);
+    let url = server.url.clone();
+    let api = Api::default();
+    let customer = token(Role::Customer, "pg-customer");
+    let agent = token(Role::Agent, "pg-agent");
+    let admin = token(Role::Admin, "pg-admin");
+    let session = active_chat(&api, &url, &customer, &agent).await;
+
+    let until = Arc::new(AtomicI64::new(0));
+    let customer_feed = follow(
+        vec![server.addr],
+        customer.clone(),
+        session.clone(),
+        until.clone(),
+    );
+    let agent_feed = follow(
+        vec![server.addr],
+        agent.clone(),
+        session.clone(),
+        until.clone(),
+    );
+
+    // Both sides chat throughout, the way a client does: one message after
+    // another, moving on when one fails.
+    let sends: Shared = Default::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let chat = {
+        let (api, url, session, sends, stop) = (
+            api.clone(),
+            url.clone(),
+            session.clone(),
+            sends.clone(),
+            stop.clone(),
+        );
+        let (customer, agent) = (customer.clone(), agent.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let from = if i % 2 == 0 { &agent } else { &customer };
+                let id = format!("m-{i}");
+                let sent = api.send(&url, from, &session, &id).await;
+                record(&sends, id, sent);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    eventually("10 messages are acknowledged", || async {
+        acked(&sends) >= 10
+    })
+    .await;
+
+    pg.stop();
+    eventually("/readyz says 503", || async {
+        api.status(&url, "/readyz").await.ok() == Some(503)
+    })
+    .await;
+    let failed_before = sends.lock().expect("sends").failed.len();
+    eventually("3 sends fail while the database is down", || async {
+        sends.lock().expect("sends").failed.len() >= failed_before + 3
+    })
+    .await;
+    // The customer's open feed refreshes their presence every 10 s (a
+    // quarter of RESUME_GRACE_SECS): that write fails and ends the feed.
+    eventually(
+        "the customer's feed fails while the database is down",
+        || async { customer_feed.errors_so_far() > 0 },
+    )
+    .await;
+    assert_eq!(api.status(&url, "/healthz").await.ok(), Some(200));
+    // A read answers with the contract's code and a message the client can
+    // act on, nothing from inside the server.
+    let read = api
+        .gql(
+            &url,
+            &customer,
+            "query($id: ID!) { session(id: $id) { status } }",
+            json!({ "id": session }),
+        )
+        .await
+        .expect("the server answers while the database is down");
+    assert_unavailable(&read);
+
+    pg.start_again();
+    eventually("/readyz says 200 again", || async {
+        api.status(&url, "/readyz").await.ok() == Some(200)
+    })
+    .await;
+    let at_recovery = acked(&sends);
+    eventually("10 more messages are acknowledged", || async {
+        acked(&sends) >= at_recovery + 10
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    chat.await.expect("chat task");
+    assert!(server.running(), "the server process stayed up");
+    assert_eq!(
+        api.session_status(&url, &admin, &session).await,
+        "ACTIVE",
+        "the outage did not end the chat"
+    );
+
+    let mut sends = Arc::try_unwrap(sends)
+        .ok()
+        .expect("one owner")
+        .into_inner()
+        .expect("sends");
+    assert!(!sends.failed.is_empty(), "the outage refused some sends");
+    for (id, failure) in &sends.failed {
+        match failure {
+            SendError::Refused(body) => assert_unavailable(body),
+            SendError::Transport(e) => panic!("{id}: no answer while the database was down: {e}"),
+        }
+    }
+    // The client retries what was not acknowledged, with the same ids: a
+    // send that was stored although its answer was lost is not stored again.
+    for (id, _) in std::mem::take(&mut sends.failed) {
+        let from = if id.trim_start_matches("m-").parse::<i64>().unwrap_or(1) % 2 == 0 {
+            &agent
+        } else {
+            &customer
+        };
+        let seq = api
+            .send(&url, from, &session, &id)
+            .await
+            .unwrap_or_else(|e| panic!("retry of {id} failed: {e:?}"));
+        sends.acked.push((seq, id));
+    }
+    let transcript = api.transcript(&url, &admin, &session).await;
+    assert_nothing_acknowledged_lost(&transcript, &sends);
+    // Retried with their ids, every send is now acknowledged exactly once.
+    let acked_set: HashSet<&(i64, String)> = sends.acked.iter().collect();
+    let unexplained: Vec<_> = transcript
+        .iter()
+        .filter(|m| !m.1.is_empty() && !acked_set.contains(m))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "stored but never sent: {unexplained:?}; acked {:?}",
+        sends.acked
+    );
+
+    until.store(transcript.len() as i64, Ordering::SeqCst);
+    let log = customer_feed.finish(PATIENCE).await;
+    let agent_log = agent_feed.finish(PATIENCE).await;
+    eprintln!(
+        "postgres restart: {} messages; customer subscriptions {:?}, {} errors; agent subscriptions {:?}",
+        transcript.len(),
+        log.subscriptions,
+        log.errors.len(),
+        agent_log.subscriptions,
+    );
+    // The customer resumed from the last seq it saw; the agent's feed
+    // either lived through the outage or resumed the same way.
+    assert!(
+        log.subscriptions
+            .iter()
+            .skip(1)
+            .any(|(_, after)| *after > 0),
+        "{:?}",
+        log.subscriptions
+    );
+    for feed in [&log, &agent_log] {
+        for e in &feed.errors {
+            assert_unavailable(e);
+        }
+    }
+    assert_one_to_n("customer", &log.seqs);
+    assert_one_to_n("agent", &agent_log.seqs);
+    assert!(server.panics().is_empty(), "{:?}", server.panics());
+}
+
+/// Presence cannot be recorded while the database is away. An outage longer
+/// than RESUME_GRACE_SECS must not end the chats of customers who come back
+/// once it is over: the grace period restarts when the database does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_the_grace_period_ends_no_chat() {
+    let pg = PgCluster::start();
+    let mut env = MANUAL.to_vec();
+    // Absence is looked for every 0.75 s and judged after 3 s.
+    env.push(("RESUME_GRACE_SECS", "3"));
+    env.push(("DB_ACQUIRE_TIMEOUT_SECS", "1"));
+    let mut server = start_server(&pg.url(), &env);
+    let url = server.url.clone();
+    let api = Api::default();
+    let customer = token(Role::Customer, "away-customer");
+    let agent = token(Role::Agent, "away-agent");
+    let admin = token(Role::Admin, "away-admin");
+    let session = active_chat(&api, &url, &customer, &agent).await;
+    api.send(&url, &customer, &session, "before")
+        .await
+        .expect("a message before the outage");
+
+    pg.stop();
+    eventually("/readyz says 503", || async {
+        api.status(&url, "/readyz").await.ok() == Some(503)
+    })
+    .await;
+    // Longer than the grace period and its slack.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    pg.start_again();
+    eventually("/readyz says 200 again", || async {
+        api.status(&url, "/readyz").await.ok() == Some(200)
+    })
+    .await;
+    // Several absence sweeps run before the customer is back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        api.session_status(&url, &admin, &session).await,
+        "ACTIVE",
+        "the outage ended the chat"
+    );
+    api.send(&url, &customer, &session, "after")
+        .await
+        .expect("the customer writes on after the outage");
+    assert!(server.running(), "the server process stayed up");
+}
+
+/// A refusal because the database is away: INTERNAL, a message that says
+/// so, and `retryable`.
+fn assert_unavailable(body: &Value) {
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "INTERNAL", "{body}");
+    assert_eq!(error["message"], UNAVAILABLE, "{body}");
+    assert_eq!(error["extensions"]["retryable"], true, "{body}");
+}
+
+/// Sends messages from both sides until stopped: the customer through
+/// whichever server is up (as a load balancer would pick), the agent
+/// through `agent_url`. A send that gets no answer is retried with the
+/// same clientMessageId on the next server, so it is stored at most once.
+#[allow(clippy::too_many_arguments)]
+fn chat_across(
+    api: Api,
+    customer_urls: Vec<String>,
+    agent_url: String,
+    customer: String,
+    agent: String,
+    session: String,
+    sends: Shared,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut i = 0;
+        let mut server = 0;
+        while !stop.load(Ordering::SeqCst) {
+            i += 1;
+            let id = format!("m-{i}");
+            let (url, from) = if i % 2 == 0 {
+                (&agent_url, &agent)
+            } else {
+                (&customer_urls[server % customer_urls.len()], &customer)
+            };
+            let mut attempt = api.send(url, from, &session, &id).await;
+            if matches!(attempt, Err(SendError::Transport(_))) && from == &customer {
+                server += 1;
+                let url = &customer_urls[server % customer_urls.len()];
+                attempt = api.send(url, from, &session, &id).await;
+            }
+            record(&sends, id, attempt);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_one_process_mid_chat_loses_nothing() {
+    let (db_url, _db) = common::fresh_database().await;
+    let mut a = start_server(&db_url, &MANUAL);
+    let b = start_server(&db_url, &MANUAL);
+    let api = Api::default();
+    let customer = token(Role::Customer, "kill-customer");
+    let agent = token(Role::Agent, "kill-agent");
+    let admin = token(Role::Admin, "kill-admin");
+    let session = active_chat(&api, &b.url, &customer, &agent).await;
+
+    let until = Arc::new(AtomicI64::new(0));
+    // The customer is on A, the agent on B.
+    let customer_feed = follow(
+        vec![a.addr, b.addr],
+        customer.clone(),
+        session.clone(),
+        until.clone(),
+    );
+    let agent_feed = follow(vec![b.addr], agent.clone(), session.clone(), until.clone());
+    let sends: Shared = Default::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let chat = chat_across(
+        api.clone(),
+        vec![a.url.clone(), b.url.clone()],
+        b.url.clone(),
+        customer.clone(),
+        agent.clone(),
+        session.clone(),
+        sends.clone(),
+        stop.clone(),
+    );
+    eventually("10 messages are acknowledged", || async {
+        acked(&sends) >= 10
+    })
+    .await;
+
+    a.signal("KILL");
+    assert!(a.wait_exit(PATIENCE).is_some(), "A is gone");
+    let at_kill = acked(&sends);
+    eventually("10 more messages are acknowledged", || async {
+        acked(&sends) >= at_kill + 10
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    chat.await.expect("chat task");
+
+    let sends = Arc::try_unwrap(sends)
+        .ok()
+        .expect("one owner")
+        .into_inner()
+        .expect("sends");
+    let transcript = api.transcript(&b.url, &admin, &session).await;
+    assert_nothing_acknowledged_lost(&transcript, &sends);
+    assert_eq!(
+        api.session_status(&b.url, &admin, &session).await,
+        "ACTIVE",
+        "the kill did not end the chat"
+    );
+
+    until.store(transcript.len() as i64, Ordering::SeqCst);
+    let customer_log = customer_feed.finish(PATIENCE).await;
+    let agent_log = agent_feed.finish(PATIENCE).await;
+    eprintln!(
+        "sigkill: {} messages, customer subscriptions {:?}",
+        transcript.len(),
+        customer_log.subscriptions
+    );
+    assert_eq!(customer_log.subscriptions[0], (a.addr, 0));
+    assert!(
+        customer_log
+            .subscriptions
+            .iter()
+            .any(|(addr, after)| *addr == b.addr && *after > 0),
+        "the customer resumed on B from the last seq it saw: {:?}",
+        customer_log.subscriptions
+    );
+    assert_one_to_n("customer", &customer_log.seqs);
+    assert_one_to_n("agent", &agent_log.seqs);
+    assert!(b.panics().is_empty(), "{:?}", b.panics());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_requests_closes_sockets_with_1012_and_exits_0() {
+    let (db_url, _db) = common::fresh_database().await;
+    let mut a = start_server(&db_url, &MANUAL);
+    let b = start_server(&db_url, &MANUAL);
+    let api = Api::default();
+    let customer = token(Role::Customer, "term-customer");
+    let agent = token(Role::Agent, "term-agent");
+    let admin = token(Role::Admin, "term-admin");
+    let session = active_chat(&api, &a.url, &customer, &agent).await;
+
+    let until = Arc::new(AtomicI64::new(0));
+    let customer_feed = follow(
+        vec![a.addr, b.addr],
+        customer.clone(),
+        session.clone(),
+        until.clone(),
+    );
+    let agent_feed = follow(
+        vec![a.addr, b.addr],
+        agent.clone(),
+        session.clone(),
+        until.clone(),
+    );
+
+    // Several senders at once, as fast as answers come, so that requests are
+    // in flight when the signal arrives. Each stops at its first failure.
+    let sends: Shared = Default::default();
+    let senders: Vec<_> = (0..8)
+        .map(|n| {
+            let (api, url, session, sends) =
+                (api.clone(), a.url.clone(), session.clone(), sends.clone());
+            let from = if n % 2 == 0 {
+                customer.clone()
+            } else {
+                agent.clone()
+            };
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let id = format!("s{n}-{i}");
+                    let sent = api.send(&url, &from, &session, &id).await;
+                    let mut s = sends.lock().expect("sends");
+                    match sent {
+                        Ok(seq) => s.acked.push((seq, id)),
+                        Err(e) => {
+                            s.failed.push((id, e));
+                            return;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually("20 messages are acknowledged", || async {
+        acked(&sends) >= 20
+    })
+    .await;
+
+    let before_signal = acked(&sends);
+    a.signal("TERM");
+    let status = a
+        .wait_exit(Duration::from_secs(30))
+        .expect("A exits within 30 s of SIGTERM");
+    assert!(status.success(), "A exits with status 0, got {status}");
+    for s in senders {
+        s.await.expect("sender task");
+    }
+
+    let sends = Arc::try_unwrap(sends)
+        .ok()
+        .expect("one owner")
+        .into_inner()
+        .expect("sends");
+    for (id, failure) in &sends.failed {
+        // A request the server accepted is answered; refused ones get no
+        // answer at all (the listener is closed), never a half-done one.
+        if let SendError::Refused(body) = failure {
+            panic!("{id} was answered with an error: {body}");
+        }
+    }
+    let transcript = api.transcript(&b.url, &admin, &session).await;
+    assert_nothing_acknowledged_lost(&transcript, &sends);
+
+    until.store(transcript.len() as i64, Ordering::SeqCst);
+    let customer_log = customer_feed.finish(PATIENCE).await;
+    let agent_log = agent_feed.finish(PATIENCE).await;
+    eprintln!(
+        "sigterm: {} messages, {} acknowledged ({} after the signal was sent), customer subscriptions {:?}, closes {:?}",
+        transcript.len(),
+        sends.acked.len(),
+        sends.acked.len() - before_signal,
+        customer_log.subscriptions,
+        customer_log.closes,
+    );
+    for log in [&customer_log, &agent_log] {
+        assert_eq!(log.subscriptions[0], (a.addr, 0));
+        assert_eq!(log.closes.first(), Some(&Some(1012)), "{:?}", log.closes);
+        assert!(
+            log.subscriptions
+                .iter()
+                .any(|(addr, after)| *addr == b.addr && *after > 0),
+            "resumed on B from the last seq seen: {:?}",
+            log.subscriptions
+        );
+    }
+    assert_one_to_n("customer", &customer_log.seqs);
+    assert_one_to_n("agent", &agent_log.seqs);
+    assert!(b.panics().is_empty(), "{:?}", b.panics());
+}
