@@ -9,7 +9,8 @@
 
 use std::time::Duration;
 
-use sea_orm::sqlx::postgres::{PgListener, PgPool};
+use sea_orm::sqlx::postgres::{PgConnection, PgListener, PgPool};
+use sea_orm::sqlx::ConnectOptions;
 use tokio::sync::mpsc;
 
 use super::relay::{self, Transport};
@@ -25,15 +26,23 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// events to `bus`. Both reconnect by themselves.
 pub(super) fn spawn(pool: PgPool, bus: EventBus, outgoing: mpsc::Receiver<RelayedEvent>) {
     tokio::spawn(relay::send_loop(
-        Notify { pool: pool.clone() },
+        Notify {
+            pool: pool.clone(),
+            conn: None,
+        },
         bus.clone(),
         outgoing,
     ));
     tokio::spawn(listen_loop(pool, bus));
 }
 
+/// Sends on a connection of its own. Under load the shared pool has a queue
+/// of requests in front of it, and a relay that waited there once per
+/// notification fell thousands of events behind and dropped them
+/// (switchboard-loadgen's `chat` at 500 chats; see BENCHMARKS.md).
 struct Notify {
     pool: PgPool,
+    conn: Option<PgConnection>,
 }
 
 impl Transport for Notify {
@@ -44,11 +53,22 @@ impl Transport for Notify {
         &mut self,
         payload: String,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
+        let conn = match self.conn.as_mut() {
+            Some(c) => c,
+            None => self
+                .conn
+                .insert(self.pool.connect_options().connect().await?),
+        };
+        let sent = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(&payload)
-            .execute(&self.pool)
-            .await?;
+            .execute(&mut *conn)
+            .await;
+        if sent.is_err() {
+            // Reconnect for the next payload.
+            self.conn = None;
+        }
+        sent?;
         Ok(())
     }
 }
