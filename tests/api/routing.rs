@@ -451,3 +451,29 @@ async fn admin_assignment() {
     app.set_capacity("b", 2).await;
     assert_eq!(app.state(&s2).await, offered_to("b"));
 }
+
+/// Arrivals that trigger matching while a pass runs share the next pass,
+/// and each startSession still answers only after a pass that saw its
+/// session: with room for all, every answer is already ACTIVE.
+#[tokio::test]
+async fn a_burst_of_arrivals_is_matched_before_each_answer() {
+    let app = spawn_app_with(&[("ROUTING_MODE", "auto"), ("AGENT_CAPACITY", "40")]).await;
+    let ann = app.agent("ann");
+    app.start_shift(&ann).await;
+    let starts = (0..30).map(|i| {
+        let app = &app;
+        async move {
+            app.ok(
+                &app.customer(&format!("burst-{i}")),
+                "mutation { startSession(input: {}) { status agent { id } } }",
+                json!({}),
+            )
+            .await
+        }
+    });
+    let answers = futures_util::future::join_all(starts).await;
+    for answer in &answers {
+        assert_eq!(answer["startSession"]["status"], "ACTIVE", "{answer}");
+        assert_eq!(answer["startSession"]["agent"]["id"], "ann");
+    }
+}

@@ -67,9 +67,9 @@ pub struct ChatService {
     /// Agents known to exist in the database, so that first-sight creation
     /// costs one insert per agent and process, not one per request.
     known_agents: Arc<Mutex<HashSet<String>>>,
-    /// Lets one matcher per process at a time queue for the database-wide
-    /// routing lock, instead of every request holding a connection while it waits.
-    matcher: Arc<tokio::sync::Mutex<()>>,
+    /// One matcher pass at a time per process, and the passes that
+    /// triggers are waiting for (see [`ChatService::rematch`]).
+    matcher: Arc<routing::MatcherRuns>,
     message_limiter: Arc<limiter::TokenBuckets>,
     session_limiter: Arc<limiter::TokenBuckets>,
     metrics: Arc<Metrics>,
@@ -91,7 +91,7 @@ impl ChatService {
             policy: Arc::new(policy),
             clock,
             known_agents: Arc::new(Mutex::new(HashSet::new())),
-            matcher: Arc::new(tokio::sync::Mutex::new(())),
+            matcher: Arc::default(),
             metrics: Arc::new(Metrics::default()),
         }
     }

@@ -6,7 +6,7 @@
 //! concurrent transactions from deadlocking, across processes too.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
@@ -23,6 +23,16 @@ use crate::matching::{self, AgentSlots, QueuedSession, RoutingMode};
 use crate::repo::history::{self, HistoryKind};
 use crate::repo::{self, agents, sessions};
 
+/// This process's matcher passes: one at a time, and how far they got.
+#[derive(Default)]
+pub(crate) struct MatcherRuns {
+    running: tokio::sync::Mutex<()>,
+    /// Triggers so far.
+    requested: AtomicU64,
+    /// Every trigger up to this one has had a pass that started after it.
+    completed: tokio::sync::watch::Sender<u64>,
+}
+
 /// Most sessions an admin may let one agent hold.
 pub const MAX_CAPACITY: i32 = 100;
 
@@ -31,10 +41,15 @@ impl ChatService {
     /// (auto). Runs after every change of supply or demand, and periodically
     /// as a safety net. Idempotent: with nothing to pair it changes nothing.
     pub async fn run_matching(&self) -> AppResult<usize> {
+        let _one_pass_per_process = self.matcher.running.lock().await;
+        self.match_once().await
+    }
+
+    /// One matcher pass; the caller holds `matcher.running`.
+    async fn match_once(&self) -> AppResult<usize> {
         if self.policy.routing_mode == RoutingMode::Manual {
             return Ok(0);
         }
-        let _one_matcher_per_process = self.matcher.lock().await;
         let now = self.now();
         let txn = self.db.begin().await?;
         repo::lock_routing(&txn).await?;
@@ -142,11 +157,37 @@ impl ChatService {
         Ok(pairings.len())
     }
 
-    /// Runs the matcher after a change, logging instead of failing: the
-    /// change itself is committed, and the periodic sweep retries.
+    /// Runs the matcher after a change (call it once the change committed)
+    /// and returns when a pass that saw the change is over. Logs instead of
+    /// failing: the change itself is committed, and the periodic sweep
+    /// retries.
+    ///
+    /// Triggers that arrive while a pass runs share the next one: a burst
+    /// of arrivals costs a few passes, each pairing many sessions, instead
+    /// of one pass per arrival queued behind the routing lock.
     pub(crate) async fn rematch(&self) {
-        if let Err(e) = self.run_matching().await {
-            tracing::error!(error = %e, "matching failed; the periodic sweep will retry");
+        let runs = &self.matcher;
+        let wanted = runs.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut completed = runs.completed.subscribe();
+        loop {
+            if *completed.borrow_and_update() >= wanted {
+                return;
+            }
+            if let Ok(_running) = runs.running.try_lock() {
+                // Every request counted so far committed before this read,
+                // so the pass below sees all of them.
+                let covers = runs.requested.load(Ordering::SeqCst);
+                if let Err(e) = self.match_once().await {
+                    tracing::error!(error = %e, "matching failed; the periodic sweep will retry");
+                }
+                runs.completed
+                    .send_modify(|done| *done = (*done).max(covers));
+                continue;
+            }
+            // A pass is running: wait for it, then see whether it covered us.
+            if completed.changed().await.is_err() {
+                return;
+            }
         }
     }
 
