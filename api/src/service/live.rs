@@ -45,9 +45,13 @@ impl PendingReceipt {
 
 impl Drop for PendingReceipt {
     fn drop(&mut self) {
+        // Without a runtime (the process is ending) there is nobody to write.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if let Some(seq) = self.up_to.take() {
             let (svc, id, party) = (self.svc.clone(), self.session_id, self.party);
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 if let Err(e) = svc.mark_delivered(id, party, seq).await {
                     tracing::warn!(error = %e, "could not record a delivery");
                 }
