@@ -75,6 +75,15 @@ fn record(sends: &Shared, id: String, sent: Result<i64, SendError>) {
     }
 }
 
+/// The record, once every sender is done with it.
+fn into_sends(sends: Shared) -> Sends {
+    Arc::try_unwrap(sends)
+        .ok()
+        .expect("one owner")
+        .into_inner()
+        .expect("sends")
+}
+
 fn acked(sends: &Shared) -> usize {
     sends.lock().expect("sends").acked.len()
 }
@@ -216,11 +225,7 @@ async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
         "the outage did not end the chat"
     );
 
-    let mut sends = Arc::try_unwrap(sends)
-        .ok()
-        .expect("one owner")
-        .into_inner()
-        .expect("sends");
+    let mut sends = into_sends(sends);
     assert!(!sends.failed.is_empty(), "the outage refused some sends");
     for (id, failure) in &sends.failed {
         match failure {
@@ -426,11 +431,7 @@ async fn sigkill_of_one_process_mid_chat_loses_nothing() {
     stop.store(true, Ordering::SeqCst);
     chat.await.expect("chat task");
 
-    let sends = Arc::try_unwrap(sends)
-        .ok()
-        .expect("one owner")
-        .into_inner()
-        .expect("sends");
+    let sends = into_sends(sends);
     let transcript = api.transcript(&b.url, &admin, &session).await;
     assert_nothing_acknowledged_lost(&transcript, &sends);
     assert_eq!(
@@ -529,11 +530,7 @@ async fn sigterm_drains_requests_closes_sockets_with_1012_and_exits_0() {
         s.await.expect("sender task");
     }
 
-    let sends = Arc::try_unwrap(sends)
-        .ok()
-        .expect("one owner")
-        .into_inner()
-        .expect("sends");
+    let sends = into_sends(sends);
     for (id, failure) in &sends.failed {
         // A request the server accepted is answered; refused ones get no
         // answer at all (the listener is closed), never a half-done one.

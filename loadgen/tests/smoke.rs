@@ -84,16 +84,14 @@ fn assert_clean(report: &Report) {
     assert_eq!(report.json["errors"], 0, "{}", report.json);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_scenario_runs_clean_with_tiny_parameters() {
-    let (target, database_url, stop) = spawn_server("auto").await;
-
-    let chat = scenarios::chat(
-        &target,
+/// A chat run that must finish clean, every message delivered.
+async fn chat_clean(target: &Target, chats: usize, messages: usize, think: Duration) -> Report {
+    let report = scenarios::chat(
+        target,
         ChatParams {
-            chats: 4,
-            messages: 5,
-            think: Duration::ZERO,
+            chats,
+            messages,
+            think,
             body_bytes: 100,
             drain: Duration::from_secs(10),
             setup_timeout: Duration::from_secs(30),
@@ -101,26 +99,25 @@ async fn every_scenario_runs_clean_with_tiny_parameters() {
     )
     .await
     .expect("chat runs");
-    assert_clean(&chat);
-    assert_eq!(chat.json["delivered"], 4 * 2 * 5, "{}", chat.json);
+    assert_clean(&report);
+    assert_eq!(
+        report.json["delivered"],
+        chats * 2 * messages,
+        "{}",
+        report.json
+    );
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_runs_clean_with_tiny_parameters() {
+    let (target, database_url, stop) = spawn_server("auto").await;
+
+    let chat = chat_clean(&target, 4, 5, Duration::ZERO).await;
     assert_eq!(chat.json["lost"], 0);
 
     // Open loop with a think time: the paced path.
-    let paced = scenarios::chat(
-        &target,
-        ChatParams {
-            chats: 2,
-            messages: 3,
-            think: Duration::from_millis(50),
-            body_bytes: 100,
-            drain: Duration::from_secs(10),
-            setup_timeout: Duration::from_secs(30),
-        },
-    )
-    .await
-    .expect("paced chat runs");
-    assert_clean(&paced);
-    assert_eq!(paced.json["delivered"], 2 * 2 * 3, "{}", paced.json);
+    chat_clean(&target, 2, 3, Duration::from_millis(50)).await;
 
     let idle = scenarios::idle(
         &target,
@@ -178,21 +175,7 @@ async fn every_scenario_runs_clean_with_tiny_parameters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_and_burst_accept_offers_under_fair_routing() {
     let (target, _db, stop) = spawn_server("fair").await;
-    let chat = scenarios::chat(
-        &target,
-        ChatParams {
-            chats: 3,
-            messages: 4,
-            think: Duration::ZERO,
-            body_bytes: 100,
-            drain: Duration::from_secs(10),
-            setup_timeout: Duration::from_secs(30),
-        },
-    )
-    .await
-    .expect("chat runs");
-    assert_clean(&chat);
-    assert_eq!(chat.json["delivered"], 3 * 2 * 4, "{}", chat.json);
+    chat_clean(&target, 3, 4, Duration::ZERO).await;
     let burst = scenarios::burst(
         &target,
         BurstParams {

@@ -131,9 +131,7 @@ async fn subscribers_lose_nothing_when_the_relay_connection_drops() {
     let (a, b) = two_servers(Bus::Postgres, "manual").await;
     let ann = a.agent("ann");
     let cust = a.customer("cora");
-    a.start_shift(&ann).await;
-    let sid = a.start_session(&cust).await;
-    a.accept(&ann, &sid).await;
+    let sid = a.active_session(&cust, &ann).await;
     let mut feed = b.ws(Some(&cust)).await;
     feed.session_events("s", &sid, 0).await;
     feed.next_of("sessionEvents", "CaughtUp").await;
@@ -180,9 +178,7 @@ async fn subscribers_lose_nothing_when_the_nats_connection_drops() {
     let b = spawn_app_with(&[("EVENT_BUS", &proxy.url()), ("DATABASE_URL", &db)]).await;
     let ann = a.agent("ann");
     let cust = a.customer("cora");
-    a.start_shift(&ann).await;
-    let sid = a.start_session(&cust).await;
-    a.accept(&ann, &sid).await;
+    let sid = a.active_session(&cust, &ann).await;
     let mut feed = b.ws(Some(&cust)).await;
     feed.session_events("s", &sid, 0).await;
     feed.next_of("sessionEvents", "CaughtUp").await;
