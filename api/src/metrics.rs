@@ -64,6 +64,9 @@ pub struct Metrics {
     pub websocket_connections: AtomicI64,
     pub subscriptions: AtomicI64,
     pub messages: AtomicU64,
+    /// Transactions that stored messages sent by users: sends share them
+    /// under load (group commit).
+    pub send_transactions: AtomicU64,
     pub offers: AtomicU64,
     pub lapses: AtomicU64,
     /// WebSockets closed because the peer did not read what it was sent.
@@ -82,6 +85,7 @@ impl Default for Metrics {
             websocket_connections: AtomicI64::new(0),
             subscriptions: AtomicI64::new(0),
             messages: AtomicU64::new(0),
+            send_transactions: AtomicU64::new(0),
             offers: AtomicU64::new(0),
             lapses: AtomicU64::new(0),
             slow_consumer_disconnects: AtomicU64::new(0),
@@ -143,6 +147,13 @@ impl Metrics {
             "switchboard_messages_total",
             "Messages stored by this process.",
             count(&self.messages),
+        );
+        line(
+            &mut out,
+            "counter",
+            "switchboard_send_transactions_total",
+            "Transactions that stored sent messages; messages_total divided by this is the mean number of sends per commit.",
+            count(&self.send_transactions),
         );
         line(
             &mut out,

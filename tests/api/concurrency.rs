@@ -259,3 +259,92 @@ async fn racing_starts_of_one_customer_yield_one_open_session() {
             .collect();
     assert_eq!(ids.len(), 1);
 }
+
+/// Sends that arrive together share transactions (group commit), and each
+/// still gets its own answer: stored, the first message again for a
+/// retried key, or its own refusal. Refused sends spend no seq.
+#[tokio::test]
+async fn sends_sharing_a_transaction_each_get_their_own_answer() {
+    let app = spawn_app().await;
+    let writer = app.customer("gus");
+    let open = app.start_session(&writer).await;
+    let done = app.customer("hal");
+    let ended = app.start_session(&done).await;
+    app.end(&done, &ended).await;
+    let stranger = app.customer("ivy");
+    let nowhere = uuid::Uuid::new_v4().to_string();
+
+    const KEYS: usize = 100;
+    let app_ref = &app;
+    let (writer_ref, open_ref) = (&writer, &open);
+    let stored = (0..KEYS).map(|k| async move {
+        (
+            format!("k{k}"),
+            app_ref
+                .send(writer_ref, open_ref, &format!("m{k}"), &format!("k{k}"))
+                .await,
+        )
+    });
+    // A retry of every fifth key, racing its first send.
+    let retried = (0..KEYS).step_by(5).map(|k| async move {
+        (
+            format!("k{k}"),
+            app_ref
+                .send(writer_ref, open_ref, "retry", &format!("k{k}"))
+                .await,
+        )
+    });
+    let refused = (0..10).flat_map(|n| {
+        let key = format!("r{n}");
+        [
+            ("CONFLICT", done.clone(), ended.clone(), key.clone()),
+            ("FORBIDDEN", stranger.clone(), open.clone(), key.clone()),
+            ("NOT_FOUND", writer.clone(), nowhere.clone(), key),
+        ]
+        .map(|(code, token, session, key)| async move {
+            let answer = app_ref.send(&token, &session, "no", &key).await;
+            (code, answer)
+        })
+    });
+    let (stored, retried, refused) =
+        tokio::join!(join_all(stored), join_all(retried), join_all(refused));
+
+    let mut ids = std::collections::HashMap::new();
+    for (key, answer) in &stored {
+        let id = answer["data"]["sendMessage"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key}: {answer}"));
+        ids.insert(key.clone(), id.to_owned());
+    }
+    assert_eq!(ids.len(), KEYS);
+    for (key, answer) in &retried {
+        assert_eq!(
+            answer["data"]["sendMessage"]["id"].as_str(),
+            Some(ids[key].as_str()),
+            "a retry of {key} must be answered with the first message: {answer}"
+        );
+    }
+    for (code, answer) in &refused {
+        assert_eq!(code_of(answer), *code, "{answer}");
+    }
+    assert_eq!(
+        app.all_seqs(&writer, &open).await,
+        (1..=KEYS as i64).collect::<Vec<_>>()
+    );
+
+    let metrics = app.get_text("/metrics").await;
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+    };
+    let messages = counter("switchboard_messages_total");
+    let transactions = counter("switchboard_send_transactions_total");
+    assert_eq!(messages, KEYS as u64);
+    assert!(
+        transactions < messages,
+        "{messages} concurrent sends took {transactions} transactions: none shared one"
+    );
+}

@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 use entity::message::{self, Column};
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -26,20 +26,27 @@ fn all_to_domain(rows: Vec<message::Model>) -> Result<Vec<Message>, DbErr> {
     rows.into_iter().map(to_domain).collect()
 }
 
-pub async fn find_by_client_id<C: ConnectionTrait>(
+/// Which of `keys` (session, sender, clientMessageId) were sent before:
+/// one lookup for a batch of sends.
+pub async fn find_by_client_ids<C: ConnectionTrait>(
     db: &C,
-    session_id: Uuid,
-    sender_id: &str,
-    client_message_id: &str,
-) -> Result<Option<Message>, DbErr> {
-    message::Entity::find()
-        .filter(Column::SessionId.eq(session_id))
-        .filter(Column::SenderId.eq(sender_id))
-        .filter(Column::ClientMessageId.eq(client_message_id))
-        .one(db)
-        .await?
-        .map(to_domain)
-        .transpose()
+    keys: &[(Uuid, &str, &str)],
+) -> Result<Vec<Message>, DbErr> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let any = keys.iter().fold(
+        Condition::any(),
+        |any, (session_id, sender_id, client_id)| {
+            any.add(
+                Condition::all()
+                    .add(Column::SessionId.eq(*session_id))
+                    .add(Column::SenderId.eq(*sender_id))
+                    .add(Column::ClientMessageId.eq(*client_id)),
+            )
+        },
+    );
+    all_to_domain(message::Entity::find().filter(any).all(db).await?)
 }
 
 pub struct NewMessage<'a> {
@@ -60,23 +67,20 @@ pub async fn insert<C: ConnectionTrait>(db: &C, new: NewMessage<'_>) -> Result<M
     Ok(msg)
 }
 
-/// Inserts unless the sender already sent a message with this
-/// clientMessageId in the session (the unique index decides, in the same
-/// round trip); `None` then.
-pub async fn insert_unless_sent<C: ConnectionTrait>(
-    db: &C,
-    new: NewMessage<'_>,
-) -> Result<Option<Message>, DbErr> {
-    let msg = to_message(new);
-    let inserted = message::Entity::insert(active_model(&msg))
-        .on_conflict(
-            OnConflict::columns([Column::SessionId, Column::SenderId, Column::ClientMessageId])
-                .do_nothing()
-                .to_owned(),
-        )
+/// Inserts messages built by [`prepare`] in one statement.
+pub async fn insert_many<C: ConnectionTrait>(db: &C, msgs: &[Message]) -> Result<(), DbErr> {
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    message::Entity::insert_many(msgs.iter().map(active_model))
         .exec_without_returning(db)
         .await?;
-    Ok((inserted == 1).then_some(msg))
+    Ok(())
+}
+
+/// The message `new` describes, with a fresh id, not yet stored.
+pub fn prepare(new: NewMessage<'_>) -> Message {
+    to_message(new)
 }
 
 fn to_message(new: NewMessage<'_>) -> Message {

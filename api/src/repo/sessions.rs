@@ -146,6 +146,65 @@ pub async fn allocate_seq<C: ConnectionTrait>(
     find(txn, id).await
 }
 
+/// Reads the sessions and locks their rows until the transaction ends, in
+/// id order, so that two transactions locking overlapping sets wait for
+/// each other instead of deadlocking. Ids with no session are left out.
+pub async fn lock_many<C: ConnectionTrait>(
+    txn: &C,
+    ids: &[Uuid],
+) -> Result<Vec<ChatSession>, DbErr> {
+    all_to_domain(
+        chat_session::Entity::find()
+            .filter(Column::Id.is_in(ids.iter().copied()))
+            .order_by_asc(Column::Id)
+            .lock_exclusive()
+            .all(txn)
+            .await?,
+    )
+}
+
+/// Where a session's seq counter stands after a batch of sends, and when
+/// its customer (if they sent in the batch) was last seen.
+pub struct SeqAdvance {
+    pub id: Uuid,
+    pub last_seq: i32,
+    pub customer_seen: Option<DateTime<Utc>>,
+}
+
+/// Sets the seq counters of many sessions (rows locked by the caller) in
+/// one statement. Like [`allocate_seq`], at most once per row and
+/// transaction.
+pub async fn set_seqs<C: ConnectionTrait>(txn: &C, advances: &[SeqAdvance]) -> Result<(), DbErr> {
+    let Some((first, rest)) = advances.split_first() else {
+        return Ok(());
+    };
+    let mut seqs = Expr::case(Column::Id.eq(first.id), first.last_seq);
+    for a in rest {
+        seqs = seqs.case(Column::Id.eq(a.id), a.last_seq);
+    }
+    let mut update = chat_session::Entity::update_many()
+        .col_expr(
+            Column::LastSeq,
+            seqs.finally(Expr::col(Column::LastSeq)).into(),
+        )
+        .filter(Column::Id.is_in(advances.iter().map(|a| a.id)));
+    let mut seen = advances
+        .iter()
+        .filter_map(|a| a.customer_seen.map(|at| (a.id, at)));
+    if let Some((id, at)) = seen.next() {
+        let mut cases = Expr::case(Column::Id.eq(id), at);
+        for (id, at) in seen {
+            cases = cases.case(Column::Id.eq(id), at);
+        }
+        update = update.col_expr(
+            Column::CustomerSeenAt,
+            cases.finally(Expr::col(Column::CustomerSeenAt)).into(),
+        );
+    }
+    update.exec(txn).await?;
+    Ok(())
+}
+
 pub async fn mark_active<C: ConnectionTrait>(
     txn: &C,
     id: Uuid,

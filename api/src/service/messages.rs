@@ -1,14 +1,20 @@
 //! Messages, receipts and typing.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
+use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
 
 use super::pagination::{page_size, Page, PageArgs};
+use super::send_queue::{PendingSend, SendRequest};
 use super::sessions::{can_view, parse_session_id};
 use super::ChatService;
 use crate::auth::{Role, Viewer};
 use crate::domain::{
-    validate_body, validate_client_message_id, ChatSession, MessageView, Party, SenderRole,
-    SessionStatus,
+    validate_body, validate_client_message_id, ChatSession, Message, MessageView, Party,
+    SenderRole, SessionStatus,
 };
 use crate::error::{AppError, AppResult};
 use crate::events::SessionEvent;
@@ -69,81 +75,210 @@ impl ChatService {
                 self.policy.message_rate_per_sec, self.policy.message_burst
             )));
         }
-        let now = self.now();
-
-        // Three statements: taking the seq locks the session row (which
-        // serializes seq allocation and the idempotency check for this
-        // session, across processes too) and returns the session to check
-        // the sender against; the unique index answers whether this
-        // clientMessageId was sent before. Anything refused rolls back, so
-        // no seq is spent on it.
-        let txn = self.db.begin().await?;
-        let customer_seen = (viewer.role == Role::Customer).then_some(now);
-        let session = sessions::allocate_seq(&txn, id, customer_seen)
-            .await?
-            .ok_or_else(AppError::session_not_found)?;
-        let party = match writer_party(viewer, &session) {
-            Ok(party) => party,
-            Err(refusal) => {
-                drop(txn);
-                // A retry is answered with the first message even if the
-                // session has moved on since (ended, transferred): the send
-                // did happen. The lookup is by the caller's own id, so it
-                // reveals nothing.
-                return match self.sent_before(viewer, id, client_message_id).await? {
-                    Some(first) => Ok(first),
-                    None => Err(refusal),
-                };
-            }
-        };
-        let inserted = messages::insert_unless_sent(
-            &txn,
-            messages::NewMessage {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let send = PendingSend {
+            request: SendRequest {
+                viewer: viewer.clone(),
                 session_id: id,
-                seq: session.last_seq,
-                sender: SenderRole::from(party),
-                sender_id: Some(&viewer.id),
-                body,
-                client_message_id: Some(client_message_id),
-                created_at: now,
+                body: body.to_owned(),
+                client_message_id: client_message_id.to_owned(),
+                at: self.now(),
             },
-        )
-        .await?;
-        let Some(message) = inserted else {
-            drop(txn);
-            return self
-                .sent_before(viewer, id, client_message_id)
-                .await?
-                .ok_or_else(|| AppError::Conflict("your message changed meanwhile; retry".into()));
+            reply,
         };
-        txn.commit().await?;
-        self.metrics
-            .messages
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-
-        self.bus
-            .publish_session(id, SessionEvent::MessagePosted(message.clone()));
-        Ok(MessageView::from_cursors(message, &session))
+        if let Some(permit) = self.sends.push(send) {
+            let svc = self.clone();
+            tokio::spawn(async move { svc.write_queued_sends(permit).await });
+        }
+        answer
+            .await
+            .map_err(|_| AppError::Internal("the message writer stopped".into()))?
     }
 
-    /// The message `viewer` sent earlier with this clientMessageId, as the
-    /// session shows it now.
-    async fn sent_before(
-        &self,
-        viewer: &Viewer,
-        session_id: uuid::Uuid,
-        client_message_id: &str,
-    ) -> AppResult<Option<MessageView>> {
-        let Some(first) =
-            messages::find_by_client_id(&self.db, session_id, &viewer.id, client_message_id)
-                .await?
-        else {
-            return Ok(None);
+    /// A writer: writes batches of queued sends until none is left.
+    async fn write_queued_sends(&self, permit: OwnedSemaphorePermit) {
+        let mut permit = permit;
+        while let Some((batch, held)) = self.sends.next_batch(permit) {
+            permit = held;
+            self.write_batch(batch).await;
+        }
+    }
+
+    /// Writes a batch in one transaction and answers each send. When the
+    /// transaction fails, each send is written again on its own, so that
+    /// one bad send cannot fail the others and each gets its own error.
+    async fn write_batch(&self, batch: Vec<PendingSend>) {
+        let (sends, replies): (Vec<SendRequest>, Vec<_>) =
+            batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+        let failure = match self.write_sends(&sends).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // The sender may have gone; the message is stored anyway.
+                    let _ = reply.send(outcome);
+                }
+                return;
+            }
+            Err(failure) => failure,
         };
-        let session = sessions::find(&self.db, session_id)
+        if let [_only] = sends.as_slice() {
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(failure));
+            }
+            return;
+        }
+        tracing::warn!(error = %failure, sends = sends.len(), "a batch of sends failed; writing them one by one");
+        let alone = sends.iter().zip(replies).map(|(send, reply)| async move {
+            let outcome =
+                self.write_sends(std::slice::from_ref(send))
+                    .await
+                    .and_then(|mut outcomes| {
+                        outcomes.pop().unwrap_or_else(|| {
+                            Err(AppError::Internal("a send got no answer".into()))
+                        })
+                    });
+            let _ = reply.send(outcome);
+        });
+        futures_util::future::join_all(alone).await;
+    }
+
+    /// Stores the sends in one transaction: lock their sessions (in id
+    /// order), look up earlier sends with the same clientMessageIds, give
+    /// each new message the next seq of its session, insert them all, move
+    /// the seq counters, commit, then publish. Six statements however many
+    /// sends. A refused send uses no seq; a send seen before is answered
+    /// with the first message, even if the session has moved on since
+    /// (ended, transferred): that send did happen.
+    async fn write_sends(&self, sends: &[SendRequest]) -> AppResult<Vec<AppResult<MessageView>>> {
+        let mut ids: Vec<Uuid> = sends.iter().map(|s| s.session_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let txn = self.db.begin().await?;
+        let mut sessions: HashMap<Uuid, ChatSession> = sessions::lock_many(&txn, &ids)
             .await?
-            .ok_or_else(AppError::session_not_found)?;
-        Ok(Some(MessageView::from_cursors(first, &session)))
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        let keys: Vec<(Uuid, &str, &str)> = sends
+            .iter()
+            .map(|s| {
+                (
+                    s.session_id,
+                    s.viewer.id.as_str(),
+                    s.client_message_id.as_str(),
+                )
+            })
+            .collect();
+        let mut earlier: HashMap<(Uuid, String, String), Message> =
+            messages::find_by_client_ids(&txn, &keys)
+                .await?
+                .into_iter()
+                .filter_map(|m| {
+                    let key = (
+                        m.session_id,
+                        m.sender_id.clone()?,
+                        m.client_message_id.clone()?,
+                    );
+                    Some((key, m))
+                })
+                .collect();
+
+        enum Decision {
+            Refused(AppError),
+            Earlier(Message),
+            New(usize),
+        }
+        let mut fresh: Vec<Message> = Vec::new();
+        let mut advances: HashMap<Uuid, (i32, Option<DateTime<Utc>>)> = HashMap::new();
+        let decisions: Vec<Decision> = sends
+            .iter()
+            .map(|send| {
+                let key = (
+                    send.session_id,
+                    send.viewer.id.clone(),
+                    send.client_message_id.clone(),
+                );
+                if let Some(first) = earlier.get(&key) {
+                    return Decision::Earlier(first.clone());
+                }
+                let Some(session) = sessions.get(&send.session_id) else {
+                    return Decision::Refused(AppError::session_not_found());
+                };
+                let party = match writer_party(&send.viewer, session) {
+                    Ok(party) => party,
+                    Err(refusal) => return Decision::Refused(refusal),
+                };
+                let advance = advances
+                    .entry(session.id)
+                    .or_insert((session.last_seq, None));
+                advance.0 += 1;
+                if party == Party::Customer {
+                    advance.1 = Some(send.at);
+                }
+                let message = messages::prepare(messages::NewMessage {
+                    session_id: session.id,
+                    seq: advance.0,
+                    sender: SenderRole::from(party),
+                    sender_id: Some(&send.viewer.id),
+                    body: &send.body,
+                    client_message_id: Some(&send.client_message_id),
+                    created_at: send.at,
+                });
+                // The same send twice in one batch (a quick retry) is
+                // answered with the first.
+                earlier.insert(key, message.clone());
+                fresh.push(message);
+                Decision::New(fresh.len() - 1)
+            })
+            .collect();
+
+        if !fresh.is_empty() {
+            messages::insert_many(&txn, &fresh).await?;
+            let advances: Vec<sessions::SeqAdvance> = advances
+                .iter()
+                .map(|(id, (last_seq, customer_seen))| sessions::SeqAdvance {
+                    id: *id,
+                    last_seq: *last_seq,
+                    customer_seen: *customer_seen,
+                })
+                .collect();
+            sessions::set_seqs(&txn, &advances).await?;
+        }
+        txn.commit().await?;
+        // The sessions as they are now, for the answers' receipt status.
+        for (id, (last_seq, customer_seen)) in &advances {
+            if let Some(s) = sessions.get_mut(id) {
+                s.last_seq = *last_seq;
+                if customer_seen.is_some() {
+                    s.customer_seen_at = *customer_seen;
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.metrics.messages.fetch_add(fresh.len() as u64, Relaxed);
+            self.metrics.send_transactions.fetch_add(1, Relaxed);
+        }
+        for message in &fresh {
+            self.bus.publish_session(
+                message.session_id,
+                SessionEvent::MessagePosted(message.clone()),
+            );
+        }
+
+        Ok(decisions
+            .into_iter()
+            .map(|decision| {
+                let message = match decision {
+                    Decision::Refused(refusal) => return Err(refusal),
+                    Decision::Earlier(first) => first,
+                    Decision::New(index) => fresh[index].clone(),
+                };
+                let session = sessions
+                    .get(&message.session_id)
+                    .ok_or_else(AppError::session_not_found)?;
+                Ok(MessageView::from_cursors(message, session))
+            })
+            .collect())
     }
 
     /// Moves the reader's read cursor (and delivered with it) up to `seq`;

@@ -12,6 +12,7 @@ mod pagination;
 mod presence;
 mod retention;
 mod routing;
+mod send_queue;
 mod sessions;
 
 use std::collections::HashSet;
@@ -70,6 +71,8 @@ pub struct ChatService {
     /// One matcher pass at a time per process, and the passes that
     /// triggers are waiting for (see [`ChatService::rematch`]).
     matcher: Arc<routing::MatcherRuns>,
+    /// Sends waiting to share a transaction (see [`send_queue`]).
+    sends: Arc<send_queue::SendQueue>,
     message_limiter: Arc<limiter::TokenBuckets>,
     session_limiter: Arc<limiter::TokenBuckets>,
     metrics: Arc<Metrics>,
@@ -92,6 +95,7 @@ impl ChatService {
             clock,
             known_agents: Arc::new(Mutex::new(HashSet::new())),
             matcher: Arc::default(),
+            sends: Arc::default(),
             metrics: Arc::new(Metrics::default()),
         }
     }

@@ -1,0 +1,200 @@
+//! Group commit for sendMessage: the sends waiting at one moment share one
+//! transaction.
+//!
+//! A send on its own is four statements and one commit (a WAL flush); under
+//! load that, not the server, is what limits how many messages a second
+//! get through. Sends therefore queue here, and a writer takes every send
+//! queued so far (up to [`MAX_BATCH`]) into one transaction. At most
+//! [`WRITERS`] writers run at once; a send that finds one free starts it,
+//! so a quiet server writes each send at once, as before, and a busy one
+//! writes many per commit. Writers are spawned tasks: a caller that goes
+//! away (its client hung up) does not strand the sends it was carrying.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+use crate::auth::Viewer;
+use crate::domain::MessageView;
+use crate::error::AppResult;
+
+/// Most sends one transaction writes.
+pub(crate) const MAX_BATCH: usize = 128;
+/// Most send transactions in flight at once per process.
+pub(crate) const WRITERS: usize = 4;
+
+/// One sendMessage, validated and waiting for its transaction.
+pub(crate) struct SendRequest {
+    pub viewer: Viewer,
+    pub session_id: Uuid,
+    pub body: String,
+    pub client_message_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A send and where its answer goes.
+pub(crate) struct PendingSend {
+    pub request: SendRequest,
+    pub reply: oneshot::Sender<AppResult<MessageView>>,
+}
+
+/// The sends not yet taken by a writer, and the writers' permits.
+pub(crate) struct SendQueue {
+    pending: Mutex<VecDeque<PendingSend>>,
+    writers: Arc<Semaphore>,
+    max_batch: usize,
+}
+
+impl Default for SendQueue {
+    fn default() -> Self {
+        SendQueue::new(WRITERS, MAX_BATCH)
+    }
+}
+
+impl SendQueue {
+    pub fn new(writers: usize, max_batch: usize) -> Self {
+        SendQueue {
+            pending: Mutex::new(VecDeque::new()),
+            writers: Arc::new(Semaphore::new(writers.max(1))),
+            max_batch: max_batch.max(1),
+        }
+    }
+
+    /// Queues a send. Returns a writer's permit when a writer is free: the
+    /// caller must then start one, which owns the permit.
+    pub fn push(&self, send: PendingSend) -> Option<OwnedSemaphorePermit> {
+        self.lock().push_back(send);
+        // After the push: a writer that found the queue empty gave its
+        // permit back while holding the queue lock, so either it saw this
+        // send or its permit is free here.
+        Arc::clone(&self.writers).try_acquire_owned().ok()
+    }
+
+    /// The next batch for the writer holding `permit`, oldest first; `None`
+    /// when nothing is queued, and then the permit is given back.
+    pub fn next_batch(
+        &self,
+        permit: OwnedSemaphorePermit,
+    ) -> Option<(Vec<PendingSend>, OwnedSemaphorePermit)> {
+        let mut pending = self.lock();
+        if pending.is_empty() {
+            // Released under the queue lock: see `push`.
+            drop(permit);
+            return None;
+        }
+        let take = pending.len().min(self.max_batch);
+        Some((pending.drain(..take).collect(), permit))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<PendingSend>> {
+        // The queue is a plain list: a panic elsewhere cannot leave it half
+        // changed, so a poisoned lock is still sound to use.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn send(n: usize) -> (PendingSend, oneshot::Receiver<AppResult<MessageView>>) {
+        let (reply, rx) = oneshot::channel();
+        let send = PendingSend {
+            request: SendRequest {
+                viewer: Viewer {
+                    id: format!("c{n}"),
+                    role: Role::Customer,
+                    name: None,
+                    expires_at: 0,
+                },
+                session_id: Uuid::nil(),
+                body: n.to_string(),
+                client_message_id: n.to_string(),
+                at: Utc::now(),
+            },
+            reply,
+        };
+        (send, rx)
+    }
+
+    fn bodies(batch: &[PendingSend]) -> Vec<String> {
+        batch.iter().map(|s| s.request.body.clone()).collect()
+    }
+
+    #[test]
+    fn the_first_send_starts_a_writer_and_later_ones_join_its_next_batch() {
+        let queue = SendQueue::new(1, 10);
+        let permit = queue.push(send(1).0).expect("a free writer");
+        assert!(queue.push(send(2).0).is_none(), "the only writer is busy");
+        assert!(queue.push(send(3).0).is_none());
+        let (batch, permit) = queue.next_batch(permit).expect("queued sends");
+        assert_eq!(bodies(&batch), ["1", "2", "3"]);
+        assert!(queue.next_batch(permit).is_none(), "nothing left");
+        assert!(
+            queue.push(send(4).0).is_some(),
+            "the permit came back when the queue ran dry"
+        );
+    }
+
+    #[test]
+    fn batches_are_capped_and_keep_arrival_order() {
+        let queue = SendQueue::new(1, 2);
+        let mut permit = queue.push(send(0).0);
+        for n in 1..5 {
+            assert!(queue.push(send(n).0).is_none());
+        }
+        let mut seen = Vec::new();
+        while let Some((batch, p)) = queue.next_batch(permit.take().expect("held")) {
+            assert!(batch.len() <= 2);
+            seen.extend(bodies(&batch));
+            permit = Some(p);
+        }
+        assert_eq!(seen, ["0", "1", "2", "3", "4"]);
+    }
+
+    #[test]
+    fn at_most_the_configured_number_of_writers_run() {
+        let queue = SendQueue::new(2, 10);
+        let first = queue.push(send(1).0);
+        let second = queue.push(send(2).0);
+        let third = queue.push(send(3).0);
+        assert!(first.is_some() && second.is_some());
+        assert!(third.is_none());
+    }
+
+    #[test]
+    fn a_send_queued_while_every_writer_is_busy_is_never_stranded() {
+        // Many threads push while one writer drains and hands its permit
+        // back whenever it finds the queue empty: every send must end up
+        // in some batch, taken by the writer or by a pusher that got the
+        // permit back.
+        let queue = Arc::new(SendQueue::new(1, 3));
+        let total = 2_000;
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let queue = Arc::clone(&queue);
+                let taken = Arc::clone(&taken);
+                std::thread::spawn(move || {
+                    for n in 0..total / 4 {
+                        if let Some(mut permit) = queue.push(send(t * total + n).0) {
+                            while let Some((batch, p)) = queue.next_batch(permit) {
+                                taken.fetch_add(batch.len(), std::sync::atomic::Ordering::SeqCst);
+                                permit = p;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("pusher");
+        }
+        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), total);
+        assert!(queue.lock().is_empty());
+    }
+}
