@@ -67,6 +67,10 @@ pub struct Metrics {
     /// Transactions that stored messages sent by users: sends share them
     /// under load (group commit).
     pub send_transactions: AtomicU64,
+    /// Sessions that entered the queue, and the transactions they took:
+    /// arrivals share them under load.
+    pub queue_entries: AtomicU64,
+    pub queue_entry_transactions: AtomicU64,
     pub offers: AtomicU64,
     pub lapses: AtomicU64,
     /// WebSockets closed because the peer did not read what it was sent.
@@ -86,6 +90,8 @@ impl Default for Metrics {
             subscriptions: AtomicI64::new(0),
             messages: AtomicU64::new(0),
             send_transactions: AtomicU64::new(0),
+            queue_entries: AtomicU64::new(0),
+            queue_entry_transactions: AtomicU64::new(0),
             offers: AtomicU64::new(0),
             lapses: AtomicU64::new(0),
             slow_consumer_disconnects: AtomicU64::new(0),
@@ -154,6 +160,20 @@ impl Metrics {
             "switchboard_send_transactions_total",
             "Transactions that stored sent messages; messages_total divided by this is the mean number of sends per commit.",
             count(&self.send_transactions),
+        );
+        line(
+            &mut out,
+            "counter",
+            "switchboard_queue_entries_total",
+            "Sessions that entered the queue through this process.",
+            count(&self.queue_entries),
+        );
+        line(
+            &mut out,
+            "counter",
+            "switchboard_queue_entry_transactions_total",
+            "Transactions that queued new sessions; queue_entries_total divided by this is the mean number of arrivals per commit.",
+            count(&self.queue_entry_transactions),
         );
         line(
             &mut out,

@@ -1,9 +1,9 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{code_of, spawn_app};
+use crate::helpers::{code_of, spawn_app, spawn_app_with};
 
 /// Messages posted by several senders while a subscriber replays arrive
 /// exactly once each, in seq order, with one CaughtUp between replay and live.
@@ -332,19 +332,89 @@ async fn sends_sharing_a_transaction_each_get_their_own_answer() {
         (1..=KEYS as i64).collect::<Vec<_>>()
     );
 
-    let metrics = app.get_text("/metrics").await;
-    let counter = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
-    };
-    let messages = counter("switchboard_messages_total");
-    let transactions = counter("switchboard_send_transactions_total");
+    let messages = app.counter("switchboard_messages_total").await;
+    let transactions = app.counter("switchboard_send_transactions_total").await;
     assert_eq!(messages, KEYS as u64);
     assert!(
         transactions < messages,
         "{messages} concurrent sends took {transactions} transactions: none shared one"
+    );
+}
+
+/// A burst of arrivals enters the queue in shared transactions (group
+/// commit), and auto routing then fills every free slot in one go: each
+/// customer gets one session however often they ask, the queue keeps one
+/// place per waiting session, and every assigned chat opens with its join
+/// line.
+#[tokio::test]
+async fn a_burst_of_arrivals_shares_queue_entries_and_is_assigned_whole() {
+    let app = spawn_app_with(&[("ROUTING_MODE", "auto")]).await;
+    for agent in ["ann", "bob"] {
+        app.start_shift(&app.agent(agent)).await;
+    }
+    const CUSTOMERS: usize = 40;
+    let app_ref = &app;
+    // Every customer asks twice at once.
+    let answers = join_all((0..CUSTOMERS * 2).map(|n| async move {
+        let token = app_ref.customer(&format!("burst-{}", n % CUSTOMERS));
+        (n % CUSTOMERS, app_ref.start_session(&token).await)
+    }))
+    .await;
+    let mut by_customer: HashMap<usize, HashSet<String>> = HashMap::new();
+    for (customer, session) in answers {
+        by_customer.entry(customer).or_default().insert(session);
+    }
+    assert_eq!(by_customer.len(), CUSTOMERS);
+    assert!(
+        by_customer.values().all(|ids| ids.len() == 1),
+        "a customer got two sessions: {by_customer:?}"
+    );
+
+    let mut active = Vec::new();
+    let mut positions = Vec::new();
+    for (customer, ids) in &by_customer {
+        let sid = ids.iter().next().expect("one id");
+        let token = app.customer(&format!("burst-{customer}"));
+        let s = app
+            .ok(
+                &token,
+                "query($id: ID!) { session(id: $id) { status queuePosition agent { id } } }",
+                json!({ "id": sid }),
+            )
+            .await;
+        match s["session"]["status"].as_str() {
+            Some("ACTIVE") => {
+                active.push(s["session"]["agent"]["id"].as_str().map(str::to_owned));
+                assert_eq!(app.all_seqs(&token, sid).await, vec![1], "the join line");
+            }
+            Some("WAITING") => positions.push(s["session"]["queuePosition"].as_i64()),
+            other => panic!("unexpected status {other:?}: {s}"),
+        }
+    }
+    // Two agents of capacity 2.
+    assert_eq!(active.len(), 4, "{active:?}");
+    for agent in ["ann", "bob"] {
+        assert_eq!(
+            active
+                .iter()
+                .filter(|a| a.as_deref() == Some(agent))
+                .count(),
+            2
+        );
+    }
+    positions.sort();
+    assert_eq!(
+        positions,
+        (1..=(CUSTOMERS as i64 - 4)).map(Some).collect::<Vec<_>>()
+    );
+
+    let entries = app.counter("switchboard_queue_entries_total").await;
+    let transactions = app
+        .counter("switchboard_queue_entry_transactions_total")
+        .await;
+    assert_eq!(entries, CUSTOMERS as u64);
+    assert!(
+        transactions < entries,
+        "{entries} concurrent arrivals took {transactions} transactions: none shared one"
     );
 }

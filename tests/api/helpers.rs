@@ -373,6 +373,16 @@ impl TestApp {
             .expect("text body")
     }
 
+    /// A counter from /metrics.
+    pub async fn counter(&self, name: &str) -> u64 {
+        let metrics = self.get_text("/metrics").await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+    }
+
     /// A customer's session accepted by an agent on shift (manual routing).
     pub async fn active_session(&self, customer: &str, agent: &str) -> String {
         self.start_shift(agent).await;

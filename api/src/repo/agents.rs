@@ -126,6 +126,34 @@ pub async fn set_idle_since<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Sends these agents to the back of the idle line, in one statement.
+pub async fn set_idle_since_many<C: ConnectionTrait>(
+    db: &C,
+    ids: &[&str],
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    agent::Entity::update_many()
+        .col_expr(agent::Column::IdleSince, Expr::value(at))
+        .col_expr(agent::Column::UpdatedAt, Expr::value(at))
+        .filter(agent::Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// These agents with what they hold, in two queries.
+pub async fn find_many<C: ConnectionTrait>(db: &C, ids: &[&str]) -> Result<Vec<Agent>, DbErr> {
+    let rows = agent::Entity::find()
+        .filter(agent::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(agent::Column::Id)
+        .all(db)
+        .await?;
+    with_held_counts(db, rows).await
+}
+
 pub async fn set_capacity<C: ConnectionTrait>(
     db: &C,
     id: &str,

@@ -71,6 +71,36 @@ pub async fn record<C: ConnectionTrait>(
     Ok(())
 }
 
+/// One history entry of [`record_many`].
+pub struct NewEntry<'a> {
+    pub session_id: Uuid,
+    pub kind: HistoryKind,
+    pub agent_id: Option<&'a str>,
+    pub actor_id: Option<&'a str>,
+    pub at: DateTime<Utc>,
+}
+
+/// Records many entries in one statement.
+pub async fn record_many<C: ConnectionTrait>(
+    db: &C,
+    entries: &[NewEntry<'_>],
+) -> Result<(), DbErr> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    session_event::Entity::insert_many(entries.iter().map(|e| session_event::ActiveModel {
+        id: NotSet,
+        session_id: Set(e.session_id),
+        kind: Set(e.kind.as_str().to_owned()),
+        agent_id: Set(e.agent_id.map(str::to_owned)),
+        actor_id: Set(e.actor_id.map(str::to_owned)),
+        at: Set(e.at),
+    }))
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
 pub async fn for_session<C: ConnectionTrait>(
     db: &C,
     session_id: Uuid,

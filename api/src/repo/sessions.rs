@@ -3,7 +3,7 @@ use entity::chat_session::{self, Column};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set, TryIntoModel,
 };
 use uuid::Uuid;
 
@@ -79,21 +79,23 @@ pub async fn find_open_for_customer<C: ConnectionTrait>(
         .transpose()
 }
 
-pub async fn insert_waiting<C: ConnectionTrait>(
-    db: &C,
-    customer_id: &str,
-    subject: Option<String>,
-    now: DateTime<Utc>,
-    queued_at: DateTime<Utc>,
-) -> Result<ChatSession, DbErr> {
-    let row = chat_session::ActiveModel {
+/// A session about to enter the queue.
+pub struct NewWaiting<'a> {
+    pub customer_id: &'a str,
+    pub subject: Option<String>,
+    pub now: DateTime<Utc>,
+    pub queued_at: DateTime<Utc>,
+}
+
+fn waiting_row(new: NewWaiting<'_>) -> chat_session::ActiveModel {
+    chat_session::ActiveModel {
         id: Set(Uuid::new_v4()),
-        customer_id: Set(customer_id.to_owned()),
-        subject: Set(subject),
+        customer_id: Set(new.customer_id.to_owned()),
+        subject: Set(new.subject),
         status: Set(SessionStatus::Waiting.as_str().to_owned()),
         agent_id: Set(None),
-        created_at: Set(now),
-        queued_at: Set(queued_at),
+        created_at: Set(new.now),
+        queued_at: Set(new.queued_at),
         assigned_at: Set(None),
         offer_expires_at: Set(None),
         ended_at: Set(None),
@@ -104,9 +106,106 @@ pub async fn insert_waiting<C: ConnectionTrait>(
         customer_read_seq: Set(0),
         agent_delivered_seq: Set(0),
         agent_read_seq: Set(0),
-        customer_seen_at: Set(Some(now)),
+        customer_seen_at: Set(Some(new.now)),
+    }
+}
+
+/// Inserts WAITING sessions in one statement and returns them.
+pub async fn insert_waiting<C: ConnectionTrait>(
+    db: &C,
+    new: Vec<NewWaiting<'_>>,
+) -> Result<Vec<ChatSession>, DbErr> {
+    let rows: Vec<chat_session::ActiveModel> = new.into_iter().map(waiting_row).collect();
+    let sessions = rows
+        .iter()
+        .map(|row| row.clone().try_into_model().and_then(to_domain))
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    if !rows.is_empty() {
+        chat_session::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(sessions)
+}
+
+/// The open sessions of these customers.
+pub async fn find_open_for_customers<C: ConnectionTrait>(
+    db: &C,
+    customer_ids: &[&str],
+) -> Result<Vec<ChatSession>, DbErr> {
+    all_to_domain(
+        chat_session::Entity::find()
+            .filter(Column::CustomerId.is_in(customer_ids.iter().copied()))
+            .filter(Column::Status.ne(SessionStatus::Ended.as_str()))
+            .all(db)
+            .await?,
+    )
+}
+
+/// The latest queue time of any session in the queue: a new arrival must
+/// queue after it.
+pub async fn latest_queued_at<C: ConnectionTrait>(db: &C) -> Result<Option<DateTime<Utc>>, DbErr> {
+    chat_session::Entity::find()
+        .select_only()
+        .column_as(Column::QueuedAt.max(), "latest")
+        .filter(Column::Status.is_in([
+            SessionStatus::Waiting.as_str(),
+            SessionStatus::Offered.as_str(),
+        ]))
+        .into_tuple::<Option<DateTime<Utc>>>()
+        .one(db)
+        .await
+        .map(Option::flatten)
+}
+
+/// The sessions with these ids.
+pub async fn find_many<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> Result<Vec<ChatSession>, DbErr> {
+    all_to_domain(
+        chat_session::Entity::find()
+            .filter(Column::Id.is_in(ids.iter().copied()))
+            .all(db)
+            .await?,
+    )
+}
+
+/// Makes each session ACTIVE with its agent and takes its next seq (for
+/// the join line) in one statement; the rows are locked by the caller.
+/// Returns the sessions as updated. One UPDATE per row, as
+/// [`allocate_seq`] explains.
+pub async fn assign_many<C: ConnectionTrait>(
+    txn: &C,
+    pairs: &[(Uuid, &str)],
+    now: DateTime<Utc>,
+) -> Result<Vec<ChatSession>, DbErr> {
+    let Some(((first_id, first_agent), rest)) = pairs.split_first() else {
+        return Ok(Vec::new());
     };
-    to_domain(row.insert(db).await?)
+    let mut agent = Expr::case(Column::Id.eq(*first_id), *first_agent);
+    for (id, agent_id) in rest {
+        agent = agent.case(Column::Id.eq(*id), *agent_id);
+    }
+    let ids: Vec<Uuid> = pairs.iter().map(|(id, _)| *id).collect();
+    let update = chat_session::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(SessionStatus::Active.as_str()))
+        .col_expr(
+            Column::AgentId,
+            agent.finally(Expr::col(Column::AgentId)).into(),
+        )
+        .col_expr(Column::AssignedAt, Expr::value(now))
+        .col_expr(
+            Column::OfferExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(Column::LastSeq, Expr::col(Column::LastSeq).add(1))
+        .filter(Column::Id.is_in(ids.iter().copied()));
+    if txn.support_returning() {
+        return all_to_domain(update.exec_with_returning(txn).await?);
+    }
+    update.exec(txn).await?;
+    find_many(txn, &ids).await
 }
 
 /// Takes the next seq of a session, and when `customer_seen` is given also

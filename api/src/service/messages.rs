@@ -7,8 +7,8 @@ use sea_orm::TransactionTrait;
 use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
+use super::batch_queue::{write_or_split, PendingSend, SendRequest};
 use super::pagination::{page_size, Page, PageArgs};
-use super::send_queue::{PendingSend, SendRequest};
 use super::sessions::{can_view, parse_session_id};
 use super::ChatService;
 use crate::auth::{Role, Viewer};
@@ -104,41 +104,10 @@ impl ChatService {
         }
     }
 
-    /// Writes a batch in one transaction and answers each send. When the
-    /// transaction fails, each send is written again on its own, so that
-    /// one bad send cannot fail the others and each gets its own error.
     async fn write_batch(&self, batch: Vec<PendingSend>) {
         let (sends, replies): (Vec<SendRequest>, Vec<_>) =
             batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-        let failure = match self.write_sends(&sends).await {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // The sender may have gone; the message is stored anyway.
-                    let _ = reply.send(outcome);
-                }
-                return;
-            }
-            Err(failure) => failure,
-        };
-        if let [_only] = sends.as_slice() {
-            if let Some(reply) = replies.into_iter().next() {
-                let _ = reply.send(Err(failure));
-            }
-            return;
-        }
-        tracing::warn!(error = %failure, sends = sends.len(), "a batch of sends failed; writing them one by one");
-        let alone = sends.iter().zip(replies).map(|(send, reply)| async move {
-            let outcome =
-                self.write_sends(std::slice::from_ref(send))
-                    .await
-                    .and_then(|mut outcomes| {
-                        outcomes.pop().unwrap_or_else(|| {
-                            Err(AppError::Internal("a send got no answer".into()))
-                        })
-                    });
-            let _ = reply.send(outcome);
-        });
-        futures_util::future::join_all(alone).await;
+        write_or_split(&sends, replies, "sends", |sends| self.write_sends(sends)).await;
     }
 
     /// Stores the sends in one transaction: lock their sessions (in id

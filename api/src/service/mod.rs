@@ -3,6 +3,7 @@
 //! knows about GraphQL; errors are [`AppError`]s.
 
 mod agents;
+mod batch_queue;
 pub use agents::ShiftAction;
 mod limiter;
 mod live;
@@ -12,7 +13,6 @@ mod pagination;
 mod presence;
 mod retention;
 mod routing;
-mod send_queue;
 mod sessions;
 
 use std::collections::HashSet;
@@ -30,6 +30,13 @@ const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub use live::LiveItem;
 pub use pagination::{Page, PageArgs};
+
+/// Send transactions in flight at once per process, and most sends in one.
+const SEND_WRITERS: usize = 4;
+const SEND_BATCH: usize = 128;
+/// Most new sessions entering the queue in one transaction. One writer:
+/// entries take the routing lock, so a second would only wait for it.
+const ARRIVAL_BATCH: usize = 500;
 
 /// The knobs of the business rules, taken from the settings at start.
 #[derive(Clone, Debug)]
@@ -71,8 +78,10 @@ pub struct ChatService {
     /// One matcher pass at a time per process, and the passes that
     /// triggers are waiting for (see [`ChatService::rematch`]).
     matcher: Arc<routing::MatcherRuns>,
-    /// Sends waiting to share a transaction (see [`send_queue`]).
-    sends: Arc<send_queue::SendQueue>,
+    /// Sends waiting to share a transaction (see [`batch_queue`]).
+    sends: Arc<batch_queue::BatchQueue<batch_queue::PendingSend>>,
+    /// New sessions waiting to enter the queue together.
+    arrivals: Arc<batch_queue::BatchQueue<batch_queue::PendingArrival>>,
     message_limiter: Arc<limiter::TokenBuckets>,
     session_limiter: Arc<limiter::TokenBuckets>,
     metrics: Arc<Metrics>,
@@ -95,7 +104,8 @@ impl ChatService {
             clock,
             known_agents: Arc::new(Mutex::new(HashSet::new())),
             matcher: Arc::default(),
-            sends: Arc::default(),
+            sends: Arc::new(batch_queue::BatchQueue::new(SEND_WRITERS, SEND_BATCH)),
+            arrivals: Arc::new(batch_queue::BatchQueue::new(1, ARRIVAL_BATCH)),
             metrics: Arc::new(Metrics::default()),
         }
     }

@@ -16,12 +16,14 @@ use super::outbox::Outbox;
 use super::sessions::parse_session_id;
 use super::ChatService;
 use crate::auth::{Role, Viewer};
-use crate::domain::{validate_id, Agent, AgentStatus, ChatSession, SessionStatus};
+use crate::domain::{
+    validate_id, Agent, AgentStatus, ChatSession, Message, SenderRole, SessionStatus,
+};
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, SessionEvent};
 use crate::matching::{self, AgentSlots, QueuedSession, RoutingMode};
 use crate::repo::history::{self, HistoryKind};
-use crate::repo::{self, agents, sessions};
+use crate::repo::{self, agents, messages, sessions};
 
 /// This process's matcher passes: one at a time, and how far they got.
 #[derive(Default)]
@@ -95,13 +97,9 @@ impl ChatService {
             .map(|a| (a.id.as_str(), a.name.as_str()))
             .collect();
         let mut outbox = Outbox::default();
-        for p in &pairings {
-            let agent_name = names
-                .get(p.agent.as_str())
-                .copied()
-                .unwrap_or(p.agent.as_str());
-            match self.policy.routing_mode {
-                RoutingMode::Fair => {
+        match self.policy.routing_mode {
+            RoutingMode::Fair => {
+                for p in &pairings {
                     let expires_at = deadline_base + self.policy.offer_timeout;
                     self.metrics.offers.fetch_add(1, Ordering::Relaxed);
                     sessions::mark_offered(&txn, p.session, &p.agent, expires_at).await?;
@@ -125,32 +123,19 @@ impl ChatService {
                     outbox.session(p.session, SessionEvent::SessionChanged(s.clone()));
                     outbox.queue(s);
                 }
-                RoutingMode::Auto | RoutingMode::Manual => {
-                    let s = self
-                        .give_session(
-                            &txn,
-                            p.session,
-                            &p.agent,
-                            agent_name,
-                            HistoryKind::Assigned,
-                            None,
-                            now,
-                            &mut outbox,
-                        )
-                        .await?;
-                    outbox.queue(s);
-                }
             }
-            // Being given a session sends the agent to the back of the idle line.
-            agents::set_idle_since(&txn, &p.agent, now).await?;
+            RoutingMode::Auto | RoutingMode::Manual => {
+                self.give_sessions(&txn, &pairings, &names, now, &mut outbox)
+                    .await?;
+            }
         }
         let mut touched: Vec<&str> = pairings.iter().map(|p| p.agent.as_str()).collect();
         touched.sort_unstable();
         touched.dedup();
-        for id in touched {
-            if let Some(a) = agents::find(&txn, id).await? {
-                outbox.agent_changed(a);
-            }
+        // Being given a session sends the agent to the back of the idle line.
+        agents::set_idle_since_many(&txn, &touched, now).await?;
+        for a in agents::find_many(&txn, &touched).await? {
+            outbox.agent_changed(a);
         }
         txn.commit().await?;
         outbox.publish(self).await;
@@ -228,6 +213,64 @@ impl ChatService {
         outbox.session(id, SessionEvent::SessionChanged(s.clone()));
         outbox.agent(agent_id, AgentEvent::SessionAssigned(s.clone()));
         Ok(s)
+    }
+
+    /// [`give_session`](Self::give_session) for every pairing of a matcher
+    /// pass, in four statements however many there are: a burst of
+    /// arrivals is assigned in one short transaction. Agent and session
+    /// rows must be locked.
+    async fn give_sessions(
+        &self,
+        txn: &DatabaseTransaction,
+        pairings: &[matching::Pairing],
+        names: &HashMap<&str, &str>,
+        now: DateTime<Utc>,
+        outbox: &mut Outbox,
+    ) -> AppResult<()> {
+        let pairs: Vec<(Uuid, &str)> = pairings
+            .iter()
+            .map(|p| (p.session, p.agent.as_str()))
+            .collect();
+        let assigned = sessions::assign_many(txn, &pairs, now).await?;
+        let joined: Vec<Message> = assigned
+            .iter()
+            .map(|s| {
+                let agent = s.agent_id.as_deref().unwrap_or_default();
+                let name = names.get(agent).copied().unwrap_or(agent);
+                messages::prepare(messages::NewMessage {
+                    session_id: s.id,
+                    seq: s.last_seq,
+                    sender: SenderRole::System,
+                    sender_id: None,
+                    body: &format!("{name} joined the chat."),
+                    client_message_id: None,
+                    created_at: now,
+                })
+            })
+            .collect();
+        messages::insert_many(txn, &joined).await?;
+        let entries: Vec<history::NewEntry> = assigned
+            .iter()
+            .map(|s| history::NewEntry {
+                session_id: s.id,
+                kind: HistoryKind::Assigned,
+                agent_id: s.agent_id.as_deref(),
+                actor_id: None,
+                at: now,
+            })
+            .collect();
+        history::record_many(txn, &entries).await?;
+        for (s, line) in assigned.iter().zip(joined) {
+            let waited = (now - s.queued_at).num_milliseconds() as f64 / 1000.0;
+            self.metrics.queue_wait.observe(waited);
+            outbox.session(s.id, SessionEvent::MessagePosted(line));
+            outbox.session(s.id, SessionEvent::SessionChanged(s.clone()));
+            if let Some(agent) = &s.agent_id {
+                outbox.agent(agent, AgentEvent::SessionAssigned(s.clone()));
+            }
+            outbox.queue(s.clone());
+        }
+        Ok(())
     }
 
     /// Takes back every offer the agent holds (their row locked): the

@@ -1,12 +1,15 @@
 //! Session lifecycle: start, accept, end; reading sessions and the queue.
 
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Datelike, Duration, Utc};
 use sea_orm::{SqlErr, TransactionTrait};
+use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
+use super::batch_queue::{write_or_split, ArrivalRequest, PendingArrival};
 use super::outbox::Outbox;
 use super::pagination::{page_size, Page, PageArgs};
 use super::ChatService;
@@ -74,49 +77,140 @@ impl ChatService {
                 )));
             }
         }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let arrival = PendingArrival {
+            request: ArrivalRequest {
+                customer_id: customer.to_owned(),
+                subject,
+                at: self.now(),
+            },
+            reply,
+        };
+        if let Some(permit) = self.arrivals.push(arrival) {
+            let svc = self.clone();
+            tokio::spawn(async move { svc.enter_queued_arrivals(permit).await });
+        }
+        answer
+            .await
+            .map_err(|_| AppError::Internal("the queue entry writer stopped".into()))?
+    }
+
+    /// A writer: enters batches of arrivals until none is left.
+    async fn enter_queued_arrivals(&self, permit: OwnedSemaphorePermit) {
+        let mut permit = permit;
+        while let Some((batch, held)) = self.arrivals.next_batch(permit) {
+            permit = held;
+            let (arrivals, replies): (Vec<ArrivalRequest>, Vec<_>) =
+                batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+            write_or_split(&arrivals, replies, "arrivals", |arrivals| {
+                self.enter_queue(arrivals)
+            })
+            .await;
+        }
+    }
+
+    /// Queues a session for each arrival in one transaction, in arrival
+    /// order, then runs the matcher once for all of them. A customer with
+    /// an open session (a concurrent start, or one earlier in the batch)
+    /// gets that one. Answers with the sessions as they are after matching.
+    async fn enter_queue(
+        &self,
+        arrivals: &[ArrivalRequest],
+    ) -> AppResult<Vec<AppResult<ChatSession>>> {
         let txn = self.db.begin().await?;
         // Entering the queue under the routing lock, and stamping the time
         // only once it is held, makes queue order equal commit order: the
         // matcher can never see a later arrival before an earlier one.
         repo::lock_routing(&txn).await?;
-        // A concurrent start by the same customer may have committed while
-        // we waited for the lock.
-        if let Some(open) = sessions::find_open_for_customer(&txn, customer).await? {
-            txn.commit().await?;
-            return Ok(open);
+        let customers: Vec<&str> = arrivals.iter().map(|a| a.customer_id.as_str()).collect();
+        let mut open: HashMap<String, ChatSession> =
+            sessions::find_open_for_customers(&txn, &customers)
+                .await?
+                .into_iter()
+                .map(|s| (s.customer_id.clone(), s))
+                .collect();
+        // Each arrival a microsecond after the one before, all after
+        // whatever is already queued: ties would fall back to the ids'
+        // random order.
+        let clock = self.shared_now(&txn).await?;
+        let after_queue = sessions::latest_queued_at(&txn)
+            .await?
+            .map(|t| t + chrono::Duration::microseconds(1));
+        let first = after_queue.map_or(clock, |t| t.max(clock));
+        let mut entering = Vec::new();
+        let mut entered: HashSet<&str> = HashSet::new();
+        for arrival in arrivals {
+            if open.contains_key(&arrival.customer_id) || !entered.insert(&arrival.customer_id) {
+                continue;
+            }
+            entering.push(sessions::NewWaiting {
+                customer_id: &arrival.customer_id,
+                subject: arrival.subject.clone(),
+                now: arrival.at,
+                queued_at: first + chrono::Duration::microseconds(entering.len() as i64),
+            });
         }
-        let now = self.now();
-        let queued_at = self.shared_now(&txn).await?;
-        let created = match sessions::insert_waiting(&txn, customer, subject, now, queued_at).await
-        {
-            Ok(s) => s,
+        let created = match sessions::insert_waiting(&txn, entering).await {
+            Ok(created) => created,
             // Only without the routing lock (SQLite): a concurrent start won
-            // the unique index.
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            // the unique index. Alone, the arrival gets the winner's session.
+            Err(e)
+                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+                    && arrivals.len() == 1 =>
+            {
                 drop(txn);
-                return sessions::find_open_for_customer(&self.db, customer)
+                let customer = &arrivals[0].customer_id;
+                return Ok(vec![sessions::find_open_for_customer(&self.db, customer)
                     .await?
                     .ok_or_else(|| {
                         AppError::Conflict("your chat changed meanwhile; try again".into())
-                    });
+                    })]);
             }
             Err(e) => return Err(e.into()),
         };
-        history::record(
-            &txn,
-            created.id,
-            HistoryKind::Queued,
-            None,
-            Some(customer),
-            now,
-        )
-        .await?;
+        let entries: Vec<history::NewEntry> = created
+            .iter()
+            .map(|s| history::NewEntry {
+                session_id: s.id,
+                kind: HistoryKind::Queued,
+                agent_id: None,
+                actor_id: Some(&s.customer_id),
+                at: s.created_at,
+            })
+            .collect();
+        history::record_many(&txn, &entries).await?;
         txn.commit().await?;
-        self.publish_queue_change(&created).await;
-        self.rematch().await;
-        Ok(sessions::find(&self.db, created.id)
-            .await?
-            .unwrap_or(created))
+        if !created.is_empty() {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.metrics
+                .queue_entries
+                .fetch_add(created.len() as u64, Relaxed);
+            self.metrics.queue_entry_transactions.fetch_add(1, Relaxed);
+        }
+
+        let mut outbox = Outbox::default();
+        for s in &created {
+            outbox.queue(s.clone());
+        }
+        outbox.publish(self).await;
+        let created_ids: Vec<Uuid> = created.iter().map(|s| s.id).collect();
+        open.extend(created.into_iter().map(|s| (s.customer_id.clone(), s)));
+        if !created_ids.is_empty() {
+            self.rematch().await;
+            // As matching left them; if that read fails, as they entered.
+            match sessions::find_many(&self.db, &created_ids).await {
+                Ok(now) => open.extend(now.into_iter().map(|s| (s.customer_id.clone(), s))),
+                Err(e) => tracing::warn!(error = %e, "could not re-read sessions after matching"),
+            }
+        }
+        Ok(arrivals
+            .iter()
+            .map(|a| {
+                open.get(&a.customer_id)
+                    .cloned()
+                    .ok_or_else(|| AppError::Internal("an arrival was not queued".into()))
+            })
+            .collect())
     }
 
     /// An agent takes a session: one offered to them (fair routing), or any

@@ -1,16 +1,17 @@
-//! Group commit for sendMessage: the sends waiting at one moment share one
-//! transaction.
+//! Group commit: requests waiting at one moment share one transaction.
 //!
-//! A send on its own is four statements and one commit (a WAL flush); under
-//! load that, not the server, is what limits how many messages a second
-//! get through. Sends therefore queue here, and a writer takes every send
-//! queued so far (up to [`MAX_BATCH`]) into one transaction. At most
-//! [`WRITERS`] writers run at once; a send that finds one free starts it,
-//! so a quiet server writes each send at once, as before, and a busy one
-//! writes many per commit. Writers are spawned tasks: a caller that goes
-//! away (its client hung up) does not strand the sends it was carrying.
+//! Written alone, each sendMessage was four statements and a commit (a WAL
+//! flush), and each queue entry took the routing lock for five; under load
+//! that, not the server, limits how many get through. Such requests queue
+//! here instead, and a writer takes every request queued so far (up to a
+//! cap) into one transaction. At most a set number of writers run at once;
+//! a request that finds one free starts it, so a quiet server writes each
+//! request at once, as before, and a busy one writes many per commit.
+//! Writers are spawned tasks: a caller that goes away (its client hung up)
+//! does not strand the requests it was carrying.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
@@ -18,15 +19,16 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::auth::Viewer;
-use crate::domain::MessageView;
-use crate::error::AppResult;
+use crate::domain::{ChatSession, MessageView};
+use crate::error::{AppError, AppResult};
 
-/// Most sends one transaction writes.
-pub(crate) const MAX_BATCH: usize = 128;
-/// Most send transactions in flight at once per process.
-pub(crate) const WRITERS: usize = 4;
+/// A request waiting for its transaction, and where its answer goes.
+pub(crate) struct Pending<R, A> {
+    pub request: R,
+    pub reply: oneshot::Sender<AppResult<A>>,
+}
 
-/// One sendMessage, validated and waiting for its transaction.
+/// One sendMessage, validated.
 pub(crate) struct SendRequest {
     pub viewer: Viewer,
     pub session_id: Uuid,
@@ -35,41 +37,40 @@ pub(crate) struct SendRequest {
     pub at: DateTime<Utc>,
 }
 
-/// A send and where its answer goes.
-pub(crate) struct PendingSend {
-    pub request: SendRequest,
-    pub reply: oneshot::Sender<AppResult<MessageView>>,
+pub(crate) type PendingSend = Pending<SendRequest, MessageView>;
+
+/// One startSession that found no open session of its customer.
+pub(crate) struct ArrivalRequest {
+    pub customer_id: String,
+    pub subject: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
-/// The sends not yet taken by a writer, and the writers' permits.
-pub(crate) struct SendQueue {
-    pending: Mutex<VecDeque<PendingSend>>,
+pub(crate) type PendingArrival = Pending<ArrivalRequest, ChatSession>;
+
+/// The requests not yet taken by a writer, and the writers' permits.
+pub(crate) struct BatchQueue<T> {
+    pending: Mutex<VecDeque<T>>,
     writers: Arc<Semaphore>,
     max_batch: usize,
 }
 
-impl Default for SendQueue {
-    fn default() -> Self {
-        SendQueue::new(WRITERS, MAX_BATCH)
-    }
-}
-
-impl SendQueue {
+impl<T> BatchQueue<T> {
     pub fn new(writers: usize, max_batch: usize) -> Self {
-        SendQueue {
+        BatchQueue {
             pending: Mutex::new(VecDeque::new()),
             writers: Arc::new(Semaphore::new(writers.max(1))),
             max_batch: max_batch.max(1),
         }
     }
 
-    /// Queues a send. Returns a writer's permit when a writer is free: the
-    /// caller must then start one, which owns the permit.
-    pub fn push(&self, send: PendingSend) -> Option<OwnedSemaphorePermit> {
-        self.lock().push_back(send);
+    /// Queues a request. Returns a writer's permit when a writer is free:
+    /// the caller must then start one, which owns the permit.
+    pub fn push(&self, request: T) -> Option<OwnedSemaphorePermit> {
+        self.lock().push_back(request);
         // After the push: a writer that found the queue empty gave its
         // permit back while holding the queue lock, so either it saw this
-        // send or its permit is free here.
+        // request or its permit is free here.
         Arc::clone(&self.writers).try_acquire_owned().ok()
     }
 
@@ -78,7 +79,7 @@ impl SendQueue {
     pub fn next_batch(
         &self,
         permit: OwnedSemaphorePermit,
-    ) -> Option<(Vec<PendingSend>, OwnedSemaphorePermit)> {
+    ) -> Option<(Vec<T>, OwnedSemaphorePermit)> {
         let mut pending = self.lock();
         if pending.is_empty() {
             // Released under the queue lock: see `push`.
@@ -89,17 +90,66 @@ impl SendQueue {
         Some((pending.drain(..take).collect(), permit))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<PendingSend>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<T>> {
         // The queue is a plain list: a panic elsewhere cannot leave it half
         // changed, so a poisoned lock is still sound to use.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
+/// Writes a batch with `write` (one transaction for all the requests) and
+/// answers each request. When the transaction fails, each request is
+/// written again on its own, concurrently, so that one bad request cannot
+/// fail the others and each gets its own error.
+pub(crate) async fn write_or_split<'a, R, A, F, Fut>(
+    requests: &'a [R],
+    replies: Vec<oneshot::Sender<AppResult<A>>>,
+    what: &str,
+    write: F,
+) where
+    F: Fn(&'a [R]) -> Fut,
+    Fut: Future<Output = AppResult<Vec<AppResult<A>>>> + 'a,
+{
+    let failure = match write(requests).await {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // The caller may have gone; what it asked for is done anyway.
+                let _ = reply.send(outcome);
+            }
+            return;
+        }
+        Err(failure) => failure,
+    };
+    if let [_only] = requests {
+        if let Some(reply) = replies.into_iter().next() {
+            let _ = reply.send(Err(failure));
+        }
+        return;
+    }
+    tracing::warn!(error = %failure, requests = requests.len(), "a batch of {what} failed; writing them one by one");
+    let write = &write;
+    let alone = requests
+        .chunks(1)
+        .zip(replies)
+        .map(|(one, reply)| async move {
+            let outcome = write(one).await.and_then(|mut outcomes| {
+                outcomes.pop().unwrap_or_else(|| {
+                    Err(AppError::Internal(format!(
+                        "one of a batch of {what} got no answer"
+                    )))
+                })
+            });
+            let _ = reply.send(outcome);
+        });
+    futures_util::future::join_all(alone).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::Role;
+
+    type Queue = BatchQueue<PendingSend>;
 
     fn send(n: usize) -> (PendingSend, oneshot::Receiver<AppResult<MessageView>>) {
         let (reply, rx) = oneshot::channel();
@@ -127,7 +177,7 @@ mod tests {
 
     #[test]
     fn the_first_send_starts_a_writer_and_later_ones_join_its_next_batch() {
-        let queue = SendQueue::new(1, 10);
+        let queue = Queue::new(1, 10);
         let permit = queue.push(send(1).0).expect("a free writer");
         assert!(queue.push(send(2).0).is_none(), "the only writer is busy");
         assert!(queue.push(send(3).0).is_none());
@@ -142,7 +192,7 @@ mod tests {
 
     #[test]
     fn batches_are_capped_and_keep_arrival_order() {
-        let queue = SendQueue::new(1, 2);
+        let queue = Queue::new(1, 2);
         let mut permit = queue.push(send(0).0);
         for n in 1..5 {
             assert!(queue.push(send(n).0).is_none());
@@ -158,7 +208,7 @@ mod tests {
 
     #[test]
     fn at_most_the_configured_number_of_writers_run() {
-        let queue = SendQueue::new(2, 10);
+        let queue = Queue::new(2, 10);
         let first = queue.push(send(1).0);
         let second = queue.push(send(2).0);
         let third = queue.push(send(3).0);
@@ -172,7 +222,7 @@ mod tests {
         // back whenever it finds the queue empty: every send must end up
         // in some batch, taken by the writer or by a pusher that got the
         // permit back.
-        let queue = Arc::new(SendQueue::new(1, 3));
+        let queue = Arc::new(Queue::new(1, 3));
         let total = 2_000;
         let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let threads: Vec<_> = (0..4)
