@@ -71,6 +71,10 @@ pub struct Metrics {
     /// arrivals share them under load.
     pub queue_entries: AtomicU64,
     pub queue_entry_transactions: AtomicU64,
+    /// Delivery marks (messages reached a recipient) and the statements
+    /// that recorded them: marks of many sessions share one under load.
+    pub delivery_marks: AtomicU64,
+    pub delivery_writes: AtomicU64,
     pub offers: AtomicU64,
     pub lapses: AtomicU64,
     /// WebSockets closed because the peer did not read what it was sent.
@@ -92,6 +96,8 @@ impl Default for Metrics {
             send_transactions: AtomicU64::new(0),
             queue_entries: AtomicU64::new(0),
             queue_entry_transactions: AtomicU64::new(0),
+            delivery_marks: AtomicU64::new(0),
+            delivery_writes: AtomicU64::new(0),
             offers: AtomicU64::new(0),
             lapses: AtomicU64::new(0),
             slow_consumer_disconnects: AtomicU64::new(0),
@@ -174,6 +180,20 @@ impl Metrics {
             "switchboard_queue_entry_transactions_total",
             "Transactions that queued new sessions; queue_entries_total divided by this is the mean number of arrivals per commit.",
             count(&self.queue_entry_transactions),
+        );
+        line(
+            &mut out,
+            "counter",
+            "switchboard_delivery_marks_total",
+            "Delivery marks recorded (messages that reached their recipient's connection or fetch).",
+            count(&self.delivery_marks),
+        );
+        line(
+            &mut out,
+            "counter",
+            "switchboard_delivery_writes_total",
+            "Statements that recorded delivery marks; marks_total divided by this is the mean number per write.",
+            count(&self.delivery_writes),
         );
         line(
             &mut out,

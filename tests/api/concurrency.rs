@@ -418,3 +418,59 @@ async fn a_burst_of_arrivals_shares_queue_entries_and_is_assigned_whole() {
         "{entries} concurrent arrivals took {transactions} transactions: none shared one"
     );
 }
+
+/// Many live chats at once: the delivery marks of all of them share
+/// writes, no send fails (a batch of sends and a batch of marks lock
+/// session rows in the same order, so they cannot deadlock), and every
+/// customer hears that everything the agent sent was delivered.
+#[tokio::test]
+async fn delivery_marks_of_many_live_chats_share_writes() {
+    let app = spawn_app().await;
+    const CHATS: usize = 30;
+    const MESSAGES: usize = 5;
+    let ann = app.agent("ann");
+    app.start_shift(&ann).await;
+    app.set_capacity("ann", CHATS as i64).await;
+    let mut chats = Vec::new();
+    for n in 0..CHATS {
+        let customer = app.customer(&format!("live-{n}"));
+        let sid = app.start_session(&customer).await;
+        app.accept(&ann, &sid).await;
+        let mut feed = app.ws(Some(&customer)).await;
+        // After the join line (seq 1).
+        feed.session_events("s", &sid, 1).await;
+        feed.next_of("sessionEvents", "CaughtUp").await;
+        chats.push((sid, feed));
+    }
+
+    let app_ref = &app;
+    let ann_ref = &ann;
+    let sends = join_all(chats.iter().flat_map(|(sid, _)| {
+        (0..MESSAGES).map(move |m| async move {
+            app_ref
+                .send(ann_ref, sid, &format!("m{m}"), &format!("{sid}-{m}"))
+                .await
+        })
+    }))
+    .await;
+    for answer in &sends {
+        assert!(answer.get("errors").is_none(), "{answer}");
+    }
+    let last = 1 + MESSAGES as i64;
+    for (_, feed) in &mut chats {
+        loop {
+            let r = feed.next_of("sessionEvents", "ReceiptUpdated").await;
+            if r["reader"] == "CUSTOMER" && r["deliveredSeq"] == last {
+                break;
+            }
+        }
+    }
+
+    let marks = app.counter("switchboard_delivery_marks_total").await;
+    let writes = app.counter("switchboard_delivery_writes_total").await;
+    assert!(marks >= CHATS as u64, "{marks} marks");
+    assert!(
+        writes < marks,
+        "{marks} delivery marks took {writes} writes: none shared one"
+    );
+}

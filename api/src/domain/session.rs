@@ -49,7 +49,7 @@ impl EndReason {
 }
 
 /// The two sides of a chat; used for receipts and typing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Party {
     Customer,
     Agent,

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use entity::chat_session::{self, Column};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, LockType, Order, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, TryIntoModel,
@@ -358,12 +358,13 @@ pub async fn return_to_queue<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<()
     Ok(())
 }
 
-/// WAITING sessions in queue order, locked.
+/// WAITING sessions, locked, in id order (not queue order).
 pub async fn lock_waiting<C: ConnectionTrait>(txn: &C) -> Result<Vec<ChatSession>, DbErr> {
     all_to_domain(
         chat_session::Entity::find()
             .filter(Column::Status.eq(SessionStatus::Waiting.as_str()))
-            .order_by_asc(Column::QueuedAt)
+            // Locked in id order, as every transaction that holds several
+            // session rows takes them; the matcher sorts by queue order.
             .order_by_asc(Column::Id)
             .lock_exclusive()
             .all(txn)
@@ -380,6 +381,8 @@ pub async fn offered_to<C: ConnectionTrait>(
         chat_session::Entity::find()
             .filter(Column::Status.eq(SessionStatus::Offered.as_str()))
             .filter(Column::AgentId.eq(agent_id))
+            // The caller locks them one by one: in id order, like everyone.
+            .order_by_asc(Column::Id)
             .all(db)
             .await?,
     )
@@ -444,38 +447,75 @@ pub async fn set_cursors<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Moves one side's delivered cursor forward without a lock: the
-/// conditions make concurrent calls safe. Returns the session as updated, or
-/// `None` when the cursor was already there. One round trip where the
-/// backend can return rows: this runs for every message pushed live.
+/// One side of a session has had messages up to `seq` delivered.
+pub struct DeliveredMark {
+    pub session_id: Uuid,
+    pub party: Party,
+    pub seq: i32,
+}
+
+/// Moves delivered cursors forward, at most one mark per session and side,
+/// in one statement and without a lock: each cursor moves only forward and
+/// never past the newest message, so concurrent calls are safe. Returns the
+/// sessions in which some cursor moved, as updated (a side whose cursor is
+/// not at its mark did not move). One round trip where the backend can
+/// return rows: this runs for every few messages pushed live.
 pub async fn advance_delivered<C: ConnectionTrait>(
     db: &C,
-    id: Uuid,
-    party: Party,
-    seq: i32,
-) -> Result<Option<ChatSession>, DbErr> {
-    let col = match party {
-        Party::Customer => Column::CustomerDeliveredSeq,
-        Party::Agent => Column::AgentDeliveredSeq,
+    marks: &[DeliveredMark],
+) -> Result<Vec<ChatSession>, DbErr> {
+    if marks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let moves = |m: &DeliveredMark| {
+        let col = match m.party {
+            Party::Customer => Column::CustomerDeliveredSeq,
+            Party::Agent => Column::AgentDeliveredSeq,
+        };
+        Condition::all()
+            .add(Column::Id.eq(m.session_id))
+            .add(col.lt(m.seq))
+            .add(Column::LastSeq.gte(m.seq))
     };
-    let update = chat_session::Entity::update_many()
-        .col_expr(col, Expr::value(seq))
-        .filter(Column::Id.eq(id))
-        .filter(col.lt(seq))
-        .filter(Column::LastSeq.gte(seq));
+    let mut update = chat_session::Entity::update_many();
+    for (party, col) in [
+        (Party::Customer, Column::CustomerDeliveredSeq),
+        (Party::Agent, Column::AgentDeliveredSeq),
+    ] {
+        let mut side = marks.iter().filter(|m| m.party == party);
+        let Some(first) = side.next() else {
+            continue;
+        };
+        let mut cases = Expr::case(moves(first), first.seq);
+        for m in side {
+            cases = cases.case(moves(m), m.seq);
+        }
+        update = update.col_expr(col, cases.finally(Expr::col(col)).into());
+    }
+    // The rows are locked first, in id order, as every transaction that
+    // holds several session rows takes them (a batch of sends does): an
+    // UPDATE alone would lock them in whatever order it finds them, and
+    // deadlock against such a transaction.
+    let in_id_order = Query::select()
+        .column(Column::Id)
+        .from(chat_session::Entity)
+        .and_where(Column::Id.is_in(marks.iter().map(|m| m.session_id)))
+        .order_by(Column::Id, Order::Asc)
+        .lock(LockType::Update)
+        .to_owned();
+    let update = update.filter(Column::Id.in_subquery(in_id_order)).filter(
+        marks
+            .iter()
+            .fold(Condition::any(), |any, m| any.add(moves(m))),
+    );
     if db.support_returning() {
-        return update
-            .exec_with_returning(db)
-            .await?
-            .into_iter()
-            .next()
-            .map(to_domain)
-            .transpose();
+        return all_to_domain(update.exec_with_returning(db).await?);
     }
-    if update.exec(db).await?.rows_affected == 0 {
-        return Ok(None);
-    }
-    find(db, id).await
+    // Without RETURNING the moved rows cannot be told apart; read them all
+    // (the caller publishes only cursors that are at their marks).
+    update.exec(db).await?;
+    let ids: Vec<Uuid> = marks.iter().map(|m| m.session_id).collect();
+    find_many(db, &ids).await
 }
 
 /// WAITING and OFFERED sessions in queue order: by when they entered the

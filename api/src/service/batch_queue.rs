@@ -18,8 +18,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+use super::ChatService;
 use crate::auth::Viewer;
-use crate::domain::{ChatSession, MessageView};
+use crate::domain::{ChatSession, MessageView, Party};
 use crate::error::{AppError, AppResult};
 
 /// A request waiting for its transaction, and where its answer goes.
@@ -47,6 +48,15 @@ pub(crate) struct ArrivalRequest {
 }
 
 pub(crate) type PendingArrival = Pending<ArrivalRequest, ChatSession>;
+
+/// A recipient's side has had messages up to `seq` delivered.
+pub(crate) struct DeliveryMark {
+    pub session_id: Uuid,
+    pub party: Party,
+    pub seq: i32,
+}
+
+pub(crate) type PendingDelivery = Pending<DeliveryMark, ()>;
 
 /// The requests not yet taken by a writer, and the writers' permits.
 pub(crate) struct BatchQueue<T> {
@@ -101,7 +111,7 @@ impl<T> BatchQueue<T> {
 /// answers each request. When the transaction fails, each request is
 /// written again on its own, concurrently, so that one bad request cannot
 /// fail the others and each gets its own error.
-pub(crate) async fn write_or_split<'a, R, A, F, Fut>(
+async fn write_or_split<'a, R, A, F, Fut>(
     requests: &'a [R],
     replies: Vec<oneshot::Sender<AppResult<A>>>,
     what: &str,
@@ -142,6 +152,45 @@ pub(crate) async fn write_or_split<'a, R, A, F, Fut>(
             let _ = reply.send(outcome);
         });
     futures_util::future::join_all(alone).await;
+}
+
+/// A kind of request written in batches: where it queues and how a batch
+/// of it is written (one transaction, one answer per request, in order).
+pub(crate) trait Batched: Sized + Send + Sync + 'static {
+    type Answer: Send + 'static;
+    /// What the requests are, for logs and errors.
+    const WHAT: &'static str;
+    fn queue(svc: &ChatService) -> &BatchQueue<Pending<Self, Self::Answer>>;
+    fn write<'a>(
+        svc: &'a ChatService,
+        batch: &'a [Self],
+    ) -> impl Future<Output = AppResult<Vec<AppResult<Self::Answer>>>> + Send + 'a;
+}
+
+impl ChatService {
+    /// Queues `request` and waits for its answer, starting a writer when
+    /// one is free.
+    pub(crate) async fn submit<R: Batched>(&self, request: R) -> AppResult<R::Answer> {
+        let (reply, answer) = oneshot::channel();
+        if let Some(permit) = R::queue(self).push(Pending { request, reply }) {
+            let svc = self.clone();
+            tokio::spawn(async move { svc.write_queued::<R>(permit).await });
+        }
+        answer
+            .await
+            .map_err(|_| AppError::Internal(format!("the writer of {} stopped", R::WHAT)))?
+    }
+
+    /// A writer: writes batches until none is left.
+    async fn write_queued<R: Batched>(&self, permit: OwnedSemaphorePermit) {
+        let mut permit = permit;
+        while let Some((batch, held)) = R::queue(self).next_batch(permit) {
+            permit = held;
+            let (requests, replies): (Vec<R>, Vec<_>) =
+                batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+            write_or_split(&requests, replies, R::WHAT, |batch| R::write(self, batch)).await;
+        }
+    }
 }
 
 #[cfg(test)]

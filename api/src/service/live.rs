@@ -155,10 +155,12 @@ impl ChatService {
                     break;
                 }
             }
-            yield LiveItem::CaughtUp { seq: sent };
+            // Recorded before CaughtUp, so that whatever the client does
+            // once caught up sees the replay as delivered.
             if let Some(p) = party {
                 svc.mark_delivered(id, p, sent).await?;
             }
+            yield LiveItem::CaughtUp { seq: sent };
 
             let mut receipt = party.map(|party| PendingReceipt {
                 svc: svc.clone(),

@@ -4,10 +4,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
-use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
-use super::batch_queue::{write_or_split, PendingSend, SendRequest};
+use super::batch_queue::{BatchQueue, Batched, DeliveryMark, Pending, SendRequest};
 use super::pagination::{page_size, Page, PageArgs};
 use super::sessions::{can_view, parse_session_id};
 use super::ChatService;
@@ -75,39 +74,14 @@ impl ChatService {
                 self.policy.message_rate_per_sec, self.policy.message_burst
             )));
         }
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let send = PendingSend {
-            request: SendRequest {
-                viewer: viewer.clone(),
-                session_id: id,
-                body: body.to_owned(),
-                client_message_id: client_message_id.to_owned(),
-                at: self.now(),
-            },
-            reply,
-        };
-        if let Some(permit) = self.sends.push(send) {
-            let svc = self.clone();
-            tokio::spawn(async move { svc.write_queued_sends(permit).await });
-        }
-        answer
-            .await
-            .map_err(|_| AppError::Internal("the message writer stopped".into()))?
-    }
-
-    /// A writer: writes batches of queued sends until none is left.
-    async fn write_queued_sends(&self, permit: OwnedSemaphorePermit) {
-        let mut permit = permit;
-        while let Some((batch, held)) = self.sends.next_batch(permit) {
-            permit = held;
-            self.write_batch(batch).await;
-        }
-    }
-
-    async fn write_batch(&self, batch: Vec<PendingSend>) {
-        let (sends, replies): (Vec<SendRequest>, Vec<_>) =
-            batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-        write_or_split(&sends, replies, "sends", |sends| self.write_sends(sends)).await;
+        self.submit(SendRequest {
+            viewer: viewer.clone(),
+            session_id: id,
+            body: body.to_owned(),
+            client_message_id: client_message_id.to_owned(),
+            at: self.now(),
+        })
+        .await
     }
 
     /// Stores the sends in one transaction: lock their sessions (in id
@@ -117,7 +91,10 @@ impl ChatService {
     /// sends. A refused send uses no seq; a send seen before is answered
     /// with the first message, even if the session has moved on since
     /// (ended, transferred): that send did happen.
-    async fn write_sends(&self, sends: &[SendRequest]) -> AppResult<Vec<AppResult<MessageView>>> {
+    async fn write_sends(
+        &self,
+        sends: &[SendRequest],
+    ) -> AppResult<Vec<AppResult<MessageView>>> {
         let mut ids: Vec<Uuid> = sends.iter().map(|s| s.session_id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -298,7 +275,8 @@ impl ChatService {
     }
 
     /// Moves the delivered cursor after messages reached a live connection
-    /// or a fetch of the recipient; tells both sides when it moved.
+    /// or a fetch of the recipient; tells both sides when it moved. Marks
+    /// of many sessions share one statement under load.
     pub(crate) async fn mark_delivered(
         &self,
         session_id: uuid::Uuid,
@@ -308,19 +286,63 @@ impl ChatService {
         if seq <= 0 {
             return Ok(());
         }
-        if let Some(s) = sessions::advance_delivered(&self.db, session_id, party, seq).await? {
-            let (delivered_seq, read_seq) = s.cursors(party);
-            self.bus.publish_session(
-                session_id,
-                SessionEvent::ReceiptUpdated {
-                    session_id,
-                    reader: party,
-                    delivered_seq,
-                    read_seq,
-                },
-            );
+        self.submit(DeliveryMark {
+            session_id,
+            party,
+            seq,
+        })
+        .await
+    }
+
+    /// Moves every marked cursor forward in one statement (never back, never
+    /// past the newest message), then publishes the receipts that moved.
+    async fn write_deliveries(
+        &self,
+        marks: &[DeliveryMark],
+    ) -> AppResult<Vec<AppResult<()>>> {
+        // The furthest mark per session and side.
+        let mut furthest: HashMap<(Uuid, Party), i32> = HashMap::new();
+        for m in marks {
+            let seq = furthest.entry((m.session_id, m.party)).or_insert(m.seq);
+            *seq = (*seq).max(m.seq);
         }
-        Ok(())
+        let wanted: Vec<sessions::DeliveredMark> = furthest
+            .iter()
+            .map(|(&(session_id, party), &seq)| sessions::DeliveredMark {
+                session_id,
+                party,
+                seq,
+            })
+            .collect();
+        let moved = sessions::advance_delivered(&self.db, &wanted).await?;
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.metrics
+                .delivery_marks
+                .fetch_add(marks.len() as u64, Relaxed);
+            self.metrics.delivery_writes.fetch_add(1, Relaxed);
+        }
+        for s in moved {
+            for party in [Party::Customer, Party::Agent] {
+                let (delivered_seq, read_seq) = s.cursors(party);
+                // The row comes back when any of its marks moved; a side
+                // whose cursor is not at its mark did not. (A side that was
+                // already exactly at its mark is announced again: harmless,
+                // a receipt is state, not a delta.)
+                if furthest.get(&(s.id, party)) == Some(&delivered_seq) {
+                    self.bus.publish_session(
+                        s.id,
+                        SessionEvent::ReceiptUpdated {
+                            session_id: s.id,
+                            reader: party,
+                            delivered_seq,
+                            read_seq,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(marks.iter().map(|_| Ok(())).collect())
     }
 
     /// Tells the other side that the caller is or stopped typing.
@@ -424,5 +446,33 @@ impl ChatService {
             has_previous_page,
             has_next_page,
         })
+    }
+}
+
+impl Batched for SendRequest {
+    type Answer = MessageView;
+    const WHAT: &'static str = "sends";
+    fn queue(svc: &ChatService) -> &BatchQueue<Pending<Self, MessageView>> {
+        &svc.sends
+    }
+    fn write<'a>(
+        svc: &'a ChatService,
+        batch: &'a [Self],
+    ) -> impl std::future::Future<Output = AppResult<Vec<AppResult<MessageView>>>> + Send + 'a {
+        svc.write_sends(batch)
+    }
+}
+
+impl Batched for DeliveryMark {
+    type Answer = ();
+    const WHAT: &'static str = "delivery marks";
+    fn queue(svc: &ChatService) -> &BatchQueue<Pending<Self, ()>> {
+        &svc.deliveries
+    }
+    fn write<'a>(
+        svc: &'a ChatService,
+        batch: &'a [Self],
+    ) -> impl std::future::Future<Output = AppResult<Vec<AppResult<()>>>> + Send + 'a {
+        svc.write_deliveries(batch)
     }
 }

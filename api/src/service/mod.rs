@@ -34,6 +34,9 @@ pub use pagination::{Page, PageArgs};
 /// Send transactions in flight at once per process, and most sends in one.
 const SEND_WRITERS: usize = 4;
 const SEND_BATCH: usize = 128;
+/// Delivery-mark statements in flight at once, and most marks in one.
+const DELIVERY_WRITERS: usize = 2;
+const DELIVERY_BATCH: usize = 256;
 /// Most new sessions entering the queue in one transaction. One writer:
 /// entries take the routing lock, so a second would only wait for it.
 const ARRIVAL_BATCH: usize = 500;
@@ -80,6 +83,8 @@ pub struct ChatService {
     matcher: Arc<routing::MatcherRuns>,
     /// Sends waiting to share a transaction (see [`batch_queue`]).
     sends: Arc<batch_queue::BatchQueue<batch_queue::PendingSend>>,
+    /// Delivery marks waiting to be recorded together.
+    deliveries: Arc<batch_queue::BatchQueue<batch_queue::PendingDelivery>>,
     /// New sessions waiting to enter the queue together.
     arrivals: Arc<batch_queue::BatchQueue<batch_queue::PendingArrival>>,
     message_limiter: Arc<limiter::TokenBuckets>,
@@ -105,6 +110,10 @@ impl ChatService {
             known_agents: Arc::new(Mutex::new(HashSet::new())),
             matcher: Arc::default(),
             sends: Arc::new(batch_queue::BatchQueue::new(SEND_WRITERS, SEND_BATCH)),
+            deliveries: Arc::new(batch_queue::BatchQueue::new(
+                DELIVERY_WRITERS,
+                DELIVERY_BATCH,
+            )),
             arrivals: Arc::new(batch_queue::BatchQueue::new(1, ARRIVAL_BATCH)),
             metrics: Arc::new(Metrics::default()),
         }

@@ -6,10 +6,9 @@ use std::net::IpAddr;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Datelike, Duration, Utc};
 use sea_orm::{SqlErr, TransactionTrait};
-use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
-use super::batch_queue::{write_or_split, ArrivalRequest, PendingArrival};
+use super::batch_queue::{ArrivalRequest, BatchQueue, Batched, Pending};
 use super::outbox::Outbox;
 use super::pagination::{page_size, Page, PageArgs};
 use super::ChatService;
@@ -77,36 +76,12 @@ impl ChatService {
                 )));
             }
         }
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let arrival = PendingArrival {
-            request: ArrivalRequest {
-                customer_id: customer.to_owned(),
-                subject,
-                at: self.now(),
-            },
-            reply,
-        };
-        if let Some(permit) = self.arrivals.push(arrival) {
-            let svc = self.clone();
-            tokio::spawn(async move { svc.enter_queued_arrivals(permit).await });
-        }
-        answer
-            .await
-            .map_err(|_| AppError::Internal("the queue entry writer stopped".into()))?
-    }
-
-    /// A writer: enters batches of arrivals until none is left.
-    async fn enter_queued_arrivals(&self, permit: OwnedSemaphorePermit) {
-        let mut permit = permit;
-        while let Some((batch, held)) = self.arrivals.next_batch(permit) {
-            permit = held;
-            let (arrivals, replies): (Vec<ArrivalRequest>, Vec<_>) =
-                batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-            write_or_split(&arrivals, replies, "arrivals", |arrivals| {
-                self.enter_queue(arrivals)
-            })
-            .await;
-        }
+        self.submit(ArrivalRequest {
+            customer_id: customer.to_owned(),
+            subject,
+            at: self.now(),
+        })
+        .await
     }
 
     /// Queues a session for each arrival in one transaction, in arrival
@@ -623,6 +598,20 @@ fn decode_session_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
         .filter(|at| (0..=9999).contains(&at.year()))
         .ok_or_else(bad)?;
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+impl Batched for ArrivalRequest {
+    type Answer = ChatSession;
+    const WHAT: &'static str = "arrivals";
+    fn queue(svc: &ChatService) -> &BatchQueue<Pending<Self, ChatSession>> {
+        &svc.arrivals
+    }
+    fn write<'a>(
+        svc: &'a ChatService,
+        batch: &'a [Self],
+    ) -> impl std::future::Future<Output = AppResult<Vec<AppResult<ChatSession>>>> + Send + 'a {
+        svc.enter_queue(batch)
+    }
 }
 
 #[cfg(test)]
