@@ -20,13 +20,13 @@ const AGENTS: usize = 10;
 const CAPACITY: i64 = 2;
 const DEADLINE: Duration = Duration::from_secs(150);
 
-fn start_server(database_url: &str, event_bus: &str) -> Server {
+fn start_server(database_url: &str, event_bus: &str, routing: &str) -> Server {
     let capacity = CAPACITY.to_string();
     let server = common::start_server(
         database_url,
         &[
             ("EVENT_BUS", event_bus),
-            ("ROUTING_MODE", "fair"),
+            ("ROUTING_MODE", routing),
             ("AGENT_CAPACITY", &capacity),
             ("DB_POOL_SIZE", "8"),
         ],
@@ -138,7 +138,15 @@ static ONE_RACE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_ne
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_the_postgres_bus_serve_every_customer_once_in_order_within_capacity() {
     let _one = ONE_RACE_AT_A_TIME.lock().await;
-    race("postgres").await;
+    race("postgres", "fair").await;
+}
+
+/// Auto routing gives sessions without offers, a burst of them per matcher
+/// pass: the same invariants must hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_with_auto_routing_serve_every_customer_once_in_order_within_capacity() {
+    let _one = ONE_RACE_AT_A_TIME.lock().await;
+    race("postgres", "auto").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,14 +154,14 @@ async fn two_processes_on_the_nats_bus_serve_every_customer_once_in_order_within
     let _one = ONE_RACE_AT_A_TIME.lock().await;
     let nats =
         std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
-    race(&nats).await;
+    race(&nats, "fair").await;
 }
 
-async fn race(event_bus: &str) {
+async fn race(event_bus: &str, routing: &str) {
     let (db_url, db) = fresh_database().await;
     let servers = [
-        start_server(&db_url, event_bus),
-        start_server(&db_url, event_bus),
+        start_server(&db_url, event_bus, routing),
+        start_server(&db_url, event_bus, routing),
     ];
     let keys = JwtKeys::new(&JwtSecret::new(SECRET.as_bytes().to_vec()));
     let http = reqwest::Client::new();
@@ -274,7 +282,7 @@ async fn check_history(db: &DatabaseConnection) {
         let kind: String = e.try_get("", "kind").unwrap();
         let agent: Option<String> = e.try_get("", "agent_id").unwrap();
         match kind.as_str() {
-            "OFFERED" => {
+            "OFFERED" | "ASSIGNED" => {
                 let agent = agent.expect("offer names an agent");
                 assert!(
                     !holder.contains_key(&session),
@@ -287,6 +295,10 @@ async fn check_history(db: &DatabaseConnection) {
                 holder.insert(session.clone(), agent);
                 if !first_offer_order.contains(&session) {
                     first_offer_order.push(session.clone());
+                }
+                if kind == "ASSIGNED" {
+                    // Given without an offer: served at once.
+                    *accepted.entry(session.clone()).or_default() += 1;
                 }
             }
             "ACCEPTED" => {

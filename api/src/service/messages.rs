@@ -91,10 +91,7 @@ impl ChatService {
     /// sends. A refused send uses no seq; a send seen before is answered
     /// with the first message, even if the session has moved on since
     /// (ended, transferred): that send did happen.
-    async fn write_sends(
-        &self,
-        sends: &[SendRequest],
-    ) -> AppResult<Vec<AppResult<MessageView>>> {
+    async fn write_sends(&self, sends: &[SendRequest]) -> AppResult<Vec<AppResult<MessageView>>> {
         let mut ids: Vec<Uuid> = sends.iter().map(|s| s.session_id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -296,10 +293,7 @@ impl ChatService {
 
     /// Moves every marked cursor forward in one statement (never back, never
     /// past the newest message), then publishes the receipts that moved.
-    async fn write_deliveries(
-        &self,
-        marks: &[DeliveryMark],
-    ) -> AppResult<Vec<AppResult<()>>> {
+    async fn write_deliveries(&self, marks: &[DeliveryMark]) -> AppResult<Vec<AppResult<()>>> {
         // The furthest mark per session and side.
         let mut furthest: HashMap<(Uuid, Party), i32> = HashMap::new();
         for m in marks {

@@ -231,7 +231,15 @@ impl ChatService {
             .iter()
             .map(|p| (p.session, p.agent.as_str()))
             .collect();
-        let assigned = sessions::assign_many(txn, &pairs, now).await?;
+        let mut assigned = sessions::assign_many(txn, &pairs, now).await?;
+        // In the matcher's order (queue order), not the order rows came
+        // back in: history and events read as the queue was served.
+        let rank: HashMap<Uuid, usize> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, i))
+            .collect();
+        assigned.sort_by_key(|s| rank.get(&s.id).copied().unwrap_or(usize::MAX));
         let joined: Vec<Message> = assigned
             .iter()
             .map(|s| {
