@@ -1,51 +1,96 @@
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 
-use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
 
-/// A map from key to broadcast channel, created on first subscription and
-/// removed when its last subscriber goes, so idle sessions cost nothing.
+/// A map from key to the subscribers of that key, created on first
+/// subscription and removed when its last subscriber goes, so idle
+/// sessions cost nothing.
 ///
-/// A broadcast channel allocates all its slots when it is created, and a
-/// slot holds the event itself: with events the size of a session, every
-/// topic cost tens of KiB, per connected agent and per followed session.
-/// The channels carry `Arc`s instead, so a slot is a pointer.
+/// Each subscriber has a queue of its own that holds at most `capacity`
+/// events; one further behind is told it lagged (as a tokio broadcast
+/// receiver is) and goes on from the oldest event still queued. The queues
+/// grow only while events wait: a tokio broadcast channel allocates all its
+/// slots up front, 2 KiB per topic at 64 slots, which every connected agent
+/// and followed session paid while idle. Events are `Arc`s, shared by all
+/// the subscribers of a topic.
 ///
-/// A std `Mutex` is right here: it is held only for map operations, never
-/// across an `.await`.
+/// A std `Mutex` is right here: the locks are held only for map and queue
+/// operations, never across an `.await`. The map's lock is taken before a
+/// queue's, never the other way.
 pub struct Topics<K, E> {
-    channels: Arc<Mutex<HashMap<K, broadcast::Sender<Arc<E>>>>>,
+    topics: Arc<Subscribers<K, E>>,
     capacity: usize,
+}
+
+/// Every topic's subscribers, shared by the topics and their receivers.
+type Subscribers<K, E> = Mutex<HashMap<K, Vec<Arc<Mailbox<E>>>>>;
+
+/// One subscriber's queue.
+struct Mailbox<E> {
+    state: Mutex<MailboxState<E>>,
+    capacity: usize,
+}
+
+struct MailboxState<E> {
+    queue: VecDeque<Arc<E>>,
+    /// Events dropped from the front since the subscriber last looked.
+    skipped: u64,
+    waiting: Option<Waker>,
+}
+
+/// A panic while holding one of these locks cannot leave the data
+/// inconsistent (every operation is a single insert, push, pop or remove),
+/// so recover.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<E> Mailbox<E> {
+    fn push(&self, event: Arc<E>) {
+        let mut state = lock(&self.state);
+        if state.queue.len() >= self.capacity {
+            state.queue.pop_front();
+            state.skipped += 1;
+        }
+        state.queue.push_back(event);
+        if let Some(waker) = state.waiting.take() {
+            waker.wake();
+        }
+    }
 }
 
 impl<K: Eq + Hash + Clone, E: Clone> Topics<K, E> {
     pub fn new(capacity: usize) -> Self {
         Topics {
-            channels: Arc::new(Mutex::new(HashMap::new())),
-            capacity,
+            topics: Arc::new(Mutex::new(HashMap::new())),
+            capacity: capacity.max(1),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, broadcast::Sender<Arc<E>>>> {
-        // A panic while holding this lock cannot leave the map inconsistent
-        // (every operation is a single insert, get or remove), so recover.
-        self.channels
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     pub fn subscribe(&self, key: K) -> TopicReceiver<K, E> {
-        let rx = self
-            .lock()
+        let mailbox = Arc::new(Mailbox {
+            state: Mutex::new(MailboxState {
+                queue: VecDeque::new(),
+                skipped: 0,
+                waiting: None,
+            }),
+            capacity: self.capacity,
+        });
+        lock(&self.topics)
             .entry(key.clone())
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .subscribe();
+            .or_default()
+            .push(Arc::clone(&mailbox));
         TopicReceiver {
-            rx: Some(rx),
+            mailbox: Some(mailbox),
             key,
-            channels: Arc::clone(&self.channels),
+            topics: Arc::clone(&self.topics),
         }
     }
 
@@ -54,21 +99,24 @@ impl<K: Eq + Hash + Clone, E: Clone> Topics<K, E> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if let Some(tx) = self.lock().get(key) {
-            let _ = tx.send(Arc::new(event));
+        if let Some(subscribers) = lock(&self.topics).get(key) {
+            let event = Arc::new(event);
+            for mailbox in subscribers {
+                mailbox.push(Arc::clone(&event));
+            }
         }
     }
 
     /// Sends `event` to every topic.
     pub fn publish_all(&self, event: E) {
         let event = Arc::new(event);
-        for tx in self.lock().values() {
-            let _ = tx.send(Arc::clone(&event));
+        for mailbox in lock(&self.topics).values().flatten() {
+            mailbox.push(Arc::clone(&event));
         }
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        lock(&self.topics).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -78,31 +126,46 @@ impl<K: Eq + Hash + Clone, E: Clone> Topics<K, E> {
 
 /// A subscription to one topic; dropping the last one removes the topic.
 pub struct TopicReceiver<K: Eq + Hash, E> {
-    rx: Option<broadcast::Receiver<Arc<E>>>,
+    mailbox: Option<Arc<Mailbox<E>>>,
     key: K,
-    channels: Arc<Mutex<HashMap<K, broadcast::Sender<Arc<E>>>>>,
+    topics: Arc<Subscribers<K, E>>,
 }
 
 impl<K: Eq + Hash, E: Clone> TopicReceiver<K, E> {
-    pub async fn recv(&mut self) -> Result<E, broadcast::error::RecvError> {
-        match self.rx.as_mut() {
-            Some(rx) => rx.recv().await.map(|event| E::clone(&event)),
-            None => Err(broadcast::error::RecvError::Closed),
-        }
+    /// The next event; `Lagged(n)` when `n` were dropped because this
+    /// subscriber fell more than the topic's capacity behind. Cancel-safe.
+    pub async fn recv(&mut self) -> Result<E, RecvError> {
+        let Some(mailbox) = self.mailbox.as_ref() else {
+            return Err(RecvError::Closed);
+        };
+        poll_fn(|cx| {
+            let mut state = lock(&mailbox.state);
+            if state.skipped > 0 {
+                return Poll::Ready(Err(RecvError::Lagged(std::mem::take(&mut state.skipped))));
+            }
+            match state.queue.pop_front() {
+                Some(event) => Poll::Ready(Ok(E::clone(&event))),
+                None => {
+                    state.waiting = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
     }
 }
 
 impl<K: Eq + Hash, E> Drop for TopicReceiver<K, E> {
     fn drop(&mut self) {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        // Drop our receiver under the lock so that a concurrent subscribe
-        // either sees the channel before removal or creates a fresh one.
-        self.rx.take();
-        if map
-            .get(&self.key)
-            .is_some_and(|tx| tx.receiver_count() == 0)
-        {
-            map.remove(&self.key);
+        let Some(mailbox) = self.mailbox.take() else {
+            return;
+        };
+        let mut topics = lock(&self.topics);
+        if let Some(subscribers) = topics.get_mut(&self.key) {
+            subscribers.retain(|m| !Arc::ptr_eq(m, &mailbox));
+            if subscribers.is_empty() {
+                topics.remove(&self.key);
+            }
         }
     }
 }
@@ -138,15 +201,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn slow_subscribers_are_told_they_lagged() {
+    async fn slow_subscribers_are_told_they_lagged_then_get_the_newest() {
         let topics: Topics<u32, u32> = Topics::new(2);
         let mut rx = topics.subscribe(1);
         for i in 0..5 {
             topics.publish(&1, i);
         }
-        assert!(matches!(
-            rx.recv().await,
-            Err(broadcast::error::RecvError::Lagged(_))
-        ));
+        assert!(matches!(rx.recv().await, Err(RecvError::Lagged(3))));
+        assert_eq!(rx.recv().await.unwrap(), 3);
+        assert_eq!(rx.recv().await.unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_of_a_topic_gets_every_event() {
+        let topics: Topics<u32, u32> = Topics::new(8);
+        let mut a = topics.subscribe(1);
+        let mut b = topics.subscribe(1);
+        topics.publish(&1, 10);
+        topics.publish_all(11);
+        for rx in [&mut a, &mut b] {
+            assert_eq!(rx.recv().await.unwrap(), 10);
+            assert_eq!(rx.recv().await.unwrap(), 11);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waiting_subscriber_wakes_on_publish() {
+        let topics: Topics<u32, u32> = Topics::new(8);
+        let mut rx = topics.subscribe(1);
+        let waiting = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
+        topics.publish(&1, 5);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert_eq!(got.unwrap(), 5);
     }
 }

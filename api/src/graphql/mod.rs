@@ -2,6 +2,7 @@
 //! call one service method, map the error once ([`error::GqlResultExt`]).
 //! The schema builds with no I/O, so `switchboard schema` needs nothing.
 
+mod compact;
 mod context;
 pub use context::SubscriptionBudget;
 mod error;
@@ -32,7 +33,8 @@ pub fn build_schema(service: Option<ChatService>, limits: &Limits) -> AppSchema 
         .extension(limits::AliasLimit {
             max: limits.max_aliases,
         })
-        .extension(error::CodeEveryError);
+        .extension(error::CodeEveryError)
+        .extension(compact::CompactSubscriptions);
     if !limits.introspection {
         // Suggestions ("did you mean …") would leak the schema anyway.
         builder = builder.disable_introspection().disable_suggestions();

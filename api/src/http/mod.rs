@@ -6,6 +6,7 @@ pub mod client_ip;
 pub mod ws;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql::Data;
@@ -52,6 +53,9 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Shared, not cloned per request: a WebSocket keeps what its handler
+    // captured for as long as it is open, and the state is ~600 bytes.
+    let state = Arc::new(state);
     let body_limit = state.limits.max_body_bytes;
     Router::new()
         .route("/", get(graphiql))
@@ -117,7 +121,11 @@ pub fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> b
 /// Refuses cross-origin use by pages not allowed (WebSocket handshakes
 /// included: browsers do not apply CORS to them), and adds CORS headers and
 /// preflight answers for allowed ones.
-async fn guard_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn guard_origin(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(origin) = request
         .headers()
         .get(ORIGIN)
@@ -183,7 +191,7 @@ impl AppState {
 /// honours the body limit (async-graphql's own extractor would read any size),
 /// and must be one JSON operation: batches are refused.
 async fn graphql_http(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Extension(client): Extension<ClientIp>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -249,7 +257,7 @@ fn token_from_init(payload: &serde_json::Value) -> Option<String> {
 }
 
 async fn graphql_ws(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Extension(client): Extension<ClientIp>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -300,27 +308,33 @@ async fn graphql_ws(
         .on_upgrade(move |socket| {
             // The connection outlives the upgrade request: keep its span.
             let span = tracing::Span::current();
-            async move {
-                let _slot = slot;
-                let metrics = state.service.metrics();
-                let _connected = GaugeGuard::new(metrics.clone(), |m| &m.websocket_connections);
-                let shutdown = state.shutdown.watch();
-                let schema = state.schema.clone();
-                let on_init = move |payload: serde_json::Value| async move {
-                    let token = token_from_init(&payload);
-                    let caller = state.caller(token.as_deref()).await;
-                    let expires_at = match &caller {
-                        Caller::Verified(viewer) => Some(viewer.expires_at),
-                        _ => None,
-                    };
-                    let mut data = Data::default();
-                    data.insert(caller);
-                    data.insert(client);
-                    data.insert(SubscriptionBudget::new(state.limits.ws_max_subscriptions));
-                    ws::Init { data, expires_at }
+            let metrics = state.service.metrics();
+            let connected = GaugeGuard::new(metrics.clone(), |m| &m.websocket_connections);
+            let shutdown = state.shutdown.watch();
+            let schema = state.schema.clone();
+            let on_init = move |payload: serde_json::Value| async move {
+                let token = token_from_init(&payload);
+                let caller = state.caller(token.as_deref()).await;
+                let expires_at = match &caller {
+                    Caller::Verified(viewer) => Some(viewer.expires_at),
+                    _ => None,
                 };
-                ws::drive(socket, schema, settings, on_init, shutdown, metrics).await
-            }
+                let mut data = Data::default();
+                data.insert(caller);
+                data.insert(client);
+                data.insert(SubscriptionBudget::new(state.limits.ws_max_subscriptions));
+                ws::Init { data, expires_at }
+            };
+            // Built here, not in an async block: see `ws::drive`.
+            ws::drive(
+                socket,
+                schema,
+                settings,
+                on_init,
+                shutdown,
+                metrics,
+                (slot, connected),
+            )
             .instrument(span)
         })
 }
@@ -358,7 +372,7 @@ async fn graphiql(Query(params): Query<HashMap<String, String>>) -> Html<String>
 
 /// Prometheus metrics. Serve this port's /metrics to your monitoring only
 /// (at the proxy): it tells queue sizes, though nothing about any chat.
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     match state.service.metrics_text().await {
         Ok(text) => ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(e) => {
@@ -368,7 +382,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if state.service.ping().await {
         (StatusCode::OK, "ready")
     } else {

@@ -27,6 +27,7 @@ use std::time::Duration;
 use async_graphql::http::{WebSocketProtocols, WsMessage};
 use async_graphql::Data;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 
@@ -86,19 +87,30 @@ pub struct Init {
     pub expires_at: Option<i64>,
 }
 
-/// Serves one connection until either side ends it or the server stops.
-pub async fn drive<F, Fut>(
+/// Serves one connection until either side ends it or the server stops;
+/// `hold` (guards the connection keeps) is dropped when it ends.
+///
+/// Everything the connection keeps is built here, outside any `async`, and
+/// moved once into the future as one [`Connection`] that the loop uses in
+/// place. An `async fn` copies its arguments into locals, and a value moved
+/// into an inner future keeps its old place too: layered that way, the
+/// connection task stayed ~5 KiB, mostly dead copies, for the connection's
+/// whole life.
+pub fn drive<F, Fut, H>(
     socket: WebSocket,
     schema: AppSchema,
     settings: Settings,
     on_init: F,
-    mut shutdown: ShutdownWatch,
+    shutdown: ShutdownWatch,
     metrics: Arc<Metrics>,
-) where
+    hold: H,
+) -> impl Future<Output = ()> + Send
+where
     F: FnOnce(serde_json::Value) -> Fut + Send + 'static,
     Fut: Future<Output = Init> + Send + 'static,
+    H: Send + 'static,
 {
-    let (mut sink, mut source) = socket.split();
+    let (sink, source) = socket.split();
     let to_engine = Inbox::default();
     // Set by connection_init, read when its acknowledgement goes out.
     let expiry = Arc::new(AtomicI64::new(i64::MAX));
@@ -109,90 +121,132 @@ pub async fn drive<F, Fut>(
             expiry_at_init.store(init.expires_at.unwrap_or(i64::MAX), Ordering::Relaxed);
             Ok(init.data)
         });
-    let mut engine = std::pin::pin!(engine);
+    let connection = Connection {
+        sink,
+        source,
+        to_engine,
+        expiry,
+        engine,
+        protocol: ProtocolState::new(settings.protocol == WebSocketProtocols::GraphQLWS),
+        settings,
+        shutdown,
+        metrics,
+        _hold: hold,
+    };
+    connection.run()
+}
 
-    let mut protocol = ProtocolState::new(settings.protocol == WebSocketProtocols::GraphQLWS);
-    let init_deadline = tokio::time::sleep(settings.init_timeout);
-    let mut init_deadline = std::pin::pin!(init_deadline);
-    // Armed once the caller is known.
-    let token_expiry = tokio::time::sleep(Duration::from_secs(u32::MAX.into()));
-    let mut token_expiry = std::pin::pin!(token_expiry);
-    let mut token_expiry_armed = false;
-    let mut ping = tokio::time::interval(settings.keepalive);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ping.reset();
-    let mut last_heard = Instant::now();
+/// One connection's state, owned by its future.
+struct Connection<E, H> {
+    sink: SplitSink<WebSocket, Message>,
+    source: SplitStream<WebSocket>,
+    to_engine: Inbox,
+    expiry: Arc<AtomicI64>,
+    engine: E,
+    protocol: ProtocolState,
+    settings: Settings,
+    shutdown: ShutdownWatch,
+    metrics: Arc<Metrics>,
+    _hold: H,
+}
 
-    let close: Option<Close> = loop {
-        tokio::select! {
-            _ = shutdown.started() => {
-                break Some(Close::new(SERVICE_RESTART, "server restarting; reconnect"));
-            }
-            frame = source.next(), if to_engine.len() < ENGINE_INPUT => {
-                last_heard = Instant::now();
-                let bytes = match frame {
-                    Some(Err(e)) => {
-                        break too_big(e).then(|| Close::new(MESSAGE_TOO_BIG, "message too big"));
+impl<E, H> Connection<E, H>
+where
+    E: Stream<Item = WsMessage> + Unpin + Send,
+    H: Send,
+{
+    /// Not an `async fn`: its body would begin by moving `self` into a
+    /// local, and the future would hold both places.
+    #[allow(clippy::manual_async_fn)]
+    fn run(mut self) -> impl Future<Output = ()> + Send {
+        async move {
+            // One timer: the deadline for connection_init, then (once the
+            // caller is known) the token's expiry.
+            let deadline = tokio::time::sleep(self.settings.init_timeout);
+            let mut deadline = std::pin::pin!(deadline);
+            let mut token_expiry_armed = false;
+            let mut ping = tokio::time::interval(self.settings.keepalive);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ping.reset();
+            let mut last_heard = Instant::now();
+
+            let close: Option<Close> = loop {
+                let awaiting_init = !self.protocol.initialised;
+                tokio::select! {
+                    _ = self.shutdown.started() => {
+                        break Some(Close::new(SERVICE_RESTART, "server restarting; reconnect"));
                     }
-                    None | Some(Ok(Message::Close(_))) => break None,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Text(text))) => Vec::from(text.as_bytes()),
-                    Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
-                };
-                if let Err(close) = protocol.client_message(&bytes) {
-                    break Some(close);
-                }
-                to_engine.push(bytes);
-            }
-            out = engine.next() => {
-                let text = match out {
-                    None => break None,
-                    Some(WsMessage::Close(code, reason)) => break Some(protocol.engine_close(code, reason)),
-                    Some(WsMessage::Text(text)) => text,
-                };
-                match protocol.server_message(&text) {
-                    Outgoing::Drop => continue,
-                    Outgoing::Acknowledged => {
-                        let expires_at = expiry.load(Ordering::Relaxed);
-                        if let Some(at) = deadline_of(expires_at) {
-                            token_expiry.as_mut().reset(at);
-                            token_expiry_armed = true;
+                    frame = self.source.next(), if self.to_engine.len() < ENGINE_INPUT => {
+                        last_heard = Instant::now();
+                        let bytes = match frame {
+                            Some(Err(e)) => {
+                                break too_big(e).then(|| Close::new(MESSAGE_TOO_BIG, "message too big"));
+                            }
+                            None | Some(Ok(Message::Close(_))) => break None,
+                            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                            Some(Ok(Message::Text(text))) => Vec::from(text.as_bytes()),
+                            Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+                        };
+                        if let Err(close) = self.protocol.client_message(&bytes) {
+                            break Some(close);
+                        }
+                        self.to_engine.push(bytes);
+                    }
+                    out = self.engine.next() => {
+                        let text = match out {
+                            None => break None,
+                            Some(WsMessage::Close(code, reason)) => break Some(self.protocol.engine_close(code, reason)),
+                            Some(WsMessage::Text(text)) => text,
+                        };
+                        match self.protocol.server_message(&text) {
+                            Outgoing::Drop => continue,
+                            Outgoing::Acknowledged => {
+                                let expires_at = self.expiry.load(Ordering::Relaxed);
+                                if let Some(at) = deadline_of(expires_at) {
+                                    deadline.as_mut().reset(at);
+                                    token_expiry_armed = true;
+                                }
+                            }
+                            Outgoing::Send => {}
+                        }
+                        if let Err(stalled) = send(&mut self.sink, Message::Text(text.into()), self.settings.send_timeout).await {
+                            if stalled {
+                                self.metrics.slow_consumer_disconnects.fetch_add(1, Ordering::Relaxed);
+                                tracing::info!("WebSocket peer does not read what it is sent; disconnecting it");
+                                break Some(Close::new(TRY_AGAIN_LATER, "not reading fast enough; reconnect and resume"));
+                            }
+                            break None;
                         }
                     }
-                    Outgoing::Send => {}
-                }
-                if let Err(stalled) = send(&mut sink, Message::Text(text.into()), settings.send_timeout).await {
-                    if stalled {
-                        metrics.slow_consumer_disconnects.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!("WebSocket peer does not read what it is sent; disconnecting it");
-                        break Some(Close::new(TRY_AGAIN_LATER, "not reading fast enough; reconnect and resume"));
+                    _ = &mut deadline, if awaiting_init || token_expiry_armed => {
+                        if token_expiry_armed {
+                            break Some(Close::new(FORBIDDEN, "Forbidden: token expired; reconnect with a fresh one"));
+                        }
+                        break Some(Close::new(INIT_TIMEOUT, "Connection initialisation timeout"));
                     }
-                    break None;
+                    _ = ping.tick() => {
+                        if last_heard.elapsed() > self.settings.keepalive * 2 {
+                            break Some(Close::new(GOING_AWAY, "no answer to pings"));
+                        }
+                        if send(&mut self.sink, Message::Ping(Default::default()), self.settings.send_timeout).await.is_err() {
+                            break None;
+                        }
+                    }
                 }
+            };
+            if let Some(close) = close {
+                let frame = Message::Close(Some(CloseFrame {
+                    code: close.code,
+                    reason: close.reason.into(),
+                }));
+                // A peer that stopped reading will not get it; don't wait for it.
+                let _ = send(&mut self.sink, frame, CLOSE_TIMEOUT).await;
             }
-            _ = &mut init_deadline, if !protocol.initialised => {
-                break Some(Close::new(INIT_TIMEOUT, "Connection initialisation timeout"));
-            }
-            _ = &mut token_expiry, if token_expiry_armed => {
-                break Some(Close::new(FORBIDDEN, "Forbidden: token expired; reconnect with a fresh one"));
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > settings.keepalive * 2 {
-                    break Some(Close::new(GOING_AWAY, "no answer to pings"));
-                }
-                if send(&mut sink, Message::Ping(Default::default()), settings.send_timeout).await.is_err() {
-                    break None;
-                }
-            }
+            // Ends the connection's life here. Without a use of the whole,
+            // the block would capture only the fields it reads, and `_hold`
+            // (the address slot, the gauge) would be dropped at the start.
+            drop(self);
         }
-    };
-    if let Some(close) = close {
-        let frame = Message::Close(Some(CloseFrame {
-            code: close.code,
-            reason: close.reason.into(),
-        }));
-        // A peer that stopped reading will not get it; don't wait for it.
-        let _ = send(&mut sink, frame, CLOSE_TIMEOUT).await;
     }
 }
 
