@@ -47,8 +47,9 @@ impl Extension for CompactSubscriptionsExtension {
     }
 }
 
-/// Every vector in the document, shrunk to fit. Recursion is bounded: the
-/// document has passed async-graphql's depth check by now.
+/// Every vector in the document, shrunk to fit. Recursion is bounded by the
+/// parser's own nesting limit (a deeper document fails to parse, before
+/// this runs); the depth check proper comes later, in validation.
 fn compact(document: &mut ExecutableDocument) {
     match &mut document.operations {
         DocumentOperations::Single(op) => operation(&mut op.node),
