@@ -354,3 +354,41 @@ async fn a_live_push_counts_as_delivered_even_if_the_recipient_leaves_at_once() 
     }
     assert_eq!(status, "DELIVERED");
 }
+
+/// The embedded default under concurrent load: arrivals, sends (batched)
+/// and an agent's accepts racing on one SQLite file all succeed, with
+/// complete seqs.
+#[tokio::test]
+async fn embedded_sqlite_default_takes_concurrent_writers() {
+    let app = spawn_app_with(&[("DATABASE_URL", "")]).await;
+    const CUSTOMERS: usize = 12;
+    const MESSAGES: usize = 8;
+    let ann = app.agent("ann");
+    app.start_shift(&ann).await;
+    app.set_capacity("ann", CUSTOMERS as i64).await;
+    let app_ref = &app;
+    let ann_ref = &ann;
+    let results = futures_util::future::join_all((0..CUSTOMERS).map(|c| async move {
+        let token = app_ref.customer(&format!("sq-{c}"));
+        let sid = app_ref.start_session(&token).await;
+        let accepting = async { app_ref.accept(ann_ref, &sid).await };
+        let sending = futures_util::future::join_all((0..MESSAGES).map(|m| {
+            let (token, sid) = (token.clone(), sid.clone());
+            async move { app_ref.send(&token, &sid, "hi", &format!("k{m}")).await }
+        }));
+        let (accepted, sent) = tokio::join!(accepting, sending);
+        (token, sid, accepted, sent)
+    }))
+    .await;
+    for (token, sid, accepted, sent) in results {
+        assert!(accepted.get("errors").is_none(), "{accepted}");
+        for s in &sent {
+            assert!(s.get("errors").is_none(), "{s}");
+        }
+        // The customer's messages and the agent's join line.
+        assert_eq!(
+            app.all_seqs(&token, &sid).await,
+            (1..=MESSAGES as i64 + 1).collect::<Vec<_>>()
+        );
+    }
+}

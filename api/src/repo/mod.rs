@@ -9,7 +9,23 @@ pub mod messages;
 pub mod sessions;
 
 use crate::domain::UnknownName;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, Statement,
+    TransactionTrait,
+};
+
+/// Starts a transaction that will write. On SQLite its first statement takes
+/// the write lock (a write that changes nothing): a transaction that reads
+/// first cannot upgrade to writing while another connection writes, and
+/// fails at once with "database is locked" instead of waiting its turn.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DatabaseBackend::Sqlite {
+        txn.execute_unprepared("UPDATE chat_sessions SET id = id WHERE 0")
+            .await?;
+    }
+    Ok(txn)
+}
 
 /// Serializes routing decisions across every process on the database: the
 /// matcher, queue entry (startSession) and admin assignment take it first;

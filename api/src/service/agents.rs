@@ -1,14 +1,12 @@
 //! Agents: first-sight creation, shifts and breaks, listings.
 
-use sea_orm::TransactionTrait;
-
 use super::outbox::Outbox;
 use super::ChatService;
 use crate::auth::{Role, Viewer};
 use crate::domain::{Agent, AgentStatus};
 use crate::error::{AppError, AppResult};
-use crate::repo::agents;
 use crate::repo::history::HistoryKind;
+use crate::repo::{self, agents};
 
 /// One of the agent's own status changes.
 #[derive(Clone, Copy, Debug)]
@@ -86,7 +84,7 @@ impl ChatService {
     ) -> AppResult<Agent> {
         let agent_id = viewer.require_agent()?;
         let now = self.now();
-        let txn = self.db.begin().await?;
+        let txn = repo::begin_write(&self.db).await?;
         let agent = self.lock_calling_agent(&txn, viewer).await?;
         let mut outbox = Outbox::default();
         let leaving = matches!(action, ShiftAction::RequestBreak | ShiftAction::EndShift);

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use super::batch_queue::{BatchQueue, Batched, DeliveryMark, Pending, SendRequest};
@@ -17,7 +16,7 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult};
 use crate::events::SessionEvent;
-use crate::repo::{messages, sessions};
+use crate::repo::{self, messages, sessions};
 
 /// Largest page of a transcript.
 const MAX_MESSAGE_PAGE: u64 = 500;
@@ -95,7 +94,7 @@ impl ChatService {
         let mut ids: Vec<Uuid> = sends.iter().map(|s| s.session_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let txn = self.db.begin().await?;
+        let txn = repo::begin_write(&self.db).await?;
         let mut sessions: HashMap<Uuid, ChatSession> = sessions::lock_many(&txn, &ids)
             .await?
             .into_iter()
@@ -236,7 +235,7 @@ impl ChatService {
         if seq < 0 {
             return Err(AppError::BadUserInput("seq must not be negative".into()));
         }
-        let txn = self.db.begin().await?;
+        let txn = repo::begin_write(&self.db).await?;
         let session = sessions::lock(&txn, id)
             .await?
             .ok_or_else(AppError::session_not_found)?;

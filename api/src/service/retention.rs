@@ -1,11 +1,10 @@
 //! Retention: chats are kept RETENTION_DAYS after they end, then purged.
 
 use chrono::Duration;
-use sea_orm::TransactionTrait;
 
 use super::ChatService;
 use crate::error::AppResult;
-use crate::repo::sessions;
+use crate::repo::{self, sessions};
 
 /// Sessions deleted per transaction: small enough that no chat waits on it.
 const PURGE_BATCH: u64 = 200;
@@ -17,7 +16,7 @@ impl ChatService {
         let cutoff = self.now() - Duration::days(self.policy.retention_days);
         let mut purged = 0;
         loop {
-            let txn = self.db.begin().await?;
+            let txn = repo::begin_write(&self.db).await?;
             let n = sessions::purge_ended_before(&txn, cutoff, PURGE_BATCH).await?;
             txn.commit().await?;
             purged += n;

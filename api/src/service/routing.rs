@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
 use super::outbox::Outbox;
@@ -53,7 +53,7 @@ impl ChatService {
             return Ok(0);
         }
         let now = self.now();
-        let txn = self.db.begin().await?;
+        let txn = repo::begin_write(&self.db).await?;
         repo::lock_routing(&txn).await?;
         let free_agents = agents::lock_available(&txn).await?;
         if !free_agents
@@ -323,7 +323,7 @@ impl ChatService {
         let agent_id = viewer.require_agent()?;
         let id = parse_session_id(session_id)?;
         let now = self.now();
-        let txn = self.db.begin().await?;
+        let txn = repo::begin_write(&self.db).await?;
         self.lock_calling_agent(&txn, viewer).await?;
         let s = sessions::lock(&txn, id)
             .await?
@@ -377,11 +377,26 @@ impl ChatService {
             let Some(agent_id) = s.agent_id.as_deref() else {
                 continue;
             };
-            let txn = self.db.begin().await?;
+            let txn = repo::begin_write(&self.db).await?;
             let Some(agent) = agents::lock(&txn, agent_id).await? else {
                 continue;
             };
-            let Some(locked) = sessions::lock(&txn, s.id).await? else {
+            // This session and the agent's other offers (withdrawn below)
+            // are locked together in id order, as every transaction that
+            // holds several session rows takes them.
+            let mut offered: Vec<Uuid> = sessions::offered_to(&txn, agent_id)
+                .await?
+                .iter()
+                .map(|o| o.id)
+                .collect();
+            offered.push(s.id);
+            offered.sort_unstable();
+            offered.dedup();
+            let Some(locked) = sessions::lock_many(&txn, &offered)
+                .await?
+                .into_iter()
+                .find(|l| l.id == s.id)
+            else {
                 continue;
             };
             let still_due = locked.status == SessionStatus::Offered
@@ -457,7 +472,7 @@ impl ChatService {
             ));
         }
         let now = self.now();
-        let txn = self.db.begin().await?;
+        let txn = repo::begin_write(&self.db).await?;
         let mut lock_ids = vec![from.as_str()];
         lock_ids.extend(to_agent);
         let locked = agents::lock_many(&txn, &lock_ids).await?;
@@ -544,7 +559,7 @@ impl ChatService {
             ));
         }
         let now = self.now();
-        let txn = self.db.begin().await?;
+        let txn = repo::begin_write(&self.db).await?;
         repo::lock_routing(&txn).await?;
         let mut lock_ids = vec![agent_id];
         lock_ids.extend(seen.agent_id.as_deref());
@@ -613,7 +628,7 @@ impl ChatService {
             )));
         }
         let now = self.now();
-        let txn = self.db.begin().await?;
+        let txn = repo::begin_write(&self.db).await?;
         agents::lock(&txn, agent_id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no agent {agent_id:?}")))?;

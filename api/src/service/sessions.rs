@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Datelike, Duration, Utc};
-use sea_orm::{SqlErr, TransactionTrait};
+use sea_orm::SqlErr;
 use uuid::Uuid;
 
 use super::batch_queue::{ArrivalRequest, BatchQueue, Batched, Pending};
@@ -92,7 +92,7 @@ impl ChatService {
         &self,
         arrivals: &[ArrivalRequest],
     ) -> AppResult<Vec<AppResult<ChatSession>>> {
-        let txn = self.db.begin().await?;
+        let txn = repo::begin_write(&self.db).await?;
         // Entering the queue under the routing lock, and stamping the time
         // only once it is held, makes queue order equal commit order: the
         // matcher can never see a later arrival before an earlier one.
@@ -199,7 +199,7 @@ impl ChatService {
         let agent_id = viewer.require_agent()?;
         let id = parse_session_id(session_id)?;
         let now = self.now();
-        let txn = self.db.begin().await?;
+        let txn = repo::begin_write(&self.db).await?;
         let agent = self.lock_calling_agent(&txn, viewer).await?;
         let session = sessions::lock(&txn, id)
             .await?
@@ -317,7 +317,7 @@ impl ChatService {
                 return Ok(seen);
             }
             let now = self.now();
-            let txn = self.db.begin().await?;
+            let txn = repo::begin_write(&self.db).await?;
             let agent = match seen.agent_id.as_deref() {
                 Some(a) => agents::lock(&txn, a).await?,
                 None => None,
