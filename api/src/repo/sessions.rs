@@ -669,9 +669,20 @@ pub async fn touch_all_open_customers<C: ConnectionTrait>(
     db: &C,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
+    // Rows locked in id order first, as everything that holds several
+    // session rows takes them: this runs right after an outage, when the
+    // sends that waited flush in large batches.
+    let in_id_order = Query::select()
+        .column(Column::Id)
+        .from(chat_session::Entity)
+        .and_where(Column::Status.ne(SessionStatus::Ended.as_str()))
+        .and_where(Column::CustomerSeenAt.lt(now))
+        .order_by(Column::Id, Order::Asc)
+        .lock(LockType::Update)
+        .to_owned();
     Ok(chat_session::Entity::update_many()
         .col_expr(Column::CustomerSeenAt, Expr::value(now))
-        .filter(Column::Status.ne(SessionStatus::Ended.as_str()))
+        .filter(Column::Id.in_subquery(in_id_order))
         .filter(Column::CustomerSeenAt.lt(now))
         .exec(db)
         .await?
