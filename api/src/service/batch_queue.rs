@@ -15,6 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
+use sea_orm::{DbErr, RuntimeErr};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
@@ -136,6 +137,19 @@ async fn write_or_split<'a, R, A, F, Fut>(
         }
         return;
     }
+    if failure.retryable() {
+        // The database could not be reached: one by one, each request
+        // would wait out the pool's acquire timeout again and crowd the
+        // pool. Every caller hears at once that a retry is worth it; the
+        // idempotency keys make retrying safe even if the commit landed.
+        tracing::warn!(error = %failure, requests = requests.len(), "a batch of {what} could not reach the database");
+        let reason = failure.to_string();
+        for reply in replies {
+            let unreachable = DbErr::Conn(RuntimeErr::Internal(reason.clone()));
+            let _ = reply.send(Err(AppError::Database(unreachable)));
+        }
+        return;
+    }
     tracing::warn!(error = %failure, requests = requests.len(), "a batch of {what} failed; writing them one by one");
     let write = &write;
     let alone = requests
@@ -222,6 +236,54 @@ mod tests {
 
     fn bodies(batch: &[PendingSend]) -> Vec<String> {
         batch.iter().map(|s| s.request.body.clone()).collect()
+    }
+
+    /// Runs `write_or_split` over three requests with a writer that fails
+    /// every batch of more than one with `failure`; returns how many times
+    /// it was called and the answers.
+    async fn split_after(failure: fn() -> AppError) -> (usize, Vec<AppResult<()>>) {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let requests = [1, 2, 3];
+        let (replies, answers): (Vec<_>, Vec<_>) =
+            (0..3).map(|_| oneshot::channel::<AppResult<()>>()).unzip();
+        write_or_split(&requests, replies, "tests", |batch: &[i32]| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let n = batch.len();
+            async move {
+                if n > 1 {
+                    Err(failure())
+                } else {
+                    Ok(vec![Ok(())])
+                }
+            }
+        })
+        .await;
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            outcomes.push(answer.await.expect("every request is answered"));
+        }
+        (calls.into_inner(), outcomes)
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_by_the_database_is_retried_one_by_one() {
+        let (calls, outcomes) =
+            split_after(|| AppError::Database(DbErr::Custom("constraint".into()))).await;
+        assert_eq!(calls, 4, "the batch, then each request alone");
+        assert!(outcomes.iter().all(Result::is_ok));
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_reach_the_database_is_not_split() {
+        let (calls, outcomes) = split_after(|| {
+            AppError::Database(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout))
+        })
+        .await;
+        assert_eq!(calls, 1, "no request waits out the pool again");
+        for outcome in outcomes {
+            let err = outcome.expect_err("unreachable");
+            assert!(err.retryable(), "{err}");
+        }
     }
 
     #[test]
