@@ -222,10 +222,32 @@ async fn race(event_bus: &str, routing: &str) {
         if open == 0 {
             break;
         }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "{open} sessions still open after {DEADLINE:?}"
-        );
+        if started.elapsed() >= DEADLINE {
+            let states = db
+                .query_all(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT status || ' ' || COALESCE(agent_id, '-') || ' ' || COALESCE(offer_expires_at::text, '-') AS s \
+                     FROM chat_sessions WHERE status <> 'ENDED'",
+                ))
+                .await
+                .map(|rows| {
+                    rows.iter()
+                        .filter_map(|r| r.try_get::<String>("", "s").ok())
+                        .collect::<Vec<_>>()
+                });
+            let agents = db
+                .query_all(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT id || ' ' || status AS s FROM agents ORDER BY id",
+                ))
+                .await
+                .map(|rows| {
+                    rows.iter()
+                        .filter_map(|r| r.try_get::<String>("", "s").ok())
+                        .collect::<Vec<_>>()
+                });
+            panic!("{open} sessions still open after {DEADLINE:?}: {states:?}; agents {agents:?}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
