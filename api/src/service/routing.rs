@@ -43,8 +43,17 @@ impl ChatService {
     /// (auto). Runs after every change of supply or demand, and periodically
     /// as a safety net. Idempotent: with nothing to pair it changes nothing.
     pub async fn run_matching(&self) -> AppResult<usize> {
-        let _one_pass_per_process = self.matcher.running.lock().await;
-        self.match_once().await
+        let runs = &self.matcher;
+        let _one_pass_per_process = runs.running.lock().await;
+        // Triggers that found this pass running wait for a pass to report
+        // that it covered them; without this report they waited for the
+        // next triggered pass, which may never come (every agent's request
+        // stuck waiting, found by the two-process race).
+        let covers = runs.requested.load(Ordering::SeqCst);
+        let result = self.match_once().await;
+        runs.completed
+            .send_modify(|done| *done = (*done).max(covers));
+        result
     }
 
     /// One matcher pass; the caller holds `matcher.running`.
