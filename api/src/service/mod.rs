@@ -14,6 +14,7 @@ mod presence;
 mod retention;
 mod routing;
 mod sessions;
+mod shared_passes;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -80,7 +81,7 @@ pub struct ChatService {
     known_agents: Arc<Mutex<HashSet<String>>>,
     /// One matcher pass at a time per process, and the passes that
     /// triggers are waiting for (see [`ChatService::rematch`]).
-    matcher: Arc<routing::MatcherRuns>,
+    matcher: Arc<shared_passes::SharedPasses>,
     /// Sends waiting to share a transaction (see [`batch_queue`]).
     sends: Arc<batch_queue::BatchQueue<batch_queue::PendingSend>>,
     /// Delivery marks waiting to be recorded together.

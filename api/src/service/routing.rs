@@ -6,7 +6,7 @@
 //! concurrent transactions from deadlocking, across processes too.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
@@ -25,38 +25,13 @@ use crate::matching::{self, AgentSlots, QueuedSession, RoutingMode};
 use crate::repo::history::{self, HistoryKind};
 use crate::repo::{self, agents, messages, sessions};
 
-/// This process's matcher passes: one at a time, and how far they got.
-#[derive(Default)]
-pub(crate) struct MatcherRuns {
-    running: tokio::sync::Mutex<()>,
-    /// Triggers so far.
-    requested: AtomicU64,
-    /// Every trigger up to this one has had a pass that started after it.
-    completed: tokio::sync::watch::Sender<u64>,
-}
-
 /// Most sessions an admin may let one agent hold.
 pub const MAX_CAPACITY: i32 = 100;
 
 impl ChatService {
     /// Pairs the queue with free agents: offers them (fair) or assigns them
-    /// (auto). Runs after every change of supply or demand, and periodically
-    /// as a safety net. Idempotent: with nothing to pair it changes nothing.
-    pub async fn run_matching(&self) -> AppResult<usize> {
-        let runs = &self.matcher;
-        let _one_pass_per_process = runs.running.lock().await;
-        // Triggers that found this pass running wait for a pass to report
-        // that it covered them; without this report they waited for the
-        // next triggered pass, which may never come (every agent's request
-        // stuck waiting, found by the two-process race).
-        let covers = runs.requested.load(Ordering::SeqCst);
-        let result = self.match_once().await;
-        runs.completed
-            .send_modify(|done| *done = (*done).max(covers));
-        result
-    }
-
-    /// One matcher pass; the caller holds `matcher.running`.
+    /// (auto). Idempotent: with nothing to pair it changes nothing. Only
+    /// [`ChatService::rematch`] calls it, one pass at a time per process.
     async fn match_once(&self) -> AppResult<usize> {
         if self.policy.routing_mode == RoutingMode::Manual {
             return Ok(0);
@@ -160,29 +135,13 @@ impl ChatService {
     /// of arrivals costs a few passes, each pairing many sessions, instead
     /// of one pass per arrival queued behind the routing lock.
     pub(crate) async fn rematch(&self) {
-        let runs = &self.matcher;
-        let wanted = runs.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut completed = runs.completed.subscribe();
-        loop {
-            if *completed.borrow_and_update() >= wanted {
-                return;
-            }
-            if let Ok(_running) = runs.running.try_lock() {
-                // Every request counted so far committed before this read,
-                // so the pass below sees all of them.
-                let covers = runs.requested.load(Ordering::SeqCst);
+        self.matcher
+            .trigger(|| async {
                 if let Err(e) = self.match_once().await {
                     tracing::error!(error = %e, "matching failed; the periodic sweep will retry");
                 }
-                runs.completed
-                    .send_modify(|done| *done = (*done).max(covers));
-                continue;
-            }
-            // A pass is running: wait for it, then see whether it covered us.
-            if completed.changed().await.is_err() {
-                return;
-            }
-        }
+            })
+            .await;
     }
 
     async fn reload(&self, txn: &DatabaseTransaction, id: Uuid) -> AppResult<ChatSession> {
