@@ -97,12 +97,20 @@ async fn run_agent(client: Client, seed: u64, done: std::sync::Arc<std::sync::at
         .ok("mutation { startShift { status } }", json!({}))
         .await;
     while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        // Newest first and ended ones included: a page smaller than all an
+        // agent handles would hide an older session they still hold or are
+        // offered, and the race would stall on it (offers lapse, agents go
+        // on break). An agent handles about CUSTOMERS / AGENTS sessions.
         let data = client
             .ok(
-                "{ mySessions(first: 10) { nodes { id status } } }",
+                "{ mySessions(first: 100) { nodes { id status } pageInfo { hasNextPage } } }",
                 json!({}),
             )
             .await;
+        assert_eq!(
+            data["mySessions"]["pageInfo"]["hasNextPage"], false,
+            "an agent's sessions no longer fit one page"
+        );
         for s in data["mySessions"]["nodes"].as_array().unwrap() {
             let id = s["id"].as_str().unwrap();
             match s["status"].as_str().unwrap() {
