@@ -12,7 +12,9 @@
 # Environment: PG (postgres://postgres@127.0.0.1:5432), SERVER_CORE (0),
 # LOADGEN_CORE (1), PIN_POSTGRES (1: pin Postgres to SERVER_CORE for the
 # run, restored after), ROUTING_MODE (auto), DB_POOL_SIZE (16),
-# CARGO_TARGET_DIR (target). Any other server setting may be exported too.
+# CARGO_TARGET_DIR (target), SERVER_BIN (the server binary to run instead of
+# the one just built: A/B comparisons in one sitting). Any other server
+# setting may be exported too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +28,7 @@ PIN_POSTGRES=${PIN_POSTGRES:-1}
 target_dir=${CARGO_TARGET_DIR:-target}
 
 cargo build --release -q -p switchboard -p switchboard-loadgen
-server_bin="$target_dir/release/switchboard"
+server_bin=${SERVER_BIN:-$target_dir/release/switchboard}
 loadgen_bin="$target_dir/release/switchboard-loadgen"
 
 # 10,000 idle connections need as many file descriptors on each side.

@@ -118,6 +118,7 @@ impl Application {
         let shutdown = Shutdown::default();
         let state = AppState {
             schema: build_schema(Some(service.clone()), &settings.limits),
+            documents: Default::default(),
             service: service.clone(),
             keys: JwtKeys::new(&settings.jwt_secret),
             limits: settings.limits.clone(),

@@ -4,7 +4,9 @@
 
 mod compact;
 mod context;
+mod documents;
 pub use context::SubscriptionBudget;
+pub use documents::ParsedDocuments;
 mod error;
 mod limits;
 mod mutation;

@@ -35,7 +35,7 @@ use tracing::Instrument;
 const X_REQUEST_ID: &str = "x-request-id";
 use crate::config::Limits;
 use crate::error::ErrorCode;
-use crate::graphql::{AppSchema, SubscriptionBudget};
+use crate::graphql::{AppSchema, ParsedDocuments, SubscriptionBudget};
 use crate::metrics::GaugeGuard;
 use crate::service::ChatService;
 use crate::shutdown::Shutdown;
@@ -44,6 +44,8 @@ use client_ip::{ClientIp, ConnectionCounts};
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
+    /// Parsed documents of recent operations (see [`ParsedDocuments`]).
+    pub documents: Arc<ParsedDocuments>,
     pub service: ChatService,
     pub keys: JwtKeys,
     pub limits: Limits,
@@ -216,7 +218,7 @@ async fn graphql_http(
             )
         }
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             let message = if body.first() == Some(&b'[') {
@@ -230,6 +232,7 @@ async fn graphql_http(
     if let Some(name) = &request.operation_name {
         tracing::Span::current().record("operation", name.as_str());
     }
+    state.documents.attach(&mut request);
     let caller = match headers.get(AUTHORIZATION) {
         None => Caller::Anonymous,
         Some(value) => match value.to_str().ok().and_then(bearer_token) {
