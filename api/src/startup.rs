@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::auth::JwtKeys;
 use crate::config::{EventBusKind, Settings};
 use crate::events::{nats, EventBus, Relay, RelayError};
-use crate::graphql::build_schema;
+use crate::graphql;
 use crate::http::{router, AppState};
 use crate::matching::RoutingMode;
 use crate::repo;
@@ -117,8 +117,7 @@ impl Application {
         let service = ChatService::new(db, bus, policy, clock);
         let shutdown = Shutdown::default();
         let state = AppState {
-            schema: build_schema(Some(service.clone()), &settings.limits),
-            documents: Default::default(),
+            gateway: graphql::gateway(service.clone(), &settings.limits),
             service: service.clone(),
             keys: JwtKeys::new(&settings.jwt_secret),
             limits: settings.limits.clone(),

@@ -276,4 +276,21 @@ async fn documents_with_too_many_aliases_are_refused_before_running() {
         .await;
     assert_eq!(code_of(&refused), "BAD_USER_INPUT", "{refused}");
     assert!(refused["data"].is_null(), "{refused}");
+
+    // Subscriptions go through the same check, and through the same coding
+    // of errors async-graphql raises itself (here: validation).
+    let mut ws = app.ws(Some(&cust)).await;
+    ws.subscribe(
+        "many",
+        "subscription { a: sessionEvents(sessionId: \"x\") { __typename } \
+         b: sessionEvents(sessionId: \"x\") { __typename } \
+         c: sessionEvents(sessionId: \"x\") { __typename } \
+         d: sessionEvents(sessionId: \"x\") { __typename } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(ws.error_code_for("many").await, "BAD_USER_INPUT");
+    ws.subscribe("unknown", "subscription { noSuchField }", json!({}))
+        .await;
+    assert_eq!(ws.error_code_for("unknown").await, "BAD_USER_INPUT");
 }

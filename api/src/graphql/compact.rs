@@ -5,52 +5,14 @@
 //! selections (~180 bytes each) whatever it holds: `agentEvents` with two
 //! inline fragments kept ~4.4 KiB of mostly empty capacity per connection.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection,
-    SelectionSet,
+    DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
-use async_graphql::{ServerResult, Variables};
-
-/// Shrinks the vectors of subscription documents to their length once
-/// parsed. Queries and mutations end with their request: left alone.
-pub struct CompactSubscriptions;
-
-impl ExtensionFactory for CompactSubscriptions {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CompactSubscriptionsExtension)
-    }
-}
-
-struct CompactSubscriptionsExtension;
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for CompactSubscriptionsExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let mut document = next.run(ctx, query, variables).await?;
-        let subscribes = document
-            .operations
-            .iter()
-            .any(|(_, op)| op.node.ty == OperationType::Subscription);
-        if subscribes {
-            compact(&mut document);
-        }
-        Ok(document)
-    }
-}
 
 /// Every vector in the document, shrunk to fit. Recursion is bounded by the
 /// parser's own nesting limit (a deeper document fails to parse, before
 /// this runs); the depth check proper comes later, in validation.
-fn compact(document: &mut ExecutableDocument) {
+pub(super) fn compact(document: &mut ExecutableDocument) {
     match &mut document.operations {
         DocumentOperations::Single(op) => operation(&mut op.node),
         DocumentOperations::Multiple(ops) => {
@@ -124,7 +86,7 @@ mod tests {
             operation_capacities(&document)
                 .iter()
                 .any(|(len, cap)| cap > len),
-            "the parser over-allocates; if it stops, this extension can go"
+            "the parser over-allocates; if it stops, compacting can go"
         );
         compact(&mut document);
         assert_eq!(format!("{document:?}"), before);

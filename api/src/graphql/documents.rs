@@ -1,4 +1,4 @@
-//! Parsed documents of recent HTTP operations, keyed by their text.
+//! Parsed documents of recent operations, keyed by their text.
 //!
 //! Clients send the same few documents over and over with different
 //! variables; parsing one took about a tenth of the server's CPU under chat
@@ -12,12 +12,31 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_graphql::parser::parse_query;
 use async_graphql::parser::types::ExecutableDocument;
 
+use super::limits::count_aliases;
+
 /// Longer documents are parsed every time: the cache is for the short
 /// operations clients repeat, and must not hold large texts.
 const MAX_CACHED_QUERY_BYTES: usize = 4 * 1024;
 
+/// A parsed document and what the gateway checks of it.
+pub struct Parsed {
+    pub document: ExecutableDocument,
+    pub aliases: usize,
+}
+
+impl Parsed {
+    fn new(document: ExecutableDocument) -> Self {
+        Parsed {
+            aliases: count_aliases(&document),
+            document,
+        }
+    }
+}
+
+type Table = HashMap<Box<str>, Arc<Parsed>>;
+
 pub struct ParsedDocuments {
-    documents: Mutex<HashMap<Box<str>, Arc<ExecutableDocument>>>,
+    documents: Mutex<Table>,
     capacity: usize,
 }
 
@@ -36,37 +55,29 @@ impl ParsedDocuments {
         }
     }
 
-    /// Gives the request its parsed document when its text was seen before
-    /// (or parses it now and keeps it). A document that does not parse is
-    /// left for the executor, which reports the error as usual.
-    pub fn attach(&self, request: &mut async_graphql::Request) {
-        let query = request.query.as_str();
+    /// `query` parsed: taken from the cache when its text was seen before,
+    /// else parsed now (and kept, if short). `None` if it does not parse:
+    /// the executor reports that error as usual.
+    pub fn get(&self, query: &str) -> Option<Arc<Parsed>> {
         if query.len() > MAX_CACHED_QUERY_BYTES {
-            return;
+            return parse_query(query).ok().map(Parsed::new).map(Arc::new);
         }
-        let cached = self.table().get(query).cloned();
-        let document = match cached {
-            Some(document) => document,
-            None => {
-                let Ok(parsed) = parse_query(query) else {
-                    return;
-                };
-                let parsed = Arc::new(parsed);
-                let mut table = self.table();
-                // Full: start over rather than track recency. Clients repeat
-                // a handful of documents, which come back at once; a flood of
-                // distinct ones costs only the parsing it would cost anyway.
-                if table.len() >= self.capacity {
-                    table.clear();
-                }
-                table.insert(query.into(), parsed.clone());
-                parsed
-            }
-        };
-        request.set_parsed_query(ExecutableDocument::clone(&document));
+        if let Some(parsed) = self.table().get(query) {
+            return Some(parsed.clone());
+        }
+        let parsed = Arc::new(Parsed::new(parse_query(query).ok()?));
+        let mut table = self.table();
+        // Full: start over rather than track recency. Clients repeat a
+        // handful of documents, which come back at once; a flood of
+        // distinct ones costs only the parsing it would cost anyway.
+        if table.len() >= self.capacity {
+            table.clear();
+        }
+        table.insert(query.into(), parsed.clone());
+        Some(parsed)
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<ExecutableDocument>>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
         // A map of immutable entries is consistent after any panic.
         self.documents
             .lock()
@@ -83,44 +94,41 @@ impl ParsedDocuments {
 mod tests {
     use super::*;
 
-    fn request(query: &str) -> async_graphql::Request {
-        async_graphql::Request::new(query)
+    #[test]
+    fn a_repeated_document_is_parsed_once_and_shared() {
+        let documents = ParsedDocuments::default();
+        let text = "mutation($s: ID!) { endSession(sessionId: $s) { id } }";
+        let first = documents.get(text).expect("parses");
+        for _ in 0..3 {
+            let again = documents.get(text).expect("parses");
+            assert!(Arc::ptr_eq(&first, &again), "parsed again");
+        }
+        assert_eq!(
+            format!("{:?}", first.document),
+            format!("{:?}", parse_query(text).unwrap())
+        );
+        assert_eq!(documents.len(), 1);
     }
 
     #[test]
-    fn a_repeated_document_is_parsed_once_and_given_to_each_request() {
+    fn aliases_are_counted_once_parsed() {
         let documents = ParsedDocuments::default();
-        let text = "mutation($s: ID!) { endSession(sessionId: $s) { id } }";
-        for _ in 0..3 {
-            let mut r = request(text);
-            documents.attach(&mut r);
-            // `parsed_query` parses the text only when nothing is attached;
-            // with the text spoiled, only an attached document comes back.
-            r.query = "mutation { spoiled(".to_owned();
-            let attached = r.parsed_query().expect("attached").clone();
-            assert_eq!(
-                format!("{attached:?}"),
-                format!("{:?}", parse_query(text).unwrap())
-            );
-        }
-        assert_eq!(documents.len(), 1);
+        let parsed = documents.get("{ a: me { id } b: me { id } }").unwrap();
+        assert_eq!(parsed.aliases, 2);
     }
 
     #[test]
     fn documents_that_do_not_parse_are_left_to_the_executor() {
         let documents = ParsedDocuments::default();
-        let mut r = request("mutation { endSession(");
-        documents.attach(&mut r);
+        assert!(documents.get("mutation { endSession(").is_none());
         assert_eq!(documents.len(), 0);
-        // Parsing again, as the executor will, gives the usual error.
-        assert!(r.parsed_query().is_err());
     }
 
     #[test]
-    fn long_documents_are_not_kept() {
+    fn long_documents_are_parsed_but_not_kept() {
         let documents = ParsedDocuments::default();
         let long = format!("{{ me {{ __typename }} }} # {}", "x".repeat(5000));
-        documents.attach(&mut request(&long));
+        assert!(documents.get(&long).is_some());
         assert_eq!(documents.len(), 0);
     }
 
@@ -128,7 +136,7 @@ mod tests {
     fn the_cache_stays_within_its_capacity() {
         let documents = ParsedDocuments::with_capacity(4);
         for i in 0..10 {
-            documents.attach(&mut request(&format!("{{ a{i}: me {{ __typename }} }}")));
+            documents.get(&format!("{{ a{i}: me {{ __typename }} }}"));
             assert!(documents.len() <= 4);
         }
     }

@@ -1,13 +1,6 @@
 //! The one place where service errors become GraphQL errors.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
-};
-use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::{ErrorExtensions, Response};
-use futures_util::StreamExt;
 
 use crate::error::{AppError, ErrorCode};
 
@@ -43,17 +36,7 @@ impl<T> GqlResultExt<T> for Result<T, AppError> {
 /// depth and complexity limits, disabled introspection) the code
 /// BAD_USER_INPUT: those all describe a request the client must change.
 /// Errors from resolvers already carry their code and are left alone.
-pub struct CodeEveryError;
-
-impl ExtensionFactory for CodeEveryError {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CodeEveryErrorExtension)
-    }
-}
-
-struct CodeEveryErrorExtension;
-
-fn stamp(mut response: Response) -> Response {
+pub(super) fn stamp(mut response: Response) -> Response {
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
@@ -61,22 +44,6 @@ fn stamp(mut response: Response) -> Response {
         }
     }
     response
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for CodeEveryErrorExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        stamp(next.run(ctx).await)
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(stamp).boxed()
-    }
 }
 
 #[cfg(test)]

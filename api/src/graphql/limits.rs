@@ -1,51 +1,6 @@
-//! Request limits async-graphql has no switch for.
+//! Request limits async-graphql has no switch for (applied by the gateway).
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
-
-/// Refuses documents with more than `max` aliases. Aliases let one request
-/// ask for the same expensive field many times over; complexity bounds the
-/// total work, this bounds the trick itself, before anything runs.
-pub struct AliasLimit {
-    pub max: usize,
-}
-
-impl ExtensionFactory for AliasLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExtension { max: self.max })
-    }
-}
-
-struct AliasLimitExtension {
-    max: usize,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for AliasLimitExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let aliases = count_aliases(&document);
-        if aliases > self.max {
-            return Err(ServerError::new(
-                format!(
-                    "the query uses {aliases} aliases; at most {} are allowed",
-                    self.max
-                ),
-                None,
-            ));
-        }
-        Ok(document)
-    }
-}
 
 /// Aliases as written: in every operation and every fragment definition once.
 pub fn count_aliases(document: &ExecutableDocument) -> usize {

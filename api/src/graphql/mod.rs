@@ -5,8 +5,9 @@
 mod compact;
 mod context;
 mod documents;
+mod gateway;
 pub use context::SubscriptionBudget;
-pub use documents::ParsedDocuments;
+pub use gateway::Gateway;
 mod error;
 mod limits;
 mod mutation;
@@ -25,26 +26,24 @@ use crate::service::ChatService;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// The schema; with a service to answer requests, or without one just to
-/// print the SDL.
-pub fn build_schema(service: Option<ChatService>, limits: &Limits) -> AppSchema {
+/// The schema that answers requests. It has no extensions (see
+/// [`Gateway`]): requests reach it through the gateway, which checks
+/// aliases and codes every error.
+fn build_schema(service: ChatService, limits: &Limits) -> AppSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot)
         .limit_depth(limits.max_query_depth)
         .limit_complexity(limits.max_query_complexity)
-        .limit_directives(8)
-        .extension(limits::AliasLimit {
-            max: limits.max_aliases,
-        })
-        .extension(error::CodeEveryError)
-        .extension(compact::CompactSubscriptions);
+        .limit_directives(8);
     if !limits.introspection {
         // Suggestions ("did you mean …") would leak the schema anyway.
         builder = builder.disable_introspection().disable_suggestions();
     }
-    match service {
-        Some(s) => builder.data(s).finish(),
-        None => builder.finish(),
-    }
+    builder.data(service).finish()
+}
+
+/// The executor the transports serve: the schema behind the request checks.
+pub fn gateway(service: ChatService, limits: &Limits) -> Gateway {
+    Gateway::new(build_schema(service, limits), limits.max_aliases)
 }
 
 /// The SDL clients see; `schema.graphql` holds a copy kept equal by a test.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
-use async_graphql::Data;
+use async_graphql::{Data, Executor};
 use std::time::Duration;
 
 use async_graphql::http::WebSocketProtocols;
@@ -35,7 +35,7 @@ use tracing::Instrument;
 const X_REQUEST_ID: &str = "x-request-id";
 use crate::config::Limits;
 use crate::error::ErrorCode;
-use crate::graphql::{AppSchema, ParsedDocuments, SubscriptionBudget};
+use crate::graphql::{Gateway, SubscriptionBudget};
 use crate::metrics::GaugeGuard;
 use crate::service::ChatService;
 use crate::shutdown::Shutdown;
@@ -43,9 +43,8 @@ use client_ip::{ClientIp, ConnectionCounts};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub schema: AppSchema,
-    /// Parsed documents of recent operations (see [`ParsedDocuments`]).
-    pub documents: Arc<ParsedDocuments>,
+    /// The GraphQL schema, behind its request checks.
+    pub gateway: Gateway,
     pub service: ChatService,
     pub keys: JwtKeys,
     pub limits: Limits,
@@ -218,7 +217,7 @@ async fn graphql_http(
             )
         }
     };
-    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             let message = if body.first() == Some(&b'[') {
@@ -232,7 +231,6 @@ async fn graphql_http(
     if let Some(name) = &request.operation_name {
         tracing::Span::current().record("operation", name.as_str());
     }
-    state.documents.attach(&mut request);
     let caller = match headers.get(AUTHORIZATION) {
         None => Caller::Anonymous,
         Some(value) => match value.to_str().ok().and_then(bearer_token) {
@@ -242,7 +240,7 @@ async fn graphql_http(
     };
     GraphQLResponse::from(
         state
-            .schema
+            .gateway
             .execute(request.data(caller).data(client))
             .await,
     )
@@ -314,7 +312,7 @@ async fn graphql_ws(
             let metrics = state.service.metrics();
             let connected = GaugeGuard::new(metrics.clone(), |m| &m.websocket_connections);
             let shutdown = state.shutdown.watch();
-            let schema = state.schema.clone();
+            let gateway = state.gateway.clone();
             let on_init = move |payload: serde_json::Value| async move {
                 let token = token_from_init(&payload);
                 let caller = state.caller(token.as_deref()).await;
@@ -331,7 +329,7 @@ async fn graphql_ws(
             // Built here, not in an async block: see `ws::drive`.
             ws::drive(
                 socket,
-                schema,
+                gateway,
                 settings,
                 on_init,
                 shutdown,

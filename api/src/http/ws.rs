@@ -31,7 +31,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 
-use crate::graphql::AppSchema;
+use crate::graphql::Gateway;
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownWatch;
 
@@ -98,7 +98,7 @@ pub struct Init {
 /// whole life.
 pub fn drive<F, Fut, H>(
     socket: WebSocket,
-    schema: AppSchema,
+    gateway: Gateway,
     settings: Settings,
     on_init: F,
     shutdown: ShutdownWatch,
@@ -115,7 +115,7 @@ where
     // Set by connection_init, read when its acknowledgement goes out.
     let expiry = Arc::new(AtomicI64::new(i64::MAX));
     let expiry_at_init = expiry.clone();
-    let engine = async_graphql::http::WebSocket::new(schema, to_engine.clone(), settings.protocol)
+    let engine = async_graphql::http::WebSocket::new(gateway, to_engine.clone(), settings.protocol)
         .on_connection_init(move |payload| async move {
             let init = on_init(payload).await;
             expiry_at_init.store(init.expires_at.unwrap_or(i64::MAX), Ordering::Relaxed);
