@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_core_tables;
 mod m20261122_000002_add_customer_presence;
 mod m20261123_000003_create_deployment;
+mod m20261123_000004_hot_session_updates;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_core_tables::Migration),
             Box::new(m20261122_000002_add_customer_presence::Migration),
             Box::new(m20261123_000003_create_deployment::Migration),
+            Box::new(m20261123_000004_hot_session_updates::Migration),
         ]
     }
 }

@@ -12,5 +12,6 @@ mod presence;
 mod retention;
 mod routing;
 mod scale_out;
+mod storage;
 mod validation;
 mod websocket;

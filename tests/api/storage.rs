@@ -1,0 +1,59 @@
+//! How Postgres stores what every message writes.
+
+use sea_orm::{ConnectionTrait, Database, Statement};
+
+use crate::helpers::spawn_app;
+
+/// Every message moves its session's row: the seq counter, the sender's
+/// last-seen time, the delivery marks. Postgres can write such an update in
+/// place (HOT, no new entry in any index) only when no index covers a
+/// changed column and the page has room; otherwise each one adds an entry
+/// to every index of the table, which under chat load cost more of the
+/// database's CPU than inserting the messages themselves.
+#[tokio::test]
+async fn the_session_columns_each_message_moves_are_in_no_index() {
+    let app = spawn_app().await;
+    let db = Database::connect(app.database_url.clone().unwrap())
+        .await
+        .unwrap();
+    let rows = db
+        .query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT pg_get_indexdef(indexrelid) AS def FROM pg_index \
+             WHERE indrelid = 'chat_sessions'::regclass",
+        ))
+        .await
+        .unwrap();
+    let definitions: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "def").unwrap())
+        .collect();
+    assert!(definitions.len() >= 5, "{definitions:?}");
+    for column in [
+        "last_seq",
+        "customer_seen_at",
+        "customer_delivered_seq",
+        "agent_delivered_seq",
+        "customer_read_seq",
+        "agent_read_seq",
+    ] {
+        for def in &definitions {
+            assert!(!def.contains(column), "{column} is indexed: {def}");
+        }
+    }
+    let options = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT coalesce(array_to_string(reloptions, ','), '') AS o FROM pg_class \
+             WHERE oid = 'chat_sessions'::regclass",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "o")
+        .unwrap();
+    assert_eq!(
+        options, "fillfactor=70",
+        "room on each page for new versions"
+    );
+}
