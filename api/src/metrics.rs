@@ -77,6 +77,10 @@ pub struct Metrics {
     pub delivery_writes: AtomicU64,
     pub offers: AtomicU64,
     pub lapses: AtomicU64,
+    /// Frames sent on WebSockets, and the writes (flushes) that sent them:
+    /// frames ready at once share one.
+    pub websocket_frames: AtomicU64,
+    pub websocket_writes: AtomicU64,
     /// WebSockets closed because the peer did not read what it was sent.
     pub slow_consumer_disconnects: AtomicU64,
     /// WebSocket upgrades and new sessions refused by a per-address limit.
@@ -100,6 +104,8 @@ impl Default for Metrics {
             delivery_writes: AtomicU64::new(0),
             offers: AtomicU64::new(0),
             lapses: AtomicU64::new(0),
+            websocket_frames: AtomicU64::new(0),
+            websocket_writes: AtomicU64::new(0),
             slow_consumer_disconnects: AtomicU64::new(0),
             refused_by_ip_limit: AtomicU64::new(0),
             queue_wait: Histogram::new(WAIT_BUCKETS),
@@ -194,6 +200,20 @@ impl Metrics {
             "switchboard_delivery_writes_total",
             "Statements that recorded delivery marks; marks_total divided by this is the mean number per write.",
             count(&self.delivery_writes),
+        );
+        line(
+            &mut out,
+            "counter",
+            "switchboard_websocket_frames_total",
+            "GraphQL frames sent on WebSockets.",
+            count(&self.websocket_frames),
+        );
+        line(
+            &mut out,
+            "counter",
+            "switchboard_websocket_writes_total",
+            "Writes that sent those frames; frames_total divided by this is the mean number per write.",
+            count(&self.websocket_writes),
         );
         line(
             &mut out,

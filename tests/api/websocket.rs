@@ -326,3 +326,32 @@ async fn large_results_reach_websocket_clients() {
         .unwrap_or_else(|| panic!("no transcript: {result}"));
     assert_eq!(nodes.len(), 61, "the join line and 60 messages");
 }
+
+/// A replay has all its frames ready at once: they go out together, fewer
+/// writes than frames, complete and in order.
+#[tokio::test]
+async fn frames_ready_together_share_writes() {
+    let app = spawn_app().await;
+    let cust = app.customer("batch");
+    let sid = app.start_session(&cust).await;
+    const SENT: i64 = 40;
+    for i in 1..=SENT {
+        let r = app
+            .send(&cust, &sid, &format!("m{i}"), &format!("k{i}"))
+            .await;
+        assert!(r.get("errors").is_none(), "{r}");
+    }
+    let mut ws = app.ws(Some(&cust)).await;
+    let frames_before = app.counter("switchboard_websocket_frames_total").await;
+    let writes_before = app.counter("switchboard_websocket_writes_total").await;
+    ws.session_events("s", &sid, 0).await;
+    for seq in 1..=SENT {
+        let event = ws.next_of("sessionEvents", "MessagePosted").await;
+        assert_eq!(event["message"]["seq"], seq, "{event}");
+    }
+    ws.next_of("sessionEvents", "CaughtUp").await;
+    let frames = app.counter("switchboard_websocket_frames_total").await - frames_before;
+    let writes = app.counter("switchboard_websocket_writes_total").await - writes_before;
+    assert!(frames > SENT as u64, "{frames} frames");
+    assert!(writes < frames / 2, "{frames} frames in {writes} writes");
+}
