@@ -392,3 +392,46 @@ async fn embedded_sqlite_default_takes_concurrent_writers() {
         );
     }
 }
+
+/// A message reads the same wherever it is read: the answer to the send,
+/// the live event and the stored transcript give the same time, to the
+/// microsecond the database keeps.
+#[tokio::test]
+async fn a_message_has_one_creation_time_everywhere() {
+    let app = spawn_app().await;
+    let cust = app.customer("clock");
+    let sid = app.start_session(&cust).await;
+    let mut ws = app.ws(Some(&cust)).await;
+    ws.subscribe(
+        "s",
+        "subscription($s: ID!) { sessionEvents(sessionId: $s) {
+           __typename ... on MessagePosted { message { seq createdAt } } } }",
+        json!({ "s": sid }),
+    )
+    .await;
+    ws.next_of("sessionEvents", "CaughtUp").await;
+    let sent = app
+        .ok(
+            &cust,
+            "mutation($s: ID!) { sendMessage(input: {sessionId: $s, body: \"hi\", clientMessageId: \"t1\"}) { createdAt } }",
+            json!({ "s": sid }),
+        )
+        .await;
+    let answered = sent["sendMessage"]["createdAt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let live = ws.next_of("sessionEvents", "MessagePosted").await;
+    let stored = app
+        .ok(
+            &cust,
+            "query($s: ID!) { session(id: $s) { messages(first: 1) { nodes { createdAt } } } }",
+            json!({ "s": sid }),
+        )
+        .await;
+    assert_eq!(live["message"]["createdAt"], answered.as_str());
+    assert_eq!(
+        stored["session"]["messages"]["nodes"][0]["createdAt"],
+        answered.as_str()
+    );
+}

@@ -120,8 +120,11 @@ impl ChatService {
         }
     }
 
+    /// Cut to the microsecond, as the database stores it: a time handed
+    /// out before it is stored must read the same as after.
     fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
+        use chrono::SubsecRound;
+        (self.clock)().trunc_subsecs(6)
     }
 
     /// "Now" for ordering and deadlines that several processes compare: the
