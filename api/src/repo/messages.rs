@@ -6,7 +6,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::parse;
+use super::{json_batch, parse, pg_time, uses_json_batches};
 use crate::domain::{Message, SenderRole};
 
 fn to_domain(m: message::Model) -> Result<Message, DbErr> {
@@ -34,6 +34,36 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
 ) -> Result<Vec<Message>, DbErr> {
     if keys.is_empty() {
         return Ok(Vec::new());
+    }
+    if uses_json_batches(db) {
+        #[derive(serde::Serialize)]
+        struct Key<'a> {
+            session_id: Uuid,
+            sender_id: &'a str,
+            client_message_id: &'a str,
+        }
+        let keys: Vec<Key> = keys
+            .iter()
+            .map(|&(session_id, sender_id, client_message_id)| Key {
+                session_id,
+                sender_id,
+                client_message_id,
+            })
+            .collect();
+        let statement = json_batch(
+            "SELECT m.* FROM messages m \
+             JOIN json_to_recordset($1::json) \
+               AS k(session_id uuid, sender_id text, client_message_id text) \
+             ON m.session_id = k.session_id AND m.sender_id = k.sender_id \
+               AND m.client_message_id = k.client_message_id",
+            &keys,
+        )?;
+        return all_to_domain(
+            message::Entity::find()
+                .from_raw_sql(statement)
+                .all(db)
+                .await?,
+        );
     }
     let any = keys.iter().fold(
         Condition::any(),
@@ -70,6 +100,44 @@ pub async fn insert<C: ConnectionTrait>(db: &C, new: NewMessage<'_>) -> Result<M
 /// Inserts messages built by [`prepare`] in one statement.
 pub async fn insert_many<C: ConnectionTrait>(db: &C, msgs: &[Message]) -> Result<(), DbErr> {
     if msgs.is_empty() {
+        return Ok(());
+    }
+    if uses_json_batches(db) {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            id: Uuid,
+            session_id: Uuid,
+            seq: i32,
+            sender: &'a str,
+            sender_id: Option<&'a str>,
+            body: &'a str,
+            client_message_id: Option<&'a str>,
+            #[serde(serialize_with = "pg_time::at")]
+            created_at: DateTime<Utc>,
+        }
+        let rows: Vec<Row> = msgs
+            .iter()
+            .map(|m| Row {
+                id: m.id,
+                session_id: m.session_id,
+                seq: m.seq,
+                sender: m.sender.as_str(),
+                sender_id: m.sender_id.as_deref(),
+                body: &m.body,
+                client_message_id: m.client_message_id.as_deref(),
+                created_at: m.created_at,
+            })
+            .collect();
+        let statement = json_batch(
+            "INSERT INTO messages \
+               (id, session_id, seq, sender, sender_id, body, client_message_id, created_at) \
+             SELECT id, session_id, seq, sender, sender_id, body, client_message_id, created_at \
+             FROM json_to_recordset($1::json) AS m(id uuid, session_id uuid, seq int, \
+               sender text, sender_id text, body text, client_message_id text, \
+               created_at timestamptz)",
+            &rows,
+        )?;
+        db.execute(statement).await?;
         return Ok(());
     }
     message::Entity::insert_many(msgs.iter().map(active_model))

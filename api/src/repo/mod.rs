@@ -69,3 +69,59 @@ pub async fn shared_now<C: ConnectionTrait>(
         row.try_get::<chrono::DateTime<chrono::Utc>>("", "now")?,
     ))
 }
+
+/// Batch statements on Postgres take their rows as one JSON parameter
+/// (`json_to_recordset($1::json)`) instead of a list of values: the text is
+/// the same for any batch size, so each connection prepares it once (a
+/// text per size kept Postgres parsing and planning, and churned its
+/// prepared-statement cache), and nothing builds an expression tree per row
+/// on this side. Other backends keep the query builder.
+fn uses_json_batches<C: ConnectionTrait>(db: &C) -> bool {
+    db.get_database_backend() == DatabaseBackend::Postgres
+}
+
+fn json_batch(sql: &str, rows: &impl serde::Serialize) -> Result<Statement, DbErr> {
+    let json = serde_json::to_string(rows).map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        sql,
+        [json.into()],
+    ))
+}
+
+/// A timestamp as Postgres reads it from JSON, cut to whole microseconds as
+/// the driver cuts a bound value, so a row stores the same instant either way.
+mod pg_time {
+    use chrono::{DateTime, Utc};
+    use serde::Serializer;
+
+    const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+    pub fn at<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&t.format(FORMAT))
+    }
+
+    pub fn opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => at(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use chrono::TimeZone;
+
+        #[test]
+        fn cuts_to_microseconds_like_the_driver() {
+            let t = chrono::Utc
+                .timestamp_opt(1_795_000_000, 123_456_789)
+                .unwrap();
+            let json = serde_json::to_string(&Wrap(t)).unwrap();
+            assert_eq!(json, "\"2026-11-18T11:06:40.123456Z\"");
+        }
+
+        #[derive(serde::Serialize)]
+        struct Wrap(#[serde(serialize_with = "super::at")] chrono::DateTime<chrono::Utc>);
+    }
+}

@@ -7,7 +7,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::parse;
+use super::{json_batch, parse, pg_time, uses_json_batches};
 use crate::auth::Role;
 use crate::domain::{ChatSession, EndReason, Party, SessionStatus};
 
@@ -252,6 +252,20 @@ pub async fn lock_many<C: ConnectionTrait>(
     txn: &C,
     ids: &[Uuid],
 ) -> Result<Vec<ChatSession>, DbErr> {
+    if uses_json_batches(txn) {
+        let statement = json_batch(
+            "SELECT * FROM chat_sessions WHERE id IN \
+               (SELECT value::uuid FROM json_array_elements_text($1::json)) \
+             ORDER BY id FOR UPDATE",
+            &ids,
+        )?;
+        return all_to_domain(
+            chat_session::Entity::find()
+                .from_raw_sql(statement)
+                .all(txn)
+                .await?,
+        );
+    }
     all_to_domain(
         chat_session::Entity::find()
             .filter(Column::Id.is_in(ids.iter().copied()))
@@ -277,6 +291,33 @@ pub async fn set_seqs<C: ConnectionTrait>(txn: &C, advances: &[SeqAdvance]) -> R
     let Some((first, rest)) = advances.split_first() else {
         return Ok(());
     };
+    if uses_json_batches(txn) {
+        #[derive(serde::Serialize)]
+        struct Row {
+            id: Uuid,
+            last_seq: i32,
+            #[serde(serialize_with = "pg_time::opt")]
+            customer_seen: Option<DateTime<Utc>>,
+        }
+        let rows: Vec<Row> = advances
+            .iter()
+            .map(|a| Row {
+                id: a.id,
+                last_seq: a.last_seq,
+                customer_seen: a.customer_seen,
+            })
+            .collect();
+        let statement = json_batch(
+            "UPDATE chat_sessions s SET last_seq = v.last_seq, \
+               customer_seen_at = COALESCE(v.customer_seen, s.customer_seen_at) \
+             FROM json_to_recordset($1::json) \
+               AS v(id uuid, last_seq int, customer_seen timestamptz) \
+             WHERE s.id = v.id",
+            &rows,
+        )?;
+        txn.execute(statement).await?;
+        return Ok(());
+    }
     let mut seqs = Expr::case(Column::Id.eq(first.id), first.last_seq);
     for a in rest {
         seqs = seqs.case(Column::Id.eq(a.id), a.last_seq);
@@ -467,6 +508,9 @@ pub async fn advance_delivered<C: ConnectionTrait>(
     if marks.is_empty() {
         return Ok(Vec::new());
     }
+    if uses_json_batches(db) {
+        return advance_delivered_json(db, marks).await;
+    }
     let moves = |m: &DeliveredMark| {
         let col = match m.party {
             Party::Customer => Column::CustomerDeliveredSeq,
@@ -516,6 +560,61 @@ pub async fn advance_delivered<C: ConnectionTrait>(
     update.exec(db).await?;
     let ids: Vec<Uuid> = marks.iter().map(|m| m.session_id).collect();
     find_many(db, &ids).await
+}
+
+/// [`advance_delivered`] on Postgres: both sides' marks of a session on one
+/// row; the rows locked in id order by the subquery, as in the builder's
+/// version.
+async fn advance_delivered_json<C: ConnectionTrait>(
+    db: &C,
+    marks: &[DeliveredMark],
+) -> Result<Vec<ChatSession>, DbErr> {
+    #[derive(serde::Serialize)]
+    struct Row {
+        id: Uuid,
+        customer: Option<i32>,
+        agent: Option<i32>,
+    }
+    let mut rows: Vec<Row> = Vec::with_capacity(marks.len());
+    let mut row_of: std::collections::HashMap<Uuid, usize> = Default::default();
+    for m in marks {
+        let at = *row_of.entry(m.session_id).or_insert_with(|| {
+            rows.push(Row {
+                id: m.session_id,
+                customer: None,
+                agent: None,
+            });
+            rows.len() - 1
+        });
+        let side = match m.party {
+            Party::Customer => &mut rows[at].customer,
+            Party::Agent => &mut rows[at].agent,
+        };
+        *side = Some(side.map_or(m.seq, |seq| seq.max(m.seq)));
+    }
+    let statement = json_batch(
+        "WITH marks AS (SELECT * FROM json_to_recordset($1::json) \
+           AS m(id uuid, customer int, agent int)) \
+         UPDATE chat_sessions s SET \
+           customer_delivered_seq = CASE WHEN m.customer > s.customer_delivered_seq \
+             AND m.customer <= s.last_seq THEN m.customer ELSE s.customer_delivered_seq END, \
+           agent_delivered_seq = CASE WHEN m.agent > s.agent_delivered_seq \
+             AND m.agent <= s.last_seq THEN m.agent ELSE s.agent_delivered_seq END \
+         FROM marks m \
+         WHERE s.id = m.id \
+           AND s.id IN (SELECT id FROM chat_sessions WHERE id IN (SELECT id FROM marks) \
+             ORDER BY id FOR UPDATE) \
+           AND ((m.customer > s.customer_delivered_seq AND m.customer <= s.last_seq) \
+             OR (m.agent > s.agent_delivered_seq AND m.agent <= s.last_seq)) \
+         RETURNING s.*",
+        &rows,
+    )?;
+    all_to_domain(
+        chat_session::Entity::find()
+            .from_raw_sql(statement)
+            .all(db)
+            .await?,
+    )
 }
 
 /// WAITING and OFFERED sessions in queue order: by when they entered the
