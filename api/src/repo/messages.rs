@@ -26,6 +26,16 @@ fn all_to_domain(rows: Vec<message::Model>) -> Result<Vec<Message>, DbErr> {
     rows.into_iter().map(to_domain).collect()
 }
 
+/// [`find_by_client_ids`] on Postgres. One index lookup per key, however
+/// small the table: Postgres guesses 100 rows for any json_to_recordset,
+/// and while messages is small (a new deployment) a plain join would read
+/// all of it, inside the send transaction, while it holds session locks.
+pub const EARLIER_SENDS_SQL: &str = "SELECT m.* FROM json_to_recordset($1::json) \
+    AS k(session_id uuid, sender_id text, client_message_id text) \
+    CROSS JOIN LATERAL (SELECT * FROM messages \
+      WHERE session_id = k.session_id AND sender_id = k.sender_id \
+        AND client_message_id = k.client_message_id LIMIT 1) m";
+
 /// Which of `keys` (session, sender, clientMessageId) were sent before:
 /// one lookup for a batch of sends.
 pub async fn find_by_client_ids<C: ConnectionTrait>(
@@ -50,14 +60,7 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
                 client_message_id,
             })
             .collect();
-        let statement = json_batch(
-            "SELECT m.* FROM messages m \
-             JOIN json_to_recordset($1::json) \
-               AS k(session_id uuid, sender_id text, client_message_id text) \
-             ON m.session_id = k.session_id AND m.sender_id = k.sender_id \
-               AND m.client_message_id = k.client_message_id",
-            &keys,
-        )?;
+        let statement = json_batch(EARLIER_SENDS_SQL, &keys)?;
         return all_to_domain(
             message::Entity::find()
                 .from_raw_sql(statement)
