@@ -226,8 +226,7 @@ where
                         if frames.is_empty() {
                             continue;
                         }
-                        self.metrics.websocket_frames.fetch_add(frames.len() as u64, Ordering::Relaxed);
-                        self.metrics.websocket_writes.fetch_add(1, Ordering::Relaxed);
+                        let sent = frames.len() as u64;
                         if let Err(stalled) = send_all(&mut self.sink, frames, self.settings.send_timeout).await {
                             if stalled {
                                 self.metrics.slow_consumer_disconnects.fetch_add(1, Ordering::Relaxed);
@@ -236,6 +235,8 @@ where
                             }
                             break None;
                         }
+                        self.metrics.websocket_frames.fetch_add(sent, Ordering::Relaxed);
+                        self.metrics.websocket_writes.fetch_add(1, Ordering::Relaxed);
                     }
                     _ = &mut deadline, if awaiting_init || token_expiry_armed => {
                         if token_expiry_armed {
@@ -337,11 +338,7 @@ async fn send<S>(sink: &mut S, message: Message, limit: Duration) -> Result<(), 
 where
     S: futures_util::Sink<Message> + Unpin,
 {
-    match tokio::time::timeout(limit, sink.send(message)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(false),
-        Err(_) => Err(true),
-    }
+    within(limit, sink.send(message)).await
 }
 
 /// The engine's next text frame if it has one ready now. A close or the
@@ -361,19 +358,23 @@ where
     }
 }
 
-/// Sends `frames` in order with one flush, all within `limit`; errors as
-/// [`send`].
+/// Sends `frames` in order with one flush; errors as [`send`]. Each step
+/// (a frame handed to the socket, which writes when its buffer fills, and
+/// the flush) gets `limit`: a peer that stopped reading is caught as soon
+/// as one step stalls, and one that reads slowly has as long per frame as
+/// when frames went one by one.
 async fn send_all<S>(sink: &mut S, frames: Vec<Message>, limit: Duration) -> Result<(), bool>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
-    let write = async {
-        for frame in frames {
-            sink.feed(frame).await?;
-        }
-        sink.flush().await
-    };
-    match tokio::time::timeout(limit, write).await {
+    for frame in frames {
+        within(limit, sink.feed(frame)).await?;
+    }
+    within(limit, sink.flush()).await
+}
+
+async fn within<E>(limit: Duration, step: impl Future<Output = Result<(), E>>) -> Result<(), bool> {
+    match tokio::time::timeout(limit, step).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(false),
         Err(_) => Err(true),

@@ -564,7 +564,8 @@ pub async fn advance_delivered<C: ConnectionTrait>(
 
 /// [`advance_delivered`] on Postgres: both sides' marks of a session on one
 /// row; the rows locked in id order by the subquery, as in the builder's
-/// version.
+/// version. Of several marks for one side (callers pass one) the furthest
+/// counts: if it is past the newest message that side does not move.
 async fn advance_delivered_json<C: ConnectionTrait>(
     db: &C,
     marks: &[DeliveredMark],
