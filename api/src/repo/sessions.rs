@@ -277,10 +277,13 @@ pub async fn lock_many<C: ConnectionTrait>(
 }
 
 /// Where a session's seq counter stands after a batch of sends, and when
-/// its customer (if they sent in the batch) was last seen.
+/// its customer (if they sent in the batch) was last seen. Serialized as a
+/// row of [`set_seqs`]'s JSON parameter.
+#[derive(serde::Serialize)]
 pub struct SeqAdvance {
     pub id: Uuid,
     pub last_seq: i32,
+    #[serde(serialize_with = "pg_time::opt")]
     pub customer_seen: Option<DateTime<Utc>>,
 }
 
@@ -292,28 +295,13 @@ pub async fn set_seqs<C: ConnectionTrait>(txn: &C, advances: &[SeqAdvance]) -> R
         return Ok(());
     };
     if uses_json_batches(txn) {
-        #[derive(serde::Serialize)]
-        struct Row {
-            id: Uuid,
-            last_seq: i32,
-            #[serde(serialize_with = "pg_time::opt")]
-            customer_seen: Option<DateTime<Utc>>,
-        }
-        let rows: Vec<Row> = advances
-            .iter()
-            .map(|a| Row {
-                id: a.id,
-                last_seq: a.last_seq,
-                customer_seen: a.customer_seen,
-            })
-            .collect();
         let statement = json_batch(
             "UPDATE chat_sessions s SET last_seq = v.last_seq, \
                customer_seen_at = COALESCE(v.customer_seen, s.customer_seen_at) \
              FROM json_to_recordset($1::json) \
                AS v(id uuid, last_seq int, customer_seen timestamptz) \
              WHERE s.id = v.id",
-            &rows,
+            &advances,
         )?;
         txn.execute(statement).await?;
         return Ok(());
