@@ -47,6 +47,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
         Command::Migrate => {
             let settings = Settings::from_env()?;
             telemetry::init(settings.log_json);
+            let _data_dir = startup::DataDirLock::claim(&settings)?;
             let db = startup::connect(&settings).await?;
             startup::migrate(&db).await?;
             tracing::info!("migrations applied");
@@ -57,8 +58,22 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             for line in settings.banner() {
                 tracing::info!("config {line}");
             }
+            if settings.jwt_secret_generated {
+                tracing::info!(
+                    "generated a new token-signing secret in {}; `switchboard token` run from \
+                     this folder signs with it",
+                    settings.data_dir.display()
+                );
+            }
+            switchboard::http::serve::raise_descriptor_limit();
+            let public_url = settings.public_url.clone();
             let app = Application::build(settings).await?;
-            tracing::info!("listening on http://{}", app.local_addr()?);
+            let local = format!("http://{}", app.local_addr()?);
+            tracing::info!(
+                "GraphiQL: {}/ (add ?token=<a token from `switchboard token`>)",
+                public_url.as_deref().unwrap_or(&local)
+            );
+            tracing::info!("listening on {local}");
             app.run_until_stopped().await?;
         }
     }

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -18,6 +17,7 @@ use crate::auth::JwtKeys;
 use crate::config::{EventBusKind, Settings};
 use crate::events::{nats, EventBus, Relay, RelayError};
 use crate::graphql;
+use crate::http::serve::{serve, ConnectionLimits};
 use crate::http::{router, AppState};
 use crate::matching::RoutingMode;
 use crate::repo;
@@ -35,6 +35,58 @@ pub enum StartupError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    DataDir(String),
+}
+
+/// The embedded database's folder, held by this process alone.
+///
+/// Two processes on one SQLite file would each believe their in-process
+/// event bus reaches every subscriber, and miss each other's events. The
+/// lock is an OS file lock: it goes with the process, however it ends.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Makes the data folder (0700) and the database file (0600) if
+    /// missing, and takes the folder's lock; `None` on Postgres, where
+    /// many processes are the point.
+    pub fn claim(settings: &Settings) -> Result<Option<DataDirLock>, StartupError> {
+        if !settings.database_url.starts_with("sqlite:") {
+            return Ok(None);
+        }
+        let dir = &settings.data_dir;
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            StartupError::DataDir(format!("data folder {}: {what}: {e}", dir.display()))
+        };
+        crate::config::ensure_private_dir(dir).map_err(|e| fail("cannot create it", &e))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(dir.join(".lock"))
+            .map_err(|e| fail("cannot open its lock file", &e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StartupError::DataDir(format!(
+                    "another switchboard process is using the data folder {} \
+                     (its SQLite database serves one process); stop it, give this one \
+                     another DATA_DIR, or run several processes on Postgres (DATABASE_URL)",
+                    dir.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(fail("cannot lock it", &e)),
+        }
+        // SQLite makes its -wal and -shm files with the database's mode.
+        let database = dir.join(crate::config::SQLITE_FILE);
+        options
+            .open(&database)
+            .map_err(|e| fail("cannot create the database file", &e))?;
+        Ok(Some(DataDirLock { _file: file }))
+    }
 }
 
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
@@ -74,6 +126,8 @@ pub struct Application {
     service: ChatService,
     shutdown: Shutdown,
     shutdown_grace: Duration,
+    connection_limits: ConnectionLimits,
+    _data_dir: Option<DataDirLock>,
 }
 
 impl Application {
@@ -83,6 +137,20 @@ impl Application {
 
     /// As [`Self::build`], with time read from `clock`.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
+        let data_dir = DataDirLock::claim(&settings)?;
+        let listener = TcpListener::bind(&settings.listen_addr)
+            .await
+            .map_err(|source| StartupError::Listen {
+                addr: settings.listen_addr.clone(),
+                source,
+            })?;
+        let mut limits = settings.limits.clone();
+        if settings.public_url.is_none() {
+            // Port 0 is only known once bound.
+            if let Ok(bound) = listener.local_addr() {
+                limits.own_origins = crate::config::own_origins(None, &bound.to_string());
+            }
+        }
         let db = connect(&settings).await?;
         migrate(&db).await?;
         let policy = Policy {
@@ -116,26 +184,27 @@ impl Application {
         let bus = relay.start(EventBus::in_process()).await?;
         let service = ChatService::new(db, bus, policy, clock);
         let shutdown = Shutdown::default();
+        let connection_limits = ConnectionLimits {
+            header_timeout: Duration::from_secs(limits.http_header_timeout_secs),
+            max_per_address: limits.ip_max_connections,
+            trusted_proxies: limits.trusted_proxies.clone(),
+        };
         let state = AppState {
-            gateway: graphql::gateway(service.clone(), &settings.limits),
+            gateway: graphql::gateway(service.clone(), &limits),
             service: service.clone(),
-            keys: JwtKeys::new(&settings.jwt_secret),
-            limits: settings.limits.clone(),
+            keys: JwtKeys::new(&settings.jwt_secret).with_max_ttl(settings.max_token_ttl_secs),
+            limits,
             shutdown: shutdown.clone(),
             connections: Default::default(),
         };
-        let listener = TcpListener::bind(&settings.listen_addr)
-            .await
-            .map_err(|source| StartupError::Listen {
-                addr: settings.listen_addr.clone(),
-                source,
-            })?;
         Ok(Application {
             listener,
             router: router(state),
             service,
             shutdown,
             shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
+            connection_limits,
+            _data_dir: data_dir,
         })
     }
 
@@ -161,23 +230,15 @@ impl Application {
         let retention = tokio::spawn(retention_loop(self.service.clone()));
         let presence = tokio::spawn(presence_loop(self.service.clone()));
         let sockets = self.shutdown.clone();
-        // Nagle's algorithm held back the last small frame of a burst until
-        // the client's delayed ACK: a resuming client waited ~40 ms for its
-        // CaughtUp however little it had missed.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let served = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+        let served = serve(
+            self.listener,
+            self.router,
+            self.connection_limits,
+            async move {
+                stop.await;
+                sockets.begin();
+            },
         )
-        .with_graceful_shutdown(async move {
-            stop.await;
-            sockets.begin();
-        })
         .await;
         let still_open = self.shutdown.drained(self.shutdown_grace).await;
         if still_open > 0 {

@@ -5,6 +5,8 @@ mod helpers;
 
 mod auth;
 mod concurrency;
+mod graphiql;
+mod hardening;
 mod lifecycle;
 mod limits;
 mod meta;

@@ -15,9 +15,17 @@ pub struct Claims {
     pub exp: i64,
     #[serde(default)]
     pub iat: i64,
+    /// Not valid before (Unix seconds), if the issuer says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 const MAX_SUB_LEN: usize = 200;
+/// The longest lifetime a token may claim unless configured
+/// (MAX_TOKEN_TTL_SECS): a week.
+pub const DEFAULT_MAX_TTL_SECS: i64 = 7 * 24 * 3600;
+/// Slack for clock skew between the issuer and this server.
+const LEEWAY_SECS: i64 = 5;
 
 /// Signs and verifies HS256 tokens. The algorithm is pinned: a token whose
 /// header names any other algorithm, `none` included, is refused.
@@ -26,6 +34,7 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    max_ttl_secs: i64,
 }
 
 impl JwtKeys {
@@ -33,13 +42,22 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_exp = true;
-        // A little slack for clock skew between the issuer and this server.
-        validation.leeway = 5;
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS as u64;
         JwtKeys {
             encoding: EncodingKey::from_secret(secret.expose()),
             decoding: DecodingKey::from_secret(secret.expose()),
             validation,
+            max_ttl_secs: DEFAULT_MAX_TTL_SECS,
         }
+    }
+
+    /// Refuses tokens that claim to live longer than `secs` (exp − iat, or
+    /// exp − now for tokens without iat): a stolen long-lived token is a
+    /// standing key.
+    pub fn with_max_ttl(mut self, secs: i64) -> Self {
+        self.max_ttl_secs = secs;
+        self
     }
 
     pub fn issue(
@@ -56,14 +74,17 @@ impl JwtKeys {
             name: name.map(str::to_owned),
             exp: now + ttl_secs,
             iat: now,
+            nbf: None,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
     pub fn verify(&self, token: &str) -> Result<Viewer, String> {
+        refuse_critical_headers(token)?;
         let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
             match e.kind() {
                 ErrorKind::ExpiredSignature => "token expired",
+                ErrorKind::ImmatureSignature => "token is not valid yet (nbf)",
                 ErrorKind::InvalidSignature => "token signature is invalid",
                 ErrorKind::InvalidAlgorithm => "token algorithm is not accepted",
                 ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (sub, exp)",
@@ -72,11 +93,30 @@ impl JwtKeys {
             .to_owned()
         })?;
         let claims = data.claims;
+        let issued = if claims.iat > 0 {
+            claims.iat
+        } else {
+            chrono::Utc::now().timestamp()
+        };
+        if claims.exp.saturating_sub(issued) > self.max_ttl_secs + LEEWAY_SECS {
+            return Err(format!(
+                "token lives longer than {} seconds (MAX_TOKEN_TTL_SECS)",
+                self.max_ttl_secs
+            ));
+        }
         let role = Role::from_claim(&claims.role)
             .ok_or_else(|| "token role must be customer, agent or admin".to_owned())?;
         let sub = claims.sub.trim();
         if sub.is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
             return Err(format!("token sub must be 1 to {MAX_SUB_LEN} characters"));
+        }
+        if claims
+            .name
+            .as_deref()
+            .is_some_and(crate::domain::has_bidi_controls)
+        {
+            // A name shown to the other side must read as it displays.
+            return Err("token name must not contain bidirectional override characters".into());
         }
         // The name is only a label, so control characters (NUL, which
         // Postgres cannot store, among them) are dropped rather than the token.
@@ -110,6 +150,26 @@ impl JwtKeys {
             },
         }
     }
+}
+
+/// RFC 7515 §4.1.11: a recipient must refuse a token whose `crit` header
+/// names extensions it does not understand, and this server understands
+/// none. jsonwebtoken ignores unknown headers, so the header is read here.
+fn refuse_critical_headers(token: &str) -> Result<(), String> {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    let malformed = || "token is malformed".to_owned();
+    let header = token.split('.').next().ok_or_else(malformed)?;
+    if header.len() > 4096 {
+        return Err(malformed());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(header).map_err(|_| malformed())?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| malformed())?;
+    if header.get("crit").is_some() {
+        return Err(
+            "token header names critical extensions (crit), which are not supported".into(),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -180,11 +240,69 @@ mod tests {
                 name: None,
                 exp: chrono::Utc::now().timestamp() + 60,
                 iat: 0,
+                nbf: None,
             },
             &EncodingKey::from_secret(secret.expose()),
         )
         .unwrap();
         assert!(k.verify(&t).is_err());
+    }
+
+    fn signed(header: serde_json::Value, claims: serde_json::Value) -> String {
+        use jsonwebtoken::crypto::sign;
+        let header = URL_SAFE_NO_PAD.encode(header.to_string());
+        let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let message = format!("{header}.{claims}");
+        let key = EncodingKey::from_secret(b"test-secret-of-enough-length");
+        let signature = sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{message}.{signature}")
+    }
+
+    #[test]
+    fn not_before_lifetime_and_critical_headers_are_checked() {
+        let k = keys().with_max_ttl(3600);
+        let now = chrono::Utc::now().timestamp();
+        let header = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+        let claims = |extra: serde_json::Value| {
+            let mut c =
+                serde_json::json!({"sub": "c", "role": "customer", "iat": now, "exp": now + 600});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            c
+        };
+        assert!(k
+            .verify(&signed(header.clone(), claims(serde_json::json!({}))))
+            .is_ok());
+        assert_eq!(
+            k.verify(&signed(
+                header.clone(),
+                claims(serde_json::json!({"nbf": now + 300}))
+            ))
+            .unwrap_err(),
+            "token is not valid yet (nbf)"
+        );
+        assert!(k
+            .verify(&signed(
+                header.clone(),
+                claims(serde_json::json!({"nbf": now - 10}))
+            ))
+            .is_ok());
+        let too_long = claims(serde_json::json!({"exp": now + 7200}));
+        assert!(k
+            .verify(&signed(header.clone(), too_long))
+            .unwrap_err()
+            .contains("MAX_TOKEN_TTL_SECS"));
+        let no_iat = serde_json::json!({"sub": "c", "role": "customer", "exp": now + 7200});
+        assert!(
+            k.verify(&signed(header.clone(), no_iat)).is_err(),
+            "no iat: counted from now"
+        );
+        let critical = serde_json::json!({"alg": "HS256", "typ": "JWT", "crit": ["exp"], "exp": 1});
+        assert!(k
+            .verify(&signed(critical, claims(serde_json::json!({}))))
+            .unwrap_err()
+            .contains("crit"));
     }
 
     #[test]

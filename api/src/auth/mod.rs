@@ -45,6 +45,14 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// Who this is, as one key: the role and the `sub`. Two tokens with one
+    /// `sub` and different roles are two people (a shop's customer ids and
+    /// its staff ids are separate namespaces), so no limit, presence or
+    /// lookup keys by the `sub` alone.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.role.as_claim(), self.id)
+    }
+
     pub fn require_agent(&self) -> Result<&str, AppError> {
         match self.role {
             Role::Agent => Ok(&self.id),

@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{named_enum, Party};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SenderRole {
     Customer,
     Agent,
@@ -81,12 +81,58 @@ pub fn validate_id(id: &str) -> Result<&str, String> {
     Ok(id)
 }
 
+/// Bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069): they make text display in another order than it reads
+/// ("Trojan Source"), so a link or an amount can show as something else.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+pub fn has_bidi_controls(s: &str) -> bool {
+    s.chars().any(is_bidi_control)
+}
+
+/// Characters that show nothing: zero-width spaces and joiners, the byte
+/// order mark, word joiners, fillers, variation selectors and tags. Text of
+/// only these (and spaces) looks empty to whoever reads it.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{206A}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{E0000}'..='\u{E007F}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
+}
+
+/// Nothing a reader would see.
+pub fn looks_blank(s: &str) -> bool {
+    s.chars().all(is_invisible)
+}
+
 pub fn validate_body(body: &str, max_chars: usize) -> Result<&str, String> {
     if has_forbidden_chars(body) {
         return Err("message body must not contain control characters".into());
     }
+    if has_bidi_controls(body) {
+        return Err("message body must not contain bidirectional override characters".into());
+    }
     let body = body.trim();
-    if body.is_empty() {
+    if looks_blank(body) {
         return Err("message body must not be empty".into());
     }
     let chars = body.chars().count();
@@ -117,11 +163,14 @@ pub const MAX_SUBJECT_CHARS: usize = 200;
 
 /// A blank subject is no subject.
 pub fn validate_subject(subject: Option<&str>) -> Result<Option<String>, String> {
-    let Some(s) = subject.map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(s) = subject.map(str::trim).filter(|s| !looks_blank(s)) else {
         return Ok(None);
     };
     if s.chars().any(char::is_control) {
         return Err("subject must not contain control characters".into());
+    }
+    if has_bidi_controls(s) {
+        return Err("subject must not contain bidirectional override characters".into());
     }
     if s.chars().count() > MAX_SUBJECT_CHARS {
         return Err(format!(
@@ -167,6 +216,38 @@ mod tests {
         assert!(validate_id("ann\u{0}").is_err());
         assert!(validate_id("").is_err());
         assert_eq!(validate_id("ann"), Ok("ann"));
+    }
+
+    #[test]
+    fn invisible_text_is_empty_and_bidi_overrides_are_refused() {
+        for invisible in [
+            "\u{200B}",
+            "\u{200B}\u{200D}\u{FEFF}",
+            " \u{2060} \u{00AD}",
+            "\u{E0041}",
+        ] {
+            assert_eq!(
+                validate_body(invisible, 10),
+                Err("message body must not be empty".into()),
+                "{invisible:?}"
+            );
+            assert_eq!(validate_subject(Some(invisible)), Ok(None));
+        }
+        // Joiners inside real text are text: emoji sequences use them.
+        assert!(validate_body("👩\u{200D}💻 ok", 10).is_ok());
+        for bidi in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}'] {
+            let text = format!("pay {bidi}0001$");
+            assert!(validate_body(&text, 100)
+                .unwrap_err()
+                .contains("bidirectional"));
+            assert!(validate_subject(Some(&text))
+                .unwrap_err()
+                .contains("bidirectional"));
+        }
+        assert!(
+            validate_body("שלום, hello", 100).is_ok(),
+            "right-to-left text itself is fine"
+        );
     }
 
     #[test]

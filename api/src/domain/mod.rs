@@ -8,8 +8,8 @@ mod session;
 
 pub use agent::{Agent, AgentStatus};
 pub use message::{
-    message_status, validate_body, validate_client_message_id, validate_id, validate_subject,
-    Message, MessageStatus, MessageView, SenderRole,
+    has_bidi_controls, message_status, validate_body, validate_client_message_id, validate_id,
+    validate_subject, Message, MessageStatus, MessageView, SenderRole,
 };
 pub use session::{ChatSession, EndReason, Party, SessionStatus};
 

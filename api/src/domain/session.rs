@@ -88,6 +88,16 @@ impl ChatSession {
         }
     }
 
+    /// Which side's read cursor the caller moves, if any: the customer, or
+    /// the agent once they accepted. An agent only offered the session has
+    /// not joined it, and may pass it on.
+    pub fn reader_of(&self, role: Role, id: &str) -> Option<Party> {
+        match self.party_of(role, id) {
+            Some(Party::Agent) if self.status == SessionStatus::Offered => None,
+            party => party,
+        }
+    }
+
     /// (delivered, read) cursors of one side.
     pub fn cursors(&self, party: Party) -> (i32, i32) {
         match party {

@@ -4,6 +4,7 @@
 
 mod compact;
 mod context;
+mod cost;
 mod documents;
 mod gateway;
 pub use context::SubscriptionBudget;
@@ -30,10 +31,10 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 /// [`Gateway`]): requests reach it through the gateway, which checks
 /// aliases and codes every error.
 fn build_schema(service: ChatService, limits: &Limits) -> AppSchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot)
-        .limit_depth(limits.max_query_depth)
-        .limit_complexity(limits.max_query_complexity)
-        .limit_directives(8);
+    // Depth and complexity are the gateway's (cost.rs): async-graphql's own
+    // limits walk every fragment again at each spread.
+    let mut builder =
+        Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot).limit_directives(8);
     if !limits.introspection {
         // Suggestions ("did you mean …") would leak the schema anyway.
         builder = builder.disable_introspection().disable_suggestions();
@@ -43,7 +44,7 @@ fn build_schema(service: ChatService, limits: &Limits) -> AppSchema {
 
 /// The executor the transports serve: the schema behind the request checks.
 pub fn gateway(service: ChatService, limits: &Limits) -> Gateway {
-    Gateway::new(build_schema(service, limits), limits.max_aliases)
+    Gateway::new(build_schema(service, limits), limits)
 }
 
 /// The SDL clients see; `schema.graphql` holds a copy kept equal by a test.

@@ -42,9 +42,17 @@ impl SubscriptionRoot {
     ) -> async_graphql::Result<impl Stream<Item = QueueChanged>> {
         let (viewer, svc) = caller_and_service(ctx)?;
         viewer.require_staff().gql()?;
+        let slot = take_subscription_slot(ctx)?;
+        let subscribed = (GaugeGuard::new(svc.metrics(), |m| &m.subscriptions), slot);
         // A watcher that lags skips what it missed; the next event carries fresh stats.
-        Ok(BroadcastStream::new(svc.bus().subscribe_queue())
-            .filter_map(|e| async move { e.ok().map(Into::into) }))
+        Ok(
+            BroadcastStream::new(svc.bus().subscribe_queue()).filter_map(move |e| {
+                // The slot and the gauge are released when the stream drops.
+                let _subscribed = &subscribed;
+                let event = e.ok().map(Into::into);
+                async move { event }
+            }),
+        )
     }
 
     /// Agent: offers, assignments and status changes of the caller.

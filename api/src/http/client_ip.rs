@@ -10,6 +10,8 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::config::IpNet;
+
 /// The client's address: the peer's, or, behind trusted proxies, the one
 /// they recorded. Put in every request's extensions and GraphQL data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -17,30 +19,63 @@ pub struct ClientIp(pub IpAddr);
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// The client address given the peer and the number of proxies in front of
-/// the server that append to X-Forwarded-For. Entries left of those the
-/// trusted proxies wrote are the client's to forge, so they are not used.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_hops: usize) -> IpAddr {
-    if trusted_hops == 0 {
-        return peer;
+/// Which proxies' X-Forwarded-For the server believes.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyTrust {
+    /// Proxies named by address or range: only a peer among them is
+    /// believed, so a client that reaches the server directly cannot
+    /// forge its address.
+    pub proxies: Vec<IpNet>,
+    /// Without named proxies: how many proxies append to the header.
+    pub hops: usize,
+}
+
+impl ProxyTrust {
+    /// The client address given the peer. Entries left of those the
+    /// trusted proxies wrote are the client's to forge, so they are not used.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if self.proxies.is_empty() && self.hops == 0 {
+            return peer;
+        }
+        let entries: Vec<&str> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        if self.proxies.is_empty() {
+            return entries
+                .len()
+                .checked_sub(self.hops)
+                .and_then(|i| entries[i].parse().ok())
+                .unwrap_or(peer);
+        }
+        let trusted = |ip: IpAddr| self.proxies.iter().any(|p| p.contains(ip));
+        if !trusted(peer) {
+            return peer;
+        }
+        // From the right: each trusted proxy wrote the address it got the
+        // request from; the first address no trusted proxy has is the client.
+        let mut client = peer;
+        for entry in entries.iter().rev() {
+            match entry.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
     }
-    let entries: Vec<&str> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    entries
-        .len()
-        .checked_sub(trusted_hops)
-        .and_then(|i| entries[i].parse().ok())
-        .unwrap_or(peer)
 }
 
 /// Middleware: records the [`ClientIp`] of every request.
 pub async fn record(
-    State(trusted_hops): State<usize>,
+    State(trust): State<Arc<ProxyTrust>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -51,7 +86,7 @@ pub async fn record(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let ip = client_ip(peer, request.headers(), trusted_hops);
+    let ip = trust.client_ip(peer, request.headers());
     request.extensions_mut().insert(ClientIp(ip));
     next.run(request).await
 }
@@ -110,6 +145,13 @@ mod tests {
 
     #[test]
     fn forwarded_addresses_are_trusted_only_as_far_as_configured() {
+        let client_ip = |peer, headers: &HeaderMap, hops| {
+            ProxyTrust {
+                proxies: vec![],
+                hops,
+            }
+            .client_ip(peer, headers)
+        };
         let peer: IpAddr = "10.0.0.9".parse().unwrap();
         let forged = headers(&["6.6.6.6, 203.0.113.7"]);
         assert_eq!(client_ip(peer, &forged, 0), peer, "no proxy: the peer");
@@ -128,6 +170,47 @@ mod tests {
             client_ip(peer, &headers(&["1.2.3.4"]), 2),
             peer,
             "too short"
+        );
+    }
+
+    #[test]
+    fn named_proxies_are_believed_and_no_one_else() {
+        let trust = ProxyTrust {
+            proxies: vec!["10.0.0.0/8".parse().unwrap(), "192.0.2.1".parse().unwrap()],
+            hops: 0,
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let forged = headers(&["6.6.6.6"]);
+        assert_eq!(
+            trust.client_ip(ip("203.0.113.9"), &forged),
+            ip("203.0.113.9"),
+            "a client that reaches the server directly cannot forge its address"
+        );
+        assert_eq!(
+            trust.client_ip(ip("10.1.2.3"), &headers(&["6.6.6.6, 203.0.113.7"])),
+            ip("203.0.113.7"),
+            "the proxy's entry, not the client's claim left of it"
+        );
+        assert_eq!(
+            trust.client_ip(
+                ip("10.1.2.3"),
+                &headers(&["6.6.6.6, 203.0.113.7, 192.0.2.1"])
+            ),
+            ip("203.0.113.7"),
+            "through two trusted proxies"
+        );
+        assert_eq!(
+            trust.client_ip(ip("::ffff:10.1.2.3"), &headers(&["203.0.113.7"])),
+            ip("203.0.113.7"),
+            "an IPv4-mapped peer"
+        );
+        assert_eq!(
+            trust.client_ip(ip("10.1.2.3"), &headers(&[])),
+            ip("10.1.2.3")
+        );
+        assert_eq!(
+            trust.client_ip(ip("10.1.2.3"), &headers(&["junk, 203.0.113.7"])),
+            ip("203.0.113.7")
         );
     }
 

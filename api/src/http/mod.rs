@@ -3,29 +3,29 @@
 //! health probes. Authentication is read here and checked in resolvers.
 
 pub mod client_ip;
+mod graphiql;
+mod graphql_http;
+pub mod serve;
 pub mod ws;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
-use async_graphql::{Data, Executor};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::Data;
 use std::time::Duration;
 
 use async_graphql::http::WebSocketProtocols;
-use async_graphql_axum::GraphQLResponse;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::Request;
-use axum::extract::{DefaultBodyLimit, Extension, Query, State, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Extension, State, WebSocketUpgrade};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, HOST, ORIGIN, VARY,
+    ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, ORIGIN, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -59,14 +59,22 @@ pub fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     let body_limit = state.limits.max_body_bytes;
     Router::new()
-        .route("/", get(graphiql))
-        .route("/graphql", get(graphql_ws).post(graphql_http))
+        .route("/", get(graphiql::page))
+        .route(
+            "/graphql",
+            get(graphql_get)
+                .post(graphql_http::post)
+                .fallback(graphql_http::other_method),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
-            state.limits.trusted_proxy_hops,
+            Arc::new(client_ip::ProxyTrust {
+                proxies: state.limits.trusted_proxies.clone(),
+                hops: state.limits.trusted_proxy_hops,
+            }),
             client_ip::record,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), guard_origin))
@@ -105,18 +113,14 @@ async fn with_request_id(request: Request, next: Next) -> Response {
 }
 
 /// Whether a browser page from `origin` may use the API: the server's own
-/// origin (the one the request was addressed to), or one configured in
+/// origin (from PUBLIC_URL or the listen address, never from the request's
+/// Host, which a DNS-rebinding page controls), or one configured in
 /// ALLOWED_ORIGINS. Requests without an Origin (not from a browser page)
 /// are not affected.
-pub fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+pub fn origin_allowed(origin: &str, own: &[String], allowed: &[String]) -> bool {
     let origin = origin.trim_end_matches('/');
-    let authority = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    if authority.is_some() && authority == host {
-        return true;
-    }
-    allowed.iter().any(|a| a == "*" || a == origin)
+    own.iter().any(|o| o.eq_ignore_ascii_case(origin))
+        || allowed.iter().any(|a| a == "*" || a == origin)
 }
 
 /// Refuses cross-origin use by pages not allowed (WebSocket handshakes
@@ -135,8 +139,8 @@ async fn guard_origin(
     else {
         return next.run(request).await;
     };
-    let host = request.headers().get(HOST).and_then(|h| h.to_str().ok());
-    if !origin_allowed(&origin, host, &state.limits.allowed_origins) {
+    let limits = &state.limits;
+    if !origin_allowed(&origin, &limits.own_origins, &limits.allowed_origins) {
         return refuse(
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
@@ -169,12 +173,23 @@ async fn guard_origin(
 }
 
 /// A GraphQL-shaped refusal, for requests that never reach the executor.
-fn refuse(status: StatusCode, code: ErrorCode, message: String) -> Response {
+pub(super) fn refuse(status: StatusCode, code: ErrorCode, message: String) -> Response {
     let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
     (status, axum::Json(body)).into_response()
 }
 
 impl AppState {
+    /// The caller named by an `Authorization` header, if any.
+    async fn caller_of(&self, headers: &HeaderMap) -> Caller {
+        match headers.get(AUTHORIZATION) {
+            None => Caller::Anonymous,
+            Some(value) => match value.to_str().ok().and_then(bearer_token) {
+                Some(token) => self.caller(Some(token)).await,
+                None => Caller::Rejected("Authorization header must be `Bearer <token>`".into()),
+            },
+        }
+    }
+
     /// Verifies the token and creates the agent on first sight.
     async fn caller(&self, token: Option<&str>) -> Caller {
         let caller = self.keys.caller(token);
@@ -188,65 +203,6 @@ impl AppState {
     }
 }
 
-/// POST /graphql. The body is read through axum's `Bytes` extractor, which
-/// honours the body limit (async-graphql's own extractor would read any size),
-/// and must be one JSON operation: batches are refused.
-async fn graphql_http(
-    State(state): State<Arc<AppState>>,
-    Extension(client): Extension<ClientIp>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::BadUserInput,
-                format!(
-                    "request body is larger than {} bytes",
-                    state.limits.max_body_bytes
-                ),
-            )
-        }
-        Err(rejection) => {
-            return refuse(
-                rejection.status(),
-                ErrorCode::BadUserInput,
-                rejection.body_text(),
-            )
-        }
-    };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            let message = if body.first() == Some(&b'[') {
-                "batched requests are not accepted; send one operation per request".to_owned()
-            } else {
-                format!("request body is not a GraphQL request: {e}")
-            };
-            return refuse(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
-        }
-    };
-    if let Some(name) = &request.operation_name {
-        tracing::Span::current().record("operation", name.as_str());
-    }
-    let caller = match headers.get(AUTHORIZATION) {
-        None => Caller::Anonymous,
-        Some(value) => match value.to_str().ok().and_then(bearer_token) {
-            Some(token) => state.caller(Some(token)).await,
-            None => Caller::Rejected("Authorization header must be `Bearer <token>`".into()),
-        },
-    };
-    GraphQLResponse::from(
-        state
-            .gateway
-            .execute(request.data(caller).data(client))
-            .await,
-    )
-    .into_response()
-}
-
 /// Reads the token from the connection_init payload:
 /// `{"authorization": "Bearer <token>"}` (a bare token is accepted too).
 fn token_from_init(payload: &serde_json::Value) -> Option<String> {
@@ -255,6 +211,22 @@ fn token_from_init(payload: &serde_json::Value) -> Option<String> {
         .or_else(|| payload.get("Authorization"))?
         .as_str()?;
     Some(bearer_token(value).unwrap_or(value).trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// GET /graphql: a WebSocket upgrade for subscriptions, else a query per
+/// the GraphQL-over-HTTP specification (urql, for one, sends its queries
+/// this way by default).
+async fn graphql_get(
+    state: State<Arc<AppState>>,
+    client: Extension<ClientIp>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    query: axum::extract::RawQuery,
+) -> Response {
+    match upgrade {
+        Ok(upgrade) => graphql_ws(state, client, headers, upgrade).await,
+        Err(_) => graphql_http::get(state, client, headers, query).await,
+    }
 }
 
 async fn graphql_ws(
@@ -350,30 +322,28 @@ fn ws_protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
         .find_map(|p| p.trim().parse().ok())
 }
 
-/// GraphiQL. `/?token=<jwt>` pre-fills the Authorization header and the
-/// WebSocket connection_init payload, so subscriptions work in the page.
-async fn graphiql(Query(params): Query<HashMap<String, String>>) -> Html<String> {
-    let token = params.get("token").filter(|t| {
-        t.len() < 4096
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    });
-    let bearer = token.map(|t| format!("Bearer {t}"));
-    let mut page = GraphiQLSource::build()
-        .endpoint("/graphql")
-        .subscription_endpoint("/graphql")
-        .title("Switchboard");
-    if let Some(b) = bearer.as_deref() {
-        page = page
-            .header("Authorization", b)
-            .ws_connection_param("authorization", b);
-    }
-    Html(page.finish())
-}
-
 /// Prometheus metrics. Serve this port's /metrics to your monitoring only
 /// (at the proxy): it tells queue sizes, though nothing about any chat.
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.limits.metrics_token {
+        let given = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token)
+            .unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
+            let mut response = refuse(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                "/metrics needs `Authorization: Bearer <METRICS_TOKEN>`".into(),
+            );
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
+    }
     match state.service.metrics_text().await {
         Ok(text) => ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(e) => {
@@ -381,6 +351,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable").into_response()
         }
     }
+}
+
+/// Equal without telling, through timing, how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -399,33 +374,31 @@ mod tests {
     #[test]
     fn origins() {
         let none: Vec<String> = vec![];
+        let own = vec![
+            "http://127.0.0.1:8080".to_owned(),
+            "http://localhost:8080".to_owned(),
+        ];
         assert!(
-            origin_allowed("http://127.0.0.1:8080", Some("127.0.0.1:8080"), &none),
+            origin_allowed("http://127.0.0.1:8080", &own, &none),
             "own origin"
         );
-        assert!(origin_allowed(
-            "https://chat.example.com",
-            Some("chat.example.com"),
-            &none
-        ));
-        assert!(!origin_allowed(
-            "https://evil.example",
-            Some("127.0.0.1:8080"),
-            &none
-        ));
-        assert!(!origin_allowed("null", Some("127.0.0.1:8080"), &none));
+        assert!(origin_allowed("http://LOCALHOST:8080/", &own, &none));
+        assert!(
+            !origin_allowed("http://evil.example", &own, &none),
+            "whatever Host the request names (DNS rebinding)"
+        );
+        assert!(!origin_allowed("null", &own, &none));
+        let public = vec!["https://chat.example.com".to_owned()];
+        assert!(origin_allowed("https://chat.example.com", &public, &none));
+        assert!(!origin_allowed("http://chat.example.com", &public, &none));
         let shop = vec!["https://shop.example.com".to_owned()];
-        assert!(origin_allowed(
-            "https://shop.example.com",
-            Some("api.example.com"),
-            &shop
-        ));
+        assert!(origin_allowed("https://shop.example.com", &public, &shop));
         assert!(!origin_allowed(
             "https://shop.example.com.evil",
-            Some("api.example.com"),
+            &public,
             &shop
         ));
-        assert!(origin_allowed("https://anything", None, &["*".to_owned()]));
+        assert!(origin_allowed("https://anything", &none, &["*".to_owned()]));
     }
 
     #[test]

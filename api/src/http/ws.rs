@@ -174,6 +174,7 @@ where
             ping.reset();
             let mut last_heard = Instant::now();
 
+            let mut closed_by_peer = false;
             let close: Option<Close> = loop {
                 let awaiting_init = !self.protocol.initialised;
                 tokio::select! {
@@ -186,7 +187,11 @@ where
                             Some(Err(e)) => {
                                 break too_big(e).then(|| Close::new(MESSAGE_TOO_BIG, "message too big"));
                             }
-                            None | Some(Ok(Message::Close(_))) => break None,
+                            None => break None,
+                            Some(Ok(Message::Close(_))) => {
+                                closed_by_peer = true;
+                                break None;
+                            }
                             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                             Some(Ok(Message::Text(text))) => Vec::from(text.as_bytes()),
                             Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
@@ -261,6 +266,11 @@ where
                 }));
                 // A peer that stopped reading will not get it; don't wait for it.
                 let _ = send(&mut self.sink, frame, CLOSE_TIMEOUT).await;
+            } else if closed_by_peer {
+                // The close handshake: tungstenite queued the echo of the
+                // peer's Close frame when it read it; closing the sink
+                // flushes it. Dropped unsent, the client saw 1006.
+                let _ = within(CLOSE_TIMEOUT, futures_util::SinkExt::close(&mut self.sink)).await;
             }
             // Ends the connection's life here. Without a use of the whole,
             // the block would capture only the fields it reads, and `_hold`

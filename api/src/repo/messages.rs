@@ -31,35 +31,34 @@ fn all_to_domain(rows: Vec<message::Model>) -> Result<Vec<Message>, DbErr> {
 /// and while messages is small (a new deployment) a plain join would read
 /// all of it, inside the send transaction, while it holds session locks.
 pub const EARLIER_SENDS_SQL: &str = "SELECT m.* FROM json_to_recordset($1::json) \
-    AS k(session_id uuid, sender_id text, client_message_id text) \
+    AS k(session_id uuid, sender_id text, client_message_id text, sender text) \
     CROSS JOIN LATERAL (SELECT * FROM messages \
       WHERE session_id = k.session_id AND sender_id = k.sender_id \
-        AND client_message_id = k.client_message_id LIMIT 1) m";
+        AND client_message_id = k.client_message_id AND sender = k.sender LIMIT 1) m";
 
-/// Which of `keys` (session, sender, clientMessageId) were sent before:
-/// one lookup for a batch of sends.
+/// One earlier send to look for: a sender is a role and an id.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct SendKey<'a> {
+    pub session_id: Uuid,
+    pub sender_id: &'a str,
+    pub client_message_id: &'a str,
+    #[serde(serialize_with = "sender_name")]
+    pub sender: SenderRole,
+}
+
+fn sender_name<S: serde::Serializer>(sender: &SenderRole, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(sender.as_str())
+}
+
+/// Which of `keys` were sent before: one lookup for a batch of sends.
 pub async fn find_by_client_ids<C: ConnectionTrait>(
     db: &C,
-    keys: &[(Uuid, &str, &str)],
+    keys: &[SendKey<'_>],
 ) -> Result<Vec<Message>, DbErr> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
     if uses_json_batches(db) {
-        #[derive(serde::Serialize)]
-        struct Key<'a> {
-            session_id: Uuid,
-            sender_id: &'a str,
-            client_message_id: &'a str,
-        }
-        let keys: Vec<Key> = keys
-            .iter()
-            .map(|&(session_id, sender_id, client_message_id)| Key {
-                session_id,
-                sender_id,
-                client_message_id,
-            })
-            .collect();
         let statement = json_batch(EARLIER_SENDS_SQL, &keys)?;
         return all_to_domain(
             message::Entity::find()
@@ -68,17 +67,15 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
                 .await?,
         );
     }
-    let any = keys.iter().fold(
-        Condition::any(),
-        |any, (session_id, sender_id, client_id)| {
-            any.add(
-                Condition::all()
-                    .add(Column::SessionId.eq(*session_id))
-                    .add(Column::SenderId.eq(*sender_id))
-                    .add(Column::ClientMessageId.eq(*client_id)),
-            )
-        },
-    );
+    let any = keys.iter().fold(Condition::any(), |any, key| {
+        any.add(
+            Condition::all()
+                .add(Column::SessionId.eq(key.session_id))
+                .add(Column::SenderId.eq(key.sender_id))
+                .add(Column::ClientMessageId.eq(key.client_message_id))
+                .add(Column::Sender.eq(key.sender.as_str())),
+        )
+    });
     all_to_domain(message::Entity::find().filter(any).all(db).await?)
 }
 

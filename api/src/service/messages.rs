@@ -42,10 +42,22 @@ fn writer_party(viewer: &Viewer, s: &ChatSession) -> AppResult<Party> {
     }
 }
 
+/// The role `viewer`'s messages are stored under. Only customers and
+/// agents write ([`writer_party`] refuses admins, whatever this says), so
+/// it follows from the role before the session is read.
+fn sender_role_of(viewer: &Viewer) -> SenderRole {
+    match viewer.role {
+        Role::Customer => SenderRole::Customer,
+        Role::Agent | Role::Admin => SenderRole::Agent,
+    }
+}
+
 /// The side `viewer` reads for in `s` (receipts), if they are a party to it.
 fn reader_party(viewer: &Viewer, s: &ChatSession) -> AppResult<Party> {
-    s.party_of(viewer.role, &viewer.id).ok_or_else(|| {
-        AppError::Forbidden("only the customer and the agent of a session have receipts".into())
+    s.reader_of(viewer.role, &viewer.id).ok_or_else(|| {
+        AppError::Forbidden(
+            "only the customer and the agent who accepted a session have receipts".into(),
+        )
     })
 }
 
@@ -66,7 +78,7 @@ impl ChatService {
             validate_client_message_id(client_message_id).map_err(AppError::BadUserInput)?;
         if !self
             .message_limiter
-            .try_take(&viewer.id, std::time::Instant::now())
+            .try_take(&viewer.key(), std::time::Instant::now())
         {
             return Err(AppError::RateLimited(format!(
                 "slow down: at most {} messages per second, bursts of {}",
@@ -100,23 +112,23 @@ impl ChatService {
             .into_iter()
             .map(|s| (s.id, s))
             .collect();
-        let keys: Vec<(Uuid, &str, &str)> = sends
+        let keys: Vec<messages::SendKey> = sends
             .iter()
-            .map(|s| {
-                (
-                    s.session_id,
-                    s.viewer.id.as_str(),
-                    s.client_message_id.as_str(),
-                )
+            .map(|s| messages::SendKey {
+                session_id: s.session_id,
+                sender_id: &s.viewer.id,
+                client_message_id: &s.client_message_id,
+                sender: sender_role_of(&s.viewer),
             })
             .collect();
-        let mut earlier: HashMap<(Uuid, String, String), Message> =
+        let mut earlier: HashMap<(Uuid, SenderRole, String, String), Message> =
             messages::find_by_client_ids(&txn, &keys)
                 .await?
                 .into_iter()
                 .filter_map(|m| {
                     let key = (
                         m.session_id,
+                        m.sender,
                         m.sender_id.clone()?,
                         m.client_message_id.clone()?,
                     );
@@ -136,6 +148,7 @@ impl ChatService {
             .map(|send| {
                 let key = (
                     send.session_id,
+                    sender_role_of(&send.viewer),
                     send.viewer.id.clone(),
                     send.client_message_id.clone(),
                 );
@@ -422,7 +435,7 @@ impl ChatService {
 
         let mut seen = session.clone();
         if let (Some(party), Some(newest)) =
-            (session.party_of(viewer.role, &viewer.id), rows.last())
+            (session.reader_of(viewer.role, &viewer.id), rows.last())
         {
             self.mark_delivered(session.id, party, newest.seq).await?;
             let cursor = match party {

@@ -1,0 +1,100 @@
+//! The binary on its embedded default (SQLite in DATA_DIR), as a newcomer
+//! runs it: what it makes on disk, what it says, and that a second process
+//! on the same folder is refused instead of silently missing events.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::start_server;
+
+fn temp_dir(label: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "switchboard-{label}-{}",
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn a_second_process_on_the_same_data_folder_is_refused() {
+    let dir = temp_dir("embedded");
+    let data_dir = dir.to_str().unwrap();
+    // DATABASE_URL empty: the embedded default, as on a fresh machine.
+    let env = [("DATA_DIR", data_dir), ("JWT_SECRET", "")];
+    let first = start_server("", &env);
+    assert!(
+        first
+            .startup_log
+            .iter()
+            .any(|l| l.contains("generated a new token-signing secret")),
+        "the server should say it generated a secret: {:#?}",
+        first.startup_log
+    );
+    let second = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env("DATABASE_URL", "")
+        .env("DATA_DIR", data_dir)
+        .env("JWT_SECRET", "")
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run a second server");
+    assert!(!second.status.success(), "a second process started");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another switchboard process is using the data folder"),
+        "{stderr}"
+    );
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&dir), 0o700, "data folder");
+        assert_eq!(mode(&dir.join("switchboard.db")), 0o600, "database");
+        assert_eq!(mode(&dir.join("jwt_secret")), 0o600, "secret");
+    }
+    drop(first);
+    // Once the first is gone, the folder is free again.
+    let again = start_server("", &env);
+    drop(again);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_start_log_says_where_graphiql_is() {
+    let dir = temp_dir("graphiql-log");
+    let server = start_server("", &[("DATA_DIR", dir.to_str().unwrap())]);
+    assert!(
+        server
+            .startup_log
+            .iter()
+            .any(|l| l.contains(&format!("GraphiQL: {}/", server.url))),
+        "{:#?}",
+        server.startup_log
+    );
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn token_with_a_configured_secret_makes_no_data_folder() {
+    let dir = temp_dir("token");
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["token", "--role", "agent", "--sub", "ann"])
+        .env("DATA_DIR", &dir)
+        .env("JWT_SECRET", "a-configured-secret-0123456789")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run switchboard token");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).split('.').count(),
+        3
+    );
+    assert!(!dir.exists(), "token made {}", dir.display());
+}
