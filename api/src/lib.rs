@@ -1,8 +1,12 @@
 //! Switchboard: a real-time customer-support chat server.
 //!
 //! How a request travels, outside in:
-//! - [`startup`] binds the listener and wires HTTP and WebSocket routes ([`http`]).
-//! - [`graphql`] is the transport: thin resolvers that read the caller
+//! - [`startup`] binds the listener; [`http`] accepts connections
+//!   (`http::serve`: header timeout, connections per address) and routes
+//!   HTTP (POST, GET queries) and WebSocket requests.
+//! - [`graphql`] is the transport: its gateway refuses what a document may
+//!   not ask for (aliases, cost counted through fragments and list pages,
+//!   answer size) before anything runs; thin resolvers read the caller
 //!   ([`auth::Viewer`]) and the input, call one service method, and map the
 //!   typed [`error::AppError`] to a GraphQL error with `extensions.code` once.
 //! - [`service`] holds the use cases: permission checks, transactions, and
