@@ -98,3 +98,30 @@ fn token_with_a_configured_secret_makes_no_data_folder() {
     );
     assert!(!dir.exists(), "token made {}", dir.display());
 }
+
+/// Descriptors, not the per-address cap, used to be what refused clients:
+/// the process raises its open-file limit to the hard limit at start.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    // Start it with a soft limit below the hard one (children inherit it):
+    // many machines start processes that way; this one may not.
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    let low = 512.min(hard);
+    rlimit::setrlimit(rlimit::Resource::NOFILE, low, hard).unwrap();
+    let dir = temp_dir("nofile");
+    let server = start_server("", &[("DATA_DIR", dir.to_str().unwrap())]);
+    rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a limit on open files");
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft limit below the hard one: {line}"
+    );
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
+}
