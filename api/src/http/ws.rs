@@ -60,6 +60,7 @@ pub const TOO_MANY_INITS: u16 = 4429;
 /// RFC 6455: the server is restarting; reconnect.
 pub const SERVICE_RESTART: u16 = 1012;
 /// RFC 6455: the peer went silent.
+const NORMAL: u16 = 1000;
 const GOING_AWAY: u16 = 1001;
 /// RFC 6455: try again later (the peer did not keep up).
 const TRY_AGAIN_LATER: u16 = 1013;
@@ -203,7 +204,10 @@ where
                     }
                     out = self.engine.next() => {
                         let text = match out {
-                            None => break None,
+                            // The client ended the connection in the
+                            // protocol (the legacy connection_terminate):
+                            // close the socket properly, not by dropping it.
+                            None => break Some(Close::new(NORMAL, "")),
                             Some(WsMessage::Close(code, reason)) => break Some(self.protocol.engine_close(code, reason)),
                             Some(WsMessage::Text(text)) => text,
                         };
