@@ -1,0 +1,346 @@
+//! The GraphQL clients people use, unchanged and with their default
+//! options, each doing a whole chat against the real binary: Apollo Client
+//! with GraphQLWsLink, urql with its defaults, graphql-ws, and Python gql
+//! over both WebSocket subprotocols (graphql-transport-ws and the legacy
+//! graphql-ws). The scripts are in tests/clients/; each test starts its own
+//! server on a fresh database, runs one script with a bounded timeout, and
+//! fails with the script's whole output.
+//!
+//! Node.js 20+ with npm, and python3, must be installed: without them these
+//! tests fail, they never skip. The clients are installed only from the
+//! project's files, when missing or stale: `npm ci` from
+//! tests/clients/package-lock.json, and tests/clients/.venv from the pinned
+//! tests/clients/requirements.txt (as fuzz/run builds fuzz/.venv).
+
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use switchboard::auth::Role;
+
+/// The most one script may run. Each gives up by itself after 20 seconds
+/// and says where it was; this only stops one that hangs anyway.
+const SCRIPT_BOUND: Duration = Duration::from_secs(30);
+
+/// The line each script prints once its chat is done.
+const PASSED: &str = "PASSED: a whole chat";
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .join("tests")
+        .join("clients")
+}
+
+/// `program --version`, or why the program cannot be used.
+fn version(program: &str) -> Result<String, String> {
+    match Command::new(program).arg("--version").output() {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if text.is_empty() {
+                // Python 2 printed its version on stderr.
+                Ok(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+            } else {
+                Ok(text)
+            }
+        }
+        Ok(out) => Err(format!(
+            "`{program} --version` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!(
+            "{program} cannot be run ({e}): the client tests need Node.js 20+ with npm, \
+             and python3; install them (these tests never skip)"
+        )),
+    }
+}
+
+/// Held while installing: tests of this binary run in parallel, and other
+/// `cargo test` runs may share the target directory (and so this lock).
+fn install_lock() -> Result<File, String> {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-tests-install.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("open {}: {e}", path.display()))?;
+    file.lock()
+        .map_err(|e| format!("lock {}: {e}", path.display()))?;
+    Ok(file)
+}
+
+/// Runs an install step; its output on failure.
+fn install_step(what: &str, command: &mut Command) -> Result<(), String> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: cannot run it: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// tests/clients/node_modules as package-lock.json pins it: `npm ci` runs
+/// when it is missing or older than the lock file (npm writes
+/// node_modules/.package-lock.json last, so a half-done install counts as
+/// missing). Once per test binary.
+fn node_modules() -> Result<(), String> {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let node = version("node")?;
+            let npm = version("npm")?;
+            let dir = clients_dir();
+            let lock_file = dir.join("package-lock.json");
+            let _lock = install_lock()?;
+            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            let wanted = modified(&lock_file)
+                .ok_or_else(|| format!("{} is missing", lock_file.display()))?;
+            let installed = modified(&dir.join("node_modules").join(".package-lock.json"));
+            if installed.is_some_and(|at| at >= wanted) {
+                return Ok(());
+            }
+            eprintln!(
+                "clients: npm ci in {} (node {node}, npm {npm})",
+                dir.display()
+            );
+            install_step(
+                "npm ci",
+                Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund"])
+                    .current_dir(&dir),
+            )
+        })
+        .clone()
+}
+
+/// FNV-1a, 64 bits: a hash that stays the same across Rust releases, for
+/// the venv's stamp.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// tests/clients/.venv from the pinned requirements.txt, made anew when it
+/// is missing or was made from other requirements (a stamp of their hash
+/// says which); its python. `PYTHON` picks the interpreter, as for
+/// fuzz/run. Once per test binary.
+fn python_venv() -> Result<PathBuf, String> {
+    static READY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+            let python_version = version(&python)?;
+            let dir = clients_dir();
+            let requirements = dir.join("requirements.txt");
+            let pinned = std::fs::read(&requirements)
+                .map_err(|e| format!("read {}: {e}", requirements.display()))?;
+            let venv = dir.join(".venv");
+            let venv_python = venv.join("bin").join("python");
+            let stamp_file = venv.join("requirements.hash");
+            let stamp = format!("fnv1a64 {:016x}\n", fnv1a(&pinned));
+            let _lock = install_lock()?;
+            if venv_python.is_file()
+                && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp)
+            {
+                return Ok(venv_python);
+            }
+            eprintln!(
+                "clients: creating {} from requirements.txt ({python_version})",
+                venv.display()
+            );
+            match std::fs::remove_dir_all(&venv) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("remove {}: {e}", venv.display())),
+            }
+            install_step(
+                &format!("{python} -m venv"),
+                Command::new(&python).arg("-m").arg("venv").arg(&venv),
+            )?;
+            install_step(
+                "pip install -r requirements.txt",
+                Command::new(venv.join("bin").join("pip"))
+                    .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                    .arg(&requirements),
+            )?;
+            std::fs::write(&stamp_file, stamp)
+                .map_err(|e| format!("write {}: {e}", stamp_file.display()))?;
+            Ok(venv_python)
+        })
+        .clone()
+}
+
+/// Which script, in tests/clients/, plays the chat.
+enum Script {
+    /// `node FILE`.
+    Node(&'static str),
+    /// `gql_client.py MODE` in the venv.
+    Gql(&'static str),
+}
+
+/// What a script run came to.
+struct Run {
+    /// Exit status, or None when it had to be stopped.
+    status: Option<std::process::ExitStatus>,
+    /// Its stdout and stderr, interleaved as written.
+    output: String,
+}
+
+/// Runs `command` with its output into one file, for at most `bound`.
+fn run_bounded(mut command: Command, bound: Duration, log: &Path) -> Run {
+    let file = File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("clone the log file"))
+        .stderr(file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = std::fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|e| format!("(cannot read {}: {e})", log.display()));
+    let _ = std::fs::remove_file(log);
+    Run { status, output }
+}
+
+/// Starts a server on a fresh database and has `script` do a whole chat
+/// on it, as customer `customer-NAME` and agent `agent-NAME`.
+async fn chat(name: &str, script: Script) {
+    let dir = clients_dir();
+    // Dependencies first: a missing tool fails here, before any server.
+    let mut command = match script {
+        Script::Node(file) => {
+            if let Err(e) = node_modules() {
+                panic!("{name}: cannot set up the JavaScript clients: {e}");
+            }
+            let mut c = Command::new("node");
+            c.arg(dir.join(file));
+            c
+        }
+        Script::Gql(mode) => {
+            let python =
+                python_venv().unwrap_or_else(|e| panic!("{name}: cannot set up Python gql: {e}"));
+            let mut c = Command::new(python);
+            c.arg(dir.join("gql_client.py")).arg(mode);
+            c
+        }
+    };
+
+    let (database_url, _db) = common::fresh_database().await;
+    let server = common::start_server(&database_url, &[]);
+    command
+        .current_dir(&dir)
+        .env("SWITCHBOARD_URL", &server.url)
+        .env(
+            "CUSTOMER_TOKEN",
+            common::token(Role::Customer, &format!("customer-{name}")),
+        )
+        .env(
+            "AGENT_TOKEN",
+            common::token(Role::Agent, &format!("agent-{name}")),
+        )
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "client-{name}-{}.log",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let run = run_bounded(command, SCRIPT_BOUND, &log);
+
+    let passed = run.status.is_some_and(|s| s.success()) && run.output.contains(PASSED);
+    let panics = server.panics();
+    if passed && panics.is_empty() {
+        return;
+    }
+    let verdict = match run.status {
+        None => format!("was stopped after {SCRIPT_BOUND:?} without finishing"),
+        Some(s) if s.success() => format!("exited 0 without printing {PASSED:?}"),
+        Some(s) => format!("failed ({s})"),
+    };
+    // The script's own account of what went wrong, first.
+    let reason = run
+        .output
+        .lines()
+        .filter(|l| l.contains("FAILED"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let trouble = server
+        .trouble
+        .lock()
+        .map(|t| t.join("\n"))
+        .unwrap_or_default();
+    panic!(
+        "the {name} client {verdict}{}\n{reason}\n\
+         ---- its whole output ----\n{}\n\
+         ---- the server's warnings and errors ----\n{}",
+        if panics.is_empty() {
+            String::new()
+        } else {
+            format!(", and the server panicked: {panics:?}")
+        },
+        run.output.trim_end(),
+        if trouble.is_empty() {
+            "(none)"
+        } else {
+            &trouble
+        },
+    );
+}
+
+/// Apollo Client 3: HttpLink and GraphQLWsLink, chosen with `split`.
+#[tokio::test]
+async fn apollo() {
+    chat("apollo", Script::Node("apollo.mjs")).await;
+}
+
+/// urql with its defaults: queries as GET, mutations as POST, and
+/// subscriptionExchange over graphql-ws.
+#[tokio::test]
+async fn urql() {
+    chat("urql", Script::Node("urql.mjs")).await;
+}
+
+/// graphql-ws alone: every operation over the socket.
+#[tokio::test]
+async fn graphql_ws() {
+    chat("graphql-ws", Script::Node("graphql_ws.mjs")).await;
+}
+
+/// Python gql: aiohttp for queries and mutations, graphql-transport-ws.
+#[tokio::test]
+async fn gql_transport_ws() {
+    chat("gql-transport-ws", Script::Gql("transport-ws")).await;
+}
+
+/// Python gql: aiohttp for queries and mutations, the legacy graphql-ws
+/// (subscriptions-transport-ws) protocol.
+#[tokio::test]
+async fn gql_legacy_ws() {
+    chat("gql-legacy-ws", Script::Gql("legacy")).await;
+}
