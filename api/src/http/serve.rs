@@ -60,6 +60,10 @@ pub async fn serve(
     limits: ConnectionLimits,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    // Turns every handler into its route once; a router called as it is
+    // boxes its handlers again on every request (axum's own `serve` does
+    // this too, in `into_make_service`).
+    let router = router.with_state::<()>(());
     let counts = ConnectionCounts::default();
     let limits = Arc::new(limits);
     // Each connection holds a receiver; `closed()` below waits for them all.
