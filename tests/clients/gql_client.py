@@ -314,11 +314,14 @@ async def chat(run, agent, customer):
     session_id = started["id"]
     run.log(f"session {session_id} is {started['status']}")
 
+    def is_caught_up(e):
+        return e["__typename"] == "CaughtUp"
+
     run.begin("the customer subscribes to sessionEvents and waits for CaughtUp")
     customer_events = customer.subscribe(
         "sessionEvents", SESSION_EVENTS, {"sessionId": session_id}
     )
-    await customer_events.wait_for("CaughtUp", lambda e: e["__typename"] == "CaughtUp")
+    await customer_events.wait_for("CaughtUp", is_caught_up)
 
     run.begin("the agent waits for SessionOffered")
     await agent_events.wait_for(
@@ -340,63 +343,43 @@ async def chat(run, agent, customer):
     agent_session_events = agent.subscribe(
         "sessionEvents", SESSION_EVENTS, {"sessionId": session_id}
     )
-    await agent_session_events.wait_for(
-        "CaughtUp", lambda e: e["__typename"] == "CaughtUp"
-    )
+    await agent_session_events.wait_for("CaughtUp", is_caught_up)
+
+    async def send(user, sender, body, client_message_id):
+        """`user` sends `body` as `sender`; it must come back as sent."""
+        message = {
+            "sessionId": session_id,
+            "body": body,
+            "clientMessageId": client_message_id,
+        }
+        sent = (await user.mutate(SEND_MESSAGE, {"input": message}))["sendMessage"]
+        expect(
+            sent["body"] == body and sent["sender"] == sender,
+            f"sendMessage returned {json.dumps(sent)}",
+        )
+
+    def is_posted(sender, body):
+        return (
+            lambda e: e["__typename"] == "MessagePosted"
+            and e["message"]["sender"] == sender
+            and e["message"]["body"] == body
+        )
 
     question = f"Hi, my order #1042 has not arrived ({name})"
     run.begin("the customer sends a message (sendMessage)")
-    sent = (
-        await customer.mutate(
-            SEND_MESSAGE,
-            {
-                "input": {
-                    "sessionId": session_id,
-                    "body": question,
-                    "clientMessageId": f"{name}-c-1",
-                }
-            },
-        )
-    )["sendMessage"]
-    expect(
-        sent["body"] == question and sent["sender"] == "CUSTOMER",
-        f"sendMessage returned {json.dumps(sent)}",
-    )
+    await send(customer, "CUSTOMER", question, f"{name}-c-1")
 
     run.begin("the agent waits for the customer's message on its sessionEvents")
     await agent_session_events.wait_for(
-        "the customer's message",
-        lambda e: e["__typename"] == "MessagePosted"
-        and e["message"]["sender"] == "CUSTOMER"
-        and e["message"]["body"] == question,
+        "the customer's message", is_posted("CUSTOMER", question)
     )
 
     answer = f"Sorry about that! It ships today ({name})"
     run.begin("the agent replies (sendMessage)")
-    replied = (
-        await agent.mutate(
-            SEND_MESSAGE,
-            {
-                "input": {
-                    "sessionId": session_id,
-                    "body": answer,
-                    "clientMessageId": f"{name}-a-1",
-                }
-            },
-        )
-    )["sendMessage"]
-    expect(
-        replied["body"] == answer and replied["sender"] == "AGENT",
-        f"sendMessage returned {json.dumps(replied)}",
-    )
+    await send(agent, "AGENT", answer, f"{name}-a-1")
 
     run.begin("the customer waits for the agent's reply on its sessionEvents")
-    await customer_events.wait_for(
-        "the agent's reply",
-        lambda e: e["__typename"] == "MessagePosted"
-        and e["message"]["sender"] == "AGENT"
-        and e["message"]["body"] == answer,
-    )
+    await customer_events.wait_for("the agent's reply", is_posted("AGENT", answer))
 
     run.begin("the customer ends the session (endSession)")
     ended = (await customer.mutate(END_SESSION, {"sessionId": session_id}))[

@@ -87,10 +87,11 @@ pub async fn serve(
             // client's delayed ACK (~40 ms for a resuming client).
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let slot = if limits.trusted_proxies.iter().any(|p| p.contains(peer.ip())) {
+        let ip = canonical(peer.ip());
+        let slot = if limits.trusted_proxies.iter().any(|p| p.contains(ip)) {
             None
         } else {
-            match counts.try_open(peer.ip(), limits.max_per_address) {
+            match counts.try_open(ip, limits.max_per_address) {
                 Some(slot) => Some(slot),
                 None => {
                     tokio::spawn(refuse(tcp, limits.max_per_address));
@@ -99,7 +100,7 @@ pub async fn serve(
             }
         };
         let io = TokioIo::new(Counted { tcp, _slot: slot });
-        let peer = ConnectInfo(SocketAddr::new(canonical(peer.ip()), peer.port()));
+        let peer = ConnectInfo(SocketAddr::new(ip, peer.port()));
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(peer);
