@@ -19,56 +19,6 @@ use crate::helpers::*;
 /// Generous: it bounds a hang, it is not a performance figure.
 const ANSWER_BOUND: Duration = Duration::from_secs(15);
 
-/// `query{...F0} fragment F0 on Query{...F1 ...F1} … fragment Fn on Query{__typename}`:
-/// 2^levels fields once expanded, in about 30 bytes a level.
-fn fragment_bomb(operation: &str, root: &str, levels: usize) -> String {
-    let mut text = format!("{operation}{{...F0}}");
-    for i in 0..levels {
-        text.push_str(&format!(
-            " fragment F{i} on {root}{{...F{} ...F{}}}",
-            i + 1,
-            i + 1
-        ));
-    }
-    text.push_str(&format!(" fragment F{levels} on {root}{{__typename}}"));
-    text
-}
-
-#[tokio::test]
-async fn a_fragment_bomb_is_refused_at_once_over_http_and_websocket() {
-    let app = spawn_app().await;
-    let bomb = fragment_bomb("query", "Query", 40);
-    assert!(bomb.len() < 2048, "about 1 KB");
-    let answer = tokio::time::timeout(ANSWER_BOUND, app.gql(None, &bomb, json!({})))
-        .await
-        .expect("the server answers a fragment bomb instead of expanding it");
-    assert_eq!(code_of(&answer), "BAD_USER_INPUT", "{answer}");
-    assert!(
-        answer["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("too complex"),
-        "{answer}"
-    );
-
-    // The server is still itself.
-    let health = app.get_text("/healthz").await;
-    assert_eq!(health, "ok");
-
-    let customer = app.customer("bomber");
-    let mut ws = app.ws(Some(&customer)).await;
-    ws.subscribe(
-        "b",
-        &fragment_bomb("subscription", "Subscription", 40),
-        json!({}),
-    )
-    .await;
-    let code = tokio::time::timeout(ANSWER_BOUND, ws.error_code_for("b"))
-        .await
-        .expect("a subscribed fragment bomb is refused at once");
-    assert_eq!(code, "BAD_USER_INPUT");
-}
-
 #[tokio::test]
 async fn aliases_of_large_pages_are_refused_and_answers_are_bounded() {
     let app = spawn_app_with(&[("MAX_RESPONSE_BYTES", "4096")]).await;

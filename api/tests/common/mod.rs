@@ -584,6 +584,7 @@ pub fn follow(
 }
 
 /// One graphql-transport-ws frame, or what happened instead.
+#[derive(Debug)]
 pub enum Frame {
     Next(Value),
     Error(Value),
@@ -642,6 +643,12 @@ impl Ws {
         let _ = self
             .socket
             .send(WsMessage::Text(value.to_string().into()))
+            .await;
+    }
+
+    /// Starts any subscription document.
+    pub async fn subscribe(&mut self, id: &str, query: &str) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query } }))
             .await;
     }
 
