@@ -9,6 +9,12 @@ usage: switchboard [serve]          run the server (default)
        switchboard token --role customer|agent|admin --sub ID [--name NAME] [--ttl-secs N]
                                     print a signed token for trying the server";
 
+/// `switchboard --help`: the usage, then every setting with its default
+/// and meaning, from the settings' declarations.
+pub fn help() -> String {
+    format!("{USAGE}\n\n{}", crate::config::settings::help_text())
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Serve,

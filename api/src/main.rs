@@ -32,7 +32,7 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
     match command {
-        Command::Help => println!("{}", cli::USAGE),
+        Command::Help => print!("{}", cli::help()),
         Command::Schema => print!("{}", graphql::sdl()),
         Command::Token {
             role,
@@ -41,13 +41,15 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             ttl_secs,
         } => {
             let settings = Settings::from_env()?;
-            let keys = JwtKeys::new(&settings.jwt_secret);
+            let keys = JwtKeys::new(&settings.jwt_secret.load()?.secret);
             println!("{}", keys.issue(role, &sub, name.as_deref(), ttl_secs)?);
         }
         Command::Migrate => {
             let settings = Settings::from_env()?;
             telemetry::init(settings.log_json);
             let _data_dir = startup::DataDirLock::claim(&settings)?;
+            // As at a first start: `switchboard token` then signs with it.
+            startup::load_jwt_secret(&settings)?;
             let db = startup::connect(&settings).await?;
             startup::migrate(&db).await?;
             tracing::info!("migrations applied");
@@ -58,15 +60,9 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             for line in settings.banner() {
                 tracing::info!("config {line}");
             }
-            if settings.jwt_secret_generated {
-                tracing::info!(
-                    "generated a new token-signing secret in {}; `switchboard token` run from \
-                     this folder signs with it",
-                    settings.data_dir.display()
-                );
-            }
             switchboard::http::serve::raise_descriptor_limit();
             let public_url = settings.public_url.clone();
+            // It also makes the token-signing secret if needed, and says so.
             let app = Application::build(settings).await?;
             let local = format!("http://{}", app.local_addr()?);
             tracing::info!(

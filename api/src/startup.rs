@@ -14,7 +14,7 @@ use sea_orm::{
 use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
-use crate::config::{EventBusKind, Settings};
+use crate::config::{EventBusKind, JwtSecret, Settings};
 use crate::events::{nats, EventBus, Relay, RelayError};
 use crate::graphql;
 use crate::http::serve::{serve, ConnectionLimits};
@@ -37,6 +37,8 @@ pub enum StartupError {
     },
     #[error("{0}")]
     DataDir(String),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// The embedded database's folder, held by this process alone.
@@ -89,6 +91,20 @@ impl DataDirLock {
     }
 }
 
+/// The token-signing secret, made in the data folder if this is the first
+/// start without JWT_SECRET (and then said so in the log).
+pub fn load_jwt_secret(settings: &Settings) -> Result<JwtSecret, StartupError> {
+    let loaded = settings.jwt_secret.load()?;
+    if loaded.generated {
+        tracing::info!(
+            "generated a new token-signing secret in {}; `switchboard token` run from \
+             this folder signs with it",
+            settings.data_dir.display()
+        );
+    }
+    Ok(loaded.secret)
+}
+
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(settings.database_url.clone());
     // sqlx keeps retrying a refused connection until the acquire timeout:
@@ -138,6 +154,7 @@ impl Application {
     /// As [`Self::build`], with time read from `clock`.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
         let data_dir = DataDirLock::claim(&settings)?;
+        let jwt_secret = load_jwt_secret(&settings)?;
         let listener = TcpListener::bind(&settings.listen_addr)
             .await
             .map_err(|source| StartupError::Listen {
@@ -192,7 +209,7 @@ impl Application {
         let state = AppState {
             gateway: graphql::gateway(service.clone(), &limits),
             service: service.clone(),
-            keys: JwtKeys::new(&settings.jwt_secret).with_max_ttl(settings.max_token_ttl_secs),
+            keys: JwtKeys::new(&jwt_secret).with_max_ttl(settings.max_token_ttl_secs),
             limits,
             shutdown: shutdown.clone(),
             connections: Default::default(),

@@ -18,6 +18,40 @@ fn schema_file_matches_the_served_schema() {
     );
 }
 
+/// README.md's configuration table is rendered from the settings'
+/// declarations. `UPDATE_README=1` rewrites it.
+#[test]
+fn readme_configuration_table_matches_the_settings() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).unwrap_or_default();
+    let table = switchboard::config::settings::markdown_table();
+    // The table: from its header line to the first line that is not a row.
+    let start = readme.find("| Variable | Default | Meaning |\n");
+    let end = start.map(|start| {
+        let mut end = start;
+        for line in readme[start..].split_inclusive('\n') {
+            if !line.starts_with('|') {
+                break;
+            }
+            end += line.len();
+        }
+        end
+    });
+    let (Some(start), Some(end)) = (start, end) else {
+        panic!("README.md has no configuration table");
+    };
+    if std::env::var("UPDATE_README").is_ok() && readme[start..end] != table {
+        let updated = format!("{}{table}{}", &readme[..start], &readme[end..]);
+        std::fs::write(path, updated).unwrap();
+        return;
+    }
+    assert!(
+        readme[start..end] == table,
+        "README.md's configuration table is stale: run \
+         `UPDATE_README=1 cargo test --workspace readme_configuration`"
+    );
+}
+
 #[tokio::test]
 async fn health_and_readiness_probes_and_graphiql() {
     let app = spawn_app().await;

@@ -1,0 +1,462 @@
+//! Every setting, declared once: its name, default, bounds, how the banner
+//! shows it and what it means. The parser reads values only through these
+//! declarations; the start-up banner, `switchboard --help` and the README's
+//! configuration table are rendered from them.
+
+use super::{redact_url, Settings, DEFAULT_GRAPHIQL_CDN};
+
+/// One environment variable.
+pub struct Setting {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub mask: Mask,
+    /// The value in effect, as the banner shows it (before `mask`).
+    pub show: fn(&Settings) -> String,
+    /// What it means, in Markdown (the README's "Meaning" column).
+    pub help: &'static str,
+}
+
+/// What a setting holds, with its default.
+pub enum Kind {
+    /// A whole number from `min` to `max`.
+    Int { default: i64, min: i64, max: i64 },
+    /// A number from `min` to `max`.
+    Float { default: f64, min: f64, max: f64 },
+    /// `on` or `off` (also `true`/`false`, `1`/`0`).
+    Switch { default: bool },
+    /// Text whose default is this literal value.
+    Word { default: &'static str },
+    /// Text whose default depends on other settings, or is none: `default`
+    /// describes it to humans, in Markdown.
+    Text { default: &'static str },
+    /// Comma-separated values; none by default.
+    List,
+}
+
+/// How much of a value the start-up banner may show.
+pub enum Mask {
+    Plain,
+    /// A URL that may carry a password or token: those parts are masked.
+    Credentials,
+    /// Never shown: `show` says only where it came from, or whether it is set.
+    Whole,
+}
+
+impl Setting {
+    /// The default, as the README and `--help` show it (Markdown).
+    pub fn default_shown(&self) -> String {
+        match self.kind {
+            Kind::Int { default, .. } => format!("`{default}`"),
+            Kind::Float { default, .. } => format!("`{default}`"),
+            Kind::Switch { default } => format!("`{}`", on_off(default)),
+            Kind::Word { default } => format!("`{default}`"),
+            Kind::Text { default } => default.to_owned(),
+            Kind::List => "none".to_owned(),
+        }
+    }
+
+    /// `NAME=value` for the start-up banner, secrets masked.
+    pub fn banner_line(&self, settings: &Settings) -> String {
+        let value = (self.show)(settings);
+        let value = match self.mask {
+            Mask::Plain | Mask::Whole => value,
+            Mask::Credentials => redact_url(&value),
+        };
+        format!("{}={value}", self.name)
+    }
+}
+
+fn on_off(on: bool) -> String {
+    if on { "on" } else { "off" }.to_owned()
+}
+
+fn join(values: &[impl ToString]) -> String {
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+const KIB: i64 = 1024;
+const MIB: i64 = 1024 * KIB;
+const DAY: i64 = 24 * 3600;
+
+/// Declares each setting as a constant named after its variable, and
+/// [`ALL`] listing them in this order.
+macro_rules! settings {
+    ($($name:ident { $($field:ident: $value:expr),* $(,)? })*) => {
+        $(pub const $name: Setting = Setting { name: stringify!($name), $($field: $value),* };)*
+        /// Every setting, in the order of the README and the banner.
+        pub const ALL: &[Setting] = &[$($name),*];
+    };
+}
+
+use Kind::*;
+use Mask::*;
+
+settings! {
+    DATABASE_URL {
+        kind: Text { default: "SQLite file `DATA_DIR/switchboard.db`" },
+        mask: Credentials,
+        show: |s| s.database_url.clone(),
+        help: "`postgres://…` for production",
+    }
+    LISTEN_ADDR {
+        kind: Word { default: "127.0.0.1:8080" },
+        mask: Plain,
+        show: |s| s.listen_addr.clone(),
+        help: "HTTP and WebSocket address",
+    }
+    JWT_SECRET {
+        kind: Text { default: "generated once into `DATA_DIR/jwt_secret`" },
+        mask: Whole,
+        show: |s| format!("<from {}>", s.jwt_secret.origin()),
+        help: "HS256 signing secret, at least 16 characters",
+    }
+    ROUTING_MODE {
+        kind: Word { default: "fair" },
+        mask: Plain,
+        show: |s| s.routing_mode.to_string(),
+        help: "`fair`, `auto` or `manual`; see Routing",
+    }
+    OFFER_TIMEOUT_SECS {
+        kind: Int { default: 30, min: 1, max: 3600 },
+        mask: Plain,
+        show: |s| s.offer_timeout_secs.to_string(),
+        help: "How long an agent has to accept an offer",
+    }
+    RESUME_GRACE_SECS {
+        kind: Int { default: 600, min: 1, max: 7 * DAY },
+        mask: Plain,
+        show: |s| s.resume_grace_secs.to_string(),
+        help: "How long a customer may stay away; then a queued chat ends \
+            CANCELLED, an accepted one ABANDONED",
+    }
+    EVENT_BUS {
+        kind: Text { default: "`postgres` on Postgres, `in-process` on SQLite" },
+        mask: Credentials,
+        show: |s| s.event_bus.to_string(),
+        help: "How events reach subscribers on other processes: `in-process` (one \
+            process), `postgres` (LISTEN/NOTIFY) or a NATS URL \
+            `nats://host:port` (`nats://user:pass@host:port` with \
+            credentials); see Deploying",
+    }
+    NATS_SUBJECT {
+        kind: Text { default: "`switchboard.<deployment id>.events`" },
+        mask: Plain,
+        show: |s| s.nats_subject.clone().unwrap_or_else(|| "<from the deployment id>".into()),
+        help: "With a NATS bus: the subject this deployment's processes share. \
+            The default is scoped by a random id stored in the database, so \
+            deployments on one NATS server never mix; set it only when NATS \
+            permissions must name subjects ahead, and never to another \
+            deployment's",
+    }
+    AGENT_CAPACITY {
+        kind: Int { default: 2, min: 1, max: 1000 },
+        mask: Plain,
+        show: |s| s.agent_capacity.to_string(),
+        help: "Sessions an agent holds at once",
+    }
+    HISTORY_DAYS {
+        kind: Int { default: 14, min: 1, max: 3650 },
+        mask: Plain,
+        show: |s| s.history_days.to_string(),
+        help: "How far back customers list their chats",
+    }
+    RETENTION_DAYS {
+        kind: Int { default: 90, min: 1, max: 3650 },
+        mask: Plain,
+        show: |s| s.retention_days.to_string(),
+        help: "How long data is kept",
+    }
+    MAX_MESSAGE_CHARS {
+        kind: Int { default: 4000, min: 1, max: 100_000 },
+        mask: Plain,
+        show: |s| s.max_message_chars.to_string(),
+        help: "Longest message body, in characters",
+    }
+    DB_POOL_SIZE {
+        kind: Int { default: 16, min: 1, max: 1000 },
+        mask: Plain,
+        show: |s| s.db_pool_size.to_string(),
+        help: "Database connections per process",
+    }
+    DB_ACQUIRE_TIMEOUT_SECS {
+        kind: Int { default: 10, min: 1, max: 300 },
+        mask: Plain,
+        show: |s| s.db_acquire_timeout_secs.to_string(),
+        help: "Longest a request waits for a database connection: it rides out \
+            bursts and short database restarts; during a longer outage every \
+            request fails after this long (`retryable`). Lower it to fail \
+            faster, at the price of refusing requests in bursts. Also bounds \
+            the first connection at start",
+    }
+    MESSAGE_RATE_PER_SEC {
+        kind: Float { default: 5.0, min: 0.01, max: 100_000.0 },
+        mask: Plain,
+        show: |s| s.message_rate_per_sec.to_string(),
+        help: "Messages one sender may post per second (`RATE_LIMITED` beyond), \
+            per process",
+    }
+    MESSAGE_BURST {
+        kind: Int { default: 10, min: 1, max: 100_000 },
+        mask: Plain,
+        show: |s| s.message_burst.to_string(),
+        help: "Burst allowed above that rate",
+    }
+    MAX_BODY_BYTES {
+        kind: Int { default: 64 * KIB, min: KIB, max: 16 * MIB },
+        mask: Plain,
+        show: |s| s.limits.max_body_bytes.to_string(),
+        help: "Largest HTTP request body (413 + `BAD_USER_INPUT` beyond)",
+    }
+    MAX_QUERY_DEPTH {
+        kind: Int { default: 16, min: 2, max: 100 },
+        mask: Plain,
+        show: |s| s.limits.max_query_depth.to_string(),
+        help: "Deepest selection set",
+    }
+    MAX_QUERY_COMPLEXITY {
+        kind: Int { default: 10_000, min: 10, max: 1_000_000 },
+        mask: Plain,
+        show: |s| s.limits.max_query_complexity.to_string(),
+        help: "Most fields one operation's answer may hold, lists counted by \
+            their page size and a message body as 10 (see \"What one operation \
+            may cost\")",
+    }
+    MAX_RESPONSE_BYTES {
+        kind: Int { default: 4 * MIB, min: KIB, max: 1024 * MIB },
+        mask: Plain,
+        show: |s| s.limits.max_response_bytes.to_string(),
+        help: "Largest answer to a query or mutation, in bytes of JSON; a larger \
+            one is replaced by a `BAD_USER_INPUT` error",
+    }
+    MAX_ALIASES {
+        kind: Int { default: 30, min: 0, max: 10_000 },
+        mask: Plain,
+        show: |s| s.limits.max_aliases.to_string(),
+        help: "Most aliases one document may use",
+    }
+    INTROSPECTION {
+        kind: Switch { default: true },
+        mask: Plain,
+        show: |s| on_off(s.limits.introspection),
+        help: "`off` hides the schema and field suggestions",
+    }
+    WS_MAX_MESSAGE_BYTES {
+        kind: Int { default: 64 * KIB, min: KIB, max: 16 * MIB },
+        mask: Plain,
+        show: |s| s.limits.ws_max_message_bytes.to_string(),
+        help: "Largest WebSocket message or frame; larger ones close the socket",
+    }
+    WS_MAX_SUBSCRIPTIONS {
+        kind: Int { default: 50, min: 1, max: 10_000 },
+        mask: Plain,
+        show: |s| s.limits.ws_max_subscriptions.to_string(),
+        help: "Subscriptions one WebSocket connection may hold (`RATE_LIMITED` \
+            beyond)",
+    }
+    WS_KEEPALIVE_SECS {
+        kind: Int { default: 30, min: 1, max: 3600 },
+        mask: Plain,
+        show: |s| s.limits.ws_keepalive_secs.to_string(),
+        help: "Seconds between server pings (WebSocket ping frames); a peer \
+            silent for two periods is closed (1001)",
+    }
+    WS_INIT_TIMEOUT_SECS {
+        kind: Int { default: 10, min: 1, max: 3600 },
+        mask: Plain,
+        show: |s| s.limits.ws_init_timeout_secs.to_string(),
+        help: "Time a new WebSocket has to send `connection_init` (then closed \
+            with 4408)",
+    }
+    WS_SEND_TIMEOUT_SECS {
+        kind: Int { default: 10, min: 1, max: 3600 },
+        mask: Plain,
+        show: |s| s.limits.ws_send_timeout_secs.to_string(),
+        help: "Longest a write to a WebSocket may block; a peer that does not \
+            read is disconnected (1013) and resumes by seq",
+    }
+    WS_READ_BUFFER_BYTES {
+        kind: Int { default: KIB, min: 256, max: 16 * MIB },
+        mask: Plain,
+        show: |s| s.limits.ws_read_buffer_bytes.to_string(),
+        help: "Read buffer per WebSocket (tungstenite's default of 128 KiB would \
+            dominate the memory of idle connections; larger messages still \
+            arrive, in several reads)",
+    }
+    WS_WRITE_BUFFER_BYTES {
+        kind: Int { default: 8 * KIB, min: 0, max: 16 * MIB },
+        mask: Plain,
+        show: |s| s.limits.ws_write_buffer_bytes.to_string(),
+        help: "Bytes gathered before a write to a WebSocket",
+    }
+    IP_MAX_CONNECTIONS {
+        kind: Int { default: 256, min: 1, max: 10_000_000 },
+        mask: Plain,
+        show: |s| s.limits.ip_max_connections.to_string(),
+        help: "Connections one client address may hold open, plain HTTP and \
+            WebSocket together (429 + `RATE_LIMITED` beyond), per process. \
+            Proxies in `TRUSTED_PROXIES` are not counted; their clients' \
+            WebSockets are, by forwarded address",
+    }
+    HTTP_HEADER_TIMEOUT_SECS {
+        kind: Int { default: 10, min: 1, max: 3600 },
+        mask: Plain,
+        show: |s| s.limits.http_header_timeout_secs.to_string(),
+        help: "Time a connection has to send a whole request head: a new \
+            connection, and an idle keep-alive one between requests (so also \
+            the keep-alive timeout). Then it is closed",
+    }
+    IP_SESSION_RATE_PER_MIN {
+        kind: Float { default: 60.0, min: 0.01, max: 10_000_000.0 },
+        mask: Plain,
+        show: |s| s.ip_session_rate_per_min.to_string(),
+        help: "New chats one client address may start per minute (`RATE_LIMITED` \
+            beyond), per process",
+    }
+    IP_SESSION_BURST {
+        kind: Int { default: 30, min: 1, max: 10_000_000 },
+        mask: Plain,
+        show: |s| s.ip_session_burst.to_string(),
+        help: "Burst allowed above that rate",
+    }
+    TRUSTED_PROXIES {
+        kind: List,
+        mask: Plain,
+        show: |s| join(&s.limits.trusted_proxies),
+        help: "Proxies in front of the server, by address or CIDR range \
+            (comma-separated: `10.0.0.0/8,192.0.2.7`). Only a peer among them \
+            is believed; the client address is the last `X-Forwarded-For` \
+            entry no trusted proxy has, so a client that reaches the server \
+            directly cannot forge its address",
+    }
+    TRUSTED_PROXY_HOPS {
+        kind: Int { default: 0, min: 0, max: 16 },
+        mask: Plain,
+        show: |s| s.limits.trusted_proxy_hops.to_string(),
+        help: "Without `TRUSTED_PROXIES`: proxies that append to \
+            `X-Forwarded-For`, the client being the entry the outermost of \
+            them wrote. Any peer is believed, so use it only where no client \
+            can reach the server directly. 0 uses the peer address",
+    }
+    PUBLIC_URL {
+        kind: Text { default: "none" },
+        mask: Plain,
+        show: |s| s.public_url.clone().unwrap_or_else(|| "<none: the listen address>".into()),
+        help: "Where clients reach the server (`https://chat.example.com`). Its \
+            origin is the server's own for the browser-origin check. Without \
+            it, the server's own origins are its listen address's \
+            (`http://127.0.0.1:8080`, and `localhost` when it listens on \
+            loopback), never the request's `Host` (a DNS-rebinding page \
+            controls that)",
+    }
+    SHUTDOWN_GRACE_SECS {
+        kind: Int { default: 10, min: 0, max: 3600 },
+        mask: Plain,
+        show: |s| s.shutdown_grace_secs.to_string(),
+        help: "How long a stopping server waits for WebSockets to close",
+    }
+    ALLOWED_ORIGINS {
+        kind: List,
+        mask: Plain,
+        show: |s| join(&s.limits.allowed_origins),
+        help: "Browser origins besides the server's own that may use the API \
+            (comma-separated; `*` for any). Others get 403 on POST and on the \
+            WebSocket handshake",
+    }
+    MAX_TOKEN_TTL_SECS {
+        kind: Int { default: 7 * DAY, min: 60, max: 366 * DAY },
+        mask: Plain,
+        show: |s| s.max_token_ttl_secs.to_string(),
+        help: "Longest lifetime a token may claim (`exp` − `iat`, or `exp` − now \
+            without `iat`); longer ones are refused. Tokens with an `nbf` in \
+            the future or a `crit` header are refused too",
+    }
+    METRICS_TOKEN {
+        kind: Text { default: "none" },
+        mask: Whole,
+        show: |s| match s.limits.metrics_token {
+            Some(_) => "<set>".into(),
+            None => "<none: /metrics is open>".into(),
+        },
+        help: "When set (16+ characters), `/metrics` wants `Authorization: Bearer \
+            <METRICS_TOKEN>` (401 otherwise)",
+    }
+    GRAPHIQL_CDN {
+        kind: Word { default: DEFAULT_GRAPHIQL_CDN },
+        mask: Plain,
+        show: |s| s.limits.graphiql_cdn.clone(),
+        help: "Where the GraphiQL page at `/` loads its pinned, hash-checked \
+            files from, as `<GRAPHIQL_CDN>/<package>@<version>/<path>`: a CDN \
+            or mirror URL, or a path on this server's own origin such as \
+            `/static` served by your proxy. A mirror on another origin must \
+            send `Access-Control-Allow-Origin`",
+    }
+    DATA_DIR {
+        kind: Word { default: "data" },
+        mask: Plain,
+        show: |s| s.data_dir.display().to_string(),
+        help: "Folder for the SQLite file and generated secret, made 0700 (the \
+            database file 0600). On SQLite one process holds it: a second one \
+            on the same folder is refused at start",
+    }
+    LOG_FORMAT {
+        kind: Word { default: "text" },
+        mask: Plain,
+        show: |s| if s.log_json { "json" } else { "text" }.into(),
+        help: "`json` for structured logs; `RUST_LOG` filters",
+    }
+}
+
+/// The README's configuration table.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| Variable | Default | Meaning |\n|---|---|---|\n");
+    for s in ALL {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            s.name,
+            s.default_shown(),
+            s.help
+        ));
+    }
+    out
+}
+
+/// The settings part of `switchboard --help`: plain text, wrapped.
+pub fn help_text() -> String {
+    let plain = |markdown: &str| markdown.replace('`', "");
+    let mut out = String::from("settings, from environment variables (all optional):\n");
+    for s in ALL {
+        let bounds = match s.kind {
+            Kind::Int { min, max, .. } => format!("; {min} to {max}"),
+            Kind::Float { min, max, .. } => format!("; {min} to {max}"),
+            _ => String::new(),
+        };
+        let default = plain(&s.default_shown());
+        out.push_str(&format!("  {} (default: {default}{bounds})\n", s.name));
+        out.push_str(&wrap(&plain(s.help), "      ", 78));
+    }
+    out
+}
+
+/// `text` in lines of at most `width` characters, each after `indent`.
+fn wrap(text: &str, indent: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent.len() + line.len() + 1 + word.chars().count() > width {
+            out.push_str(&format!("{indent}{line}\n"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push_str(&format!("{indent}{line}\n"));
+    }
+    out
+}
