@@ -3,10 +3,12 @@
 //! GraphQL here; `repo` converts rows into these types.
 
 mod agent;
+mod history;
 mod message;
 mod session;
 
 pub use agent::{Agent, AgentStatus};
+pub use history::{HistoryEntry, HistoryKind};
 pub use message::{
     has_bidi_controls, message_status, validate_body, validate_client_message_id, validate_id,
     validate_subject, Message, MessageStatus, MessageView, SenderRole,

@@ -8,9 +8,8 @@ use chrono::{DateTime, Utc};
 use super::context::caller_and_service;
 use super::error::GqlResultExt;
 use crate::auth::Role;
-use crate::domain::{self, Party};
+use crate::domain::{self, HistoryEntry, Party};
 use crate::events;
-use crate::repo::history::HistoryEntry;
 use crate::service::{Page, PageArgs};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -397,7 +396,7 @@ pub struct SessionHistoryEntry {
 impl From<HistoryEntry> for SessionHistoryEntry {
     fn from(h: HistoryEntry) -> Self {
         SessionHistoryEntry {
-            kind: h.kind,
+            kind: h.kind.as_str().to_owned(),
             agent_id: h.agent_id.map(ID),
             actor_id: h.actor_id.map(ID),
             at: h.at,

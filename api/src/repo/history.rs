@@ -7,48 +7,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-/// What happened to a session's assignment, recorded in the transaction
-/// that did it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HistoryKind {
-    Queued,
-    Offered,
-    Accepted,
-    Declined,
-    Lapsed,
-    /// An offer taken back because the agent left AVAILABLE.
-    Withdrawn,
-    /// Given to an agent without an offer: auto routing or an admin.
-    Assigned,
-    Transferred,
-    Requeued,
-    Ended,
-}
-
-impl HistoryKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            HistoryKind::Queued => "QUEUED",
-            HistoryKind::Offered => "OFFERED",
-            HistoryKind::Accepted => "ACCEPTED",
-            HistoryKind::Declined => "DECLINED",
-            HistoryKind::Lapsed => "LAPSED",
-            HistoryKind::Withdrawn => "WITHDRAWN",
-            HistoryKind::Assigned => "ASSIGNED",
-            HistoryKind::Transferred => "TRANSFERRED",
-            HistoryKind::Requeued => "REQUEUED",
-            HistoryKind::Ended => "ENDED",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HistoryEntry {
-    pub kind: String,
-    pub agent_id: Option<String>,
-    pub actor_id: Option<String>,
-    pub at: DateTime<Utc>,
-}
+use super::parse;
+pub use crate::domain::{HistoryEntry, HistoryKind};
 
 pub async fn record<C: ConnectionTrait>(
     db: &C,
@@ -105,19 +65,21 @@ pub async fn for_session<C: ConnectionTrait>(
     db: &C,
     session_id: Uuid,
 ) -> Result<Vec<HistoryEntry>, DbErr> {
-    Ok(session_event::Entity::find()
+    session_event::Entity::find()
         .filter(session_event::Column::SessionId.eq(session_id))
         .order_by_asc(session_event::Column::Id)
         .all(db)
         .await?
         .into_iter()
-        .map(|m| HistoryEntry {
-            kind: m.kind,
-            agent_id: m.agent_id,
-            actor_id: m.actor_id,
-            at: m.at,
+        .map(|m| {
+            Ok(HistoryEntry {
+                kind: parse(&m.kind)?,
+                agent_id: m.agent_id,
+                actor_id: m.actor_id,
+                at: m.at,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// (session, agent) pairs where the agent declined the session.

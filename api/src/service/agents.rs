@@ -3,9 +3,9 @@
 use super::outbox::Outbox;
 use super::ChatService;
 use crate::auth::{Role, Viewer};
+use crate::domain::HistoryKind;
 use crate::domain::{Agent, AgentStatus};
 use crate::error::{AppError, AppResult};
-use crate::repo::history::HistoryKind;
 use crate::repo::{self, agents};
 
 /// One of the agent's own status changes.

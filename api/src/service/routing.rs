@@ -16,13 +16,14 @@ use super::outbox::Outbox;
 use super::sessions::parse_session_id;
 use super::ChatService;
 use crate::auth::{Role, Viewer};
+use crate::domain::HistoryKind;
 use crate::domain::{
     validate_id, Agent, AgentStatus, ChatSession, Message, SenderRole, SessionStatus,
 };
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, SessionEvent};
 use crate::matching::{self, AgentSlots, QueuedSession, RoutingMode};
-use crate::repo::history::{self, HistoryKind};
+use crate::repo::history;
 use crate::repo::{self, agents, messages, sessions};
 
 /// Most sessions an admin may let one agent hold.

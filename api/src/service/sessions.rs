@@ -13,13 +13,14 @@ use super::outbox::Outbox;
 use super::pagination::{page_size, Page, PageArgs};
 use super::ChatService;
 use crate::auth::{Role, Viewer};
+use crate::domain::HistoryKind;
 use crate::domain::{
     validate_subject, AgentStatus, ChatSession, EndReason, Message, SenderRole, SessionStatus,
 };
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, QueueStats, SessionEvent};
 use crate::matching::RoutingMode;
-use crate::repo::history::{self, HistoryKind};
+use crate::repo::history;
 use crate::repo::{self, agents, messages, sessions};
 
 /// Who ends a session.

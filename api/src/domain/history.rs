@@ -1,0 +1,39 @@
+//! A session's assignment history: what happened to it, to whom, by whom,
+//! when. Recorded in the transaction that made the change; admins read it.
+
+use chrono::{DateTime, Utc};
+
+use super::named_enum;
+
+/// What happened to a session's assignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryKind {
+    Queued,
+    Offered,
+    Accepted,
+    Declined,
+    Lapsed,
+    /// An offer taken back because the agent left AVAILABLE.
+    Withdrawn,
+    /// Given to an agent without an offer: auto routing or an admin.
+    Assigned,
+    Transferred,
+    Requeued,
+    Ended,
+}
+named_enum!(HistoryKind, "history kind", {
+    Queued => "QUEUED", Offered => "OFFERED", Accepted => "ACCEPTED",
+    Declined => "DECLINED", Lapsed => "LAPSED", Withdrawn => "WITHDRAWN",
+    Assigned => "ASSIGNED", Transferred => "TRANSFERRED", Requeued => "REQUEUED",
+    Ended => "ENDED",
+});
+
+/// One step of the history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub kind: HistoryKind,
+    pub agent_id: Option<String>,
+    /// Who caused it; `None` when the system did.
+    pub actor_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
