@@ -4,6 +4,7 @@
 //! configuration table are rendered from them.
 
 use super::{redact_url, Settings, DEFAULT_GRAPHIQL_CDN};
+use crate::domain::MAX_CAPACITY;
 
 /// One environment variable.
 pub struct Setting {
@@ -153,7 +154,7 @@ settings! {
             deployment's",
     }
     AGENT_CAPACITY {
-        kind: Int { default: 2, min: 1, max: 1000 },
+        kind: Int { default: 2, min: 1, max: MAX_CAPACITY as i64 },
         mask: Plain,
         show: |s| s.agent_capacity.to_string(),
         help: "Sessions an agent holds at once",

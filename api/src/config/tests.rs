@@ -251,7 +251,7 @@ fn the_help_lists_every_setting_with_its_default() {
     for setting in settings::ALL {
         assert!(help.contains(&format!("  {} (default: ", setting.name)));
     }
-    assert!(help.contains("AGENT_CAPACITY (default: 2; 1 to 1000)"));
+    assert!(help.contains("AGENT_CAPACITY (default: 2; 1 to 100)"));
     assert!(help
         .lines()
         .all(|l| l.chars().count() <= 78 || !l.contains(' ')));

@@ -87,6 +87,19 @@ impl AgentStatus {
     }
 }
 
+/// Most sessions one agent may hold at once, whoever sets it: the
+/// AGENT_CAPACITY default and an admin's setAgentCapacity alike.
+pub const MAX_CAPACITY: i32 = 100;
+
+/// A capacity an agent may be given, or why not.
+pub fn validate_capacity(capacity: i32) -> Result<i32, String> {
+    if (1..=MAX_CAPACITY).contains(&capacity) {
+        Ok(capacity)
+    } else {
+        Err(format!("capacity must be 1 to {MAX_CAPACITY}"))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {
     pub id: String,
@@ -121,6 +134,17 @@ mod tests {
         assert_eq!(BreakRequested.after_last_session(), OnBreak);
         assert_eq!(ShiftEnding.after_last_session(), Offline);
         assert_eq!(Available.after_last_session(), Available);
+    }
+
+    #[test]
+    fn capacities_are_bounded() {
+        assert_eq!(super::validate_capacity(1), Ok(1));
+        assert_eq!(
+            super::validate_capacity(super::MAX_CAPACITY),
+            Ok(super::MAX_CAPACITY)
+        );
+        assert!(super::validate_capacity(0).is_err());
+        assert!(super::validate_capacity(super::MAX_CAPACITY + 1).is_err());
     }
 
     #[test]

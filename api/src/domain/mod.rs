@@ -7,7 +7,7 @@ mod history;
 mod message;
 mod session;
 
-pub use agent::{Agent, AgentStatus};
+pub use agent::{validate_capacity, Agent, AgentStatus, MAX_CAPACITY};
 pub use history::{HistoryEntry, HistoryKind};
 pub use message::{
     has_bidi_controls, message_status, validate_body, validate_client_message_id, validate_id,

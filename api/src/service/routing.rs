@@ -16,18 +16,15 @@ use super::outbox::Outbox;
 use super::sessions::parse_session_id;
 use super::ChatService;
 use crate::auth::{Role, Viewer};
-use crate::domain::HistoryKind;
 use crate::domain::{
-    validate_id, Agent, AgentStatus, ChatSession, Message, SenderRole, SessionStatus,
+    validate_capacity, validate_id, Agent, AgentStatus, ChatSession, HistoryKind, Message,
+    SenderRole, SessionStatus,
 };
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, SessionEvent};
 use crate::matching::{self, AgentSlots, QueuedSession, RoutingMode};
 use crate::repo::history;
 use crate::repo::{self, agents, messages, sessions};
-
-/// Most sessions an admin may let one agent hold.
-pub const MAX_CAPACITY: i32 = 100;
 
 impl ChatService {
     /// Pairs the queue with free agents: offers them (fair) or assigns them
@@ -591,11 +588,7 @@ impl ChatService {
     ) -> AppResult<Agent> {
         viewer.require_admin()?;
         validate_id(agent_id).map_err(AppError::BadUserInput)?;
-        if !(1..=MAX_CAPACITY).contains(&capacity) {
-            return Err(AppError::BadUserInput(format!(
-                "capacity must be 1 to {MAX_CAPACITY}"
-            )));
-        }
+        let capacity = validate_capacity(capacity).map_err(AppError::BadUserInput)?;
         let now = self.now();
         let txn = repo::begin_write(&self.db).await?;
         agents::lock(&txn, agent_id)
