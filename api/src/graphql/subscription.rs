@@ -1,11 +1,9 @@
 use async_graphql::{Context, Subscription, ID};
 use futures_util::{Stream, StreamExt};
-use tokio_stream::wrappers::BroadcastStream;
 
 use super::context::{caller_and_service, take_subscription_slot};
 use super::error::{to_gql, GqlResultExt};
 use super::types::{AgentEvent, QueueChanged, SessionEvent};
-use crate::metrics::GaugeGuard;
 
 pub struct SubscriptionRoot;
 
@@ -41,18 +39,13 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = QueueChanged>> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        viewer.require_staff().gql()?;
+        let feed = svc.queue_feed(viewer).gql()?;
         let slot = take_subscription_slot(ctx)?;
-        let subscribed = (GaugeGuard::new(svc.metrics(), |m| &m.subscriptions), slot);
-        // A watcher that lags skips what it missed; the next event carries fresh stats.
-        Ok(
-            BroadcastStream::new(svc.bus().subscribe_queue()).filter_map(move |e| {
-                // The slot and the gauge are released when the stream drops.
-                let _subscribed = &subscribed;
-                let event = e.ok().map(Into::into);
-                async move { event }
-            }),
-        )
+        Ok(feed.map(move |event| {
+            // The slot is released when the stream (and this closure) drops.
+            let _slot = &slot;
+            QueueChanged::from(event)
+        }))
     }
 
     /// Agent: offers, assignments and status changes of the caller.
@@ -61,19 +54,11 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = AgentEvent>> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        let agent_id = viewer.require_agent().gql()?;
+        let feed = svc.agent_feed(viewer).gql()?;
         let slot = take_subscription_slot(ctx)?;
-        let mut rx = svc.bus().subscribe_agent(agent_id);
-        let subscribed = (GaugeGuard::new(svc.metrics(), |m| &m.subscriptions), slot);
-        Ok(async_stream::stream! {
-            let _subscribed = subscribed;
-            loop {
-                match rx.recv().await {
-                    Ok(e) => yield AgentEvent::from(e),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        })
+        Ok(feed.map(move |event| {
+            let _slot = &slot;
+            AgentEvent::from(event)
+        }))
     }
 }

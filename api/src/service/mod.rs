@@ -5,6 +5,7 @@
 mod agents;
 mod batch_queue;
 pub use agents::ShiftAction;
+mod feeds;
 mod limiter;
 mod live;
 mod messages;
