@@ -51,6 +51,15 @@ pub enum AppError {
     Internal(String),
 }
 
+impl From<crate::domain::Refusal> for AppError {
+    fn from(refusal: crate::domain::Refusal) -> Self {
+        match refusal {
+            crate::domain::Refusal::Forbidden(why) => AppError::Forbidden(why),
+            crate::domain::Refusal::Conflict(why) => AppError::Conflict(why),
+        }
+    }
+}
+
 impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {

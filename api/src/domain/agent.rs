@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::named_enum;
+use super::{named_enum, Refusal};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AgentStatus {
@@ -111,6 +111,37 @@ pub struct Agent {
     pub idle_since: Option<DateTime<Utc>>,
 }
 
+impl Agent {
+    /// Sessions the agent could still be given.
+    pub fn free_slots(&self) -> i32 {
+        (self.capacity - self.active_session_count).max(0)
+    }
+
+    /// Whether the agent may be given one more session now: AVAILABLE and
+    /// below capacity. `who` starts the refusal ("you are", or their id).
+    pub fn ensure_room(&self, who: &str) -> Result<(), Refusal> {
+        if !self.status.takes_new_sessions() {
+            return Err(Refusal::Conflict(format!(
+                "{who} {}; only AVAILABLE agents take sessions",
+                self.status.as_str()
+            )));
+        }
+        self.ensure_below_capacity(who)
+    }
+
+    /// Whether the agent holds fewer sessions than their capacity, whatever
+    /// their status (an admin may assign by hand to an agent on a break).
+    pub fn ensure_below_capacity(&self, who: &str) -> Result<(), Refusal> {
+        if self.free_slots() == 0 {
+            return Err(Refusal::Conflict(format!(
+                "{who} holding {} of {} sessions",
+                self.active_session_count, self.capacity
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::AgentStatus::*;
@@ -145,6 +176,25 @@ mod tests {
         );
         assert!(super::validate_capacity(0).is_err());
         assert!(super::validate_capacity(super::MAX_CAPACITY + 1).is_err());
+    }
+
+    #[test]
+    fn room_means_available_and_below_capacity() {
+        let agent = |status, held| super::Agent {
+            id: "a".into(),
+            name: "A".into(),
+            status,
+            capacity: 2,
+            active_session_count: held,
+            idle_since: None,
+        };
+        assert!(agent(Available, 1).ensure_room("a is").is_ok());
+        assert!(agent(Available, 2).ensure_room("a is").is_err());
+        assert!(agent(OnBreak, 0).ensure_room("a is").is_err());
+        assert!(agent(OnBreak, 1).ensure_below_capacity("a is").is_ok());
+        assert!(agent(OnBreak, 2).ensure_below_capacity("a is").is_err());
+        assert_eq!(agent(Available, 3).free_slots(), 0);
+        assert_eq!(agent(Available, 0).free_slots(), 2);
     }
 
     #[test]

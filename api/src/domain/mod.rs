@@ -1,7 +1,9 @@
-//! The rules that need no I/O: session and agent states and their
-//! transitions, message validation, and receipt status. No SeaORM and no
+//! The rules that need no I/O: who may do what ([`access`]), session and
+//! agent states and their transitions, capacity, message validation,
+//! receipt status and history kinds. No SeaORM and no
 //! GraphQL here; `repo` converts rows into these types.
 
+pub mod access;
 mod agent;
 mod history;
 mod message;
@@ -13,7 +15,17 @@ pub use message::{
     has_bidi_controls, message_status, validate_body, validate_client_message_id, validate_id,
     validate_subject, Message, MessageStatus, MessageView, SenderRole,
 };
-pub use session::{ChatSession, EndReason, Party, SessionStatus};
+pub use session::{Acceptance, ChatSession, EndReason, Party, SessionStatus};
+
+/// Why the rules refuse a request: the caller may not do it at all, or
+/// not with the session (or agent) in the state it is in now.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+}
 
 /// A name could not be read back from storage: the row was written by
 /// something other than this code.

@@ -1,0 +1,302 @@
+//! Who may do what to a session. Each question is one pure function of the
+//! caller and the session as it is; the services ask these and nothing else
+//! decides. The table test at the bottom states every role × state.
+//!
+//! Roles: a session's own customer; the agent it is offered to or held by
+//! (its `agent_id`); any other agent; admins. Role-only questions ("only
+//! admins may list agents") stay on [`Viewer`]'s `require_*`.
+
+use super::{ChatSession, Party, Refusal, SessionStatus};
+use crate::auth::{Role, Viewer};
+
+fn is_own_customer(viewer: &Viewer, s: &ChatSession) -> bool {
+    viewer.role == Role::Customer && s.customer_id == viewer.id
+}
+
+fn is_its_agent(viewer: &Viewer, s: &ChatSession) -> bool {
+    viewer.role == Role::Agent && s.agent_id.as_deref() == Some(viewer.id.as_str())
+}
+
+/// May read the session: its customer, an admin, the agent it is offered
+/// to or held by, or any agent while it is in the queue (to pick it).
+/// Callers answer "not found" otherwise, so that ids cannot be probed.
+pub fn may_view(viewer: &Viewer, s: &ChatSession) -> bool {
+    match viewer.role {
+        Role::Admin => true,
+        Role::Customer => is_own_customer(viewer, s),
+        Role::Agent => s.status.is_queued() || is_its_agent(viewer, s),
+    }
+}
+
+/// May follow the session's live feed: its customer, the agent it is
+/// offered to or held by, and admins. Unlike viewing, a queued session's
+/// feed is not open to every agent.
+pub fn may_follow(viewer: &Viewer, s: &ChatSession) -> bool {
+    viewer.role == Role::Admin || is_own_customer(viewer, s) || is_its_agent(viewer, s)
+}
+
+/// The side the caller writes for: the customer while the session is open,
+/// the agent once they accepted it. Admins watch; they do not write.
+pub fn writer(viewer: &Viewer, s: &ChatSession) -> Result<Party, Refusal> {
+    let party = if is_own_customer(viewer, s) {
+        Party::Customer
+    } else if is_its_agent(viewer, s) {
+        Party::Agent
+    } else if viewer.role == Role::Admin {
+        return Err(Refusal::Forbidden("admins cannot write in sessions".into()));
+    } else {
+        return Err(Refusal::Forbidden("not your session".into()));
+    };
+    match (party, s.status) {
+        (_, SessionStatus::Ended) => Err(Refusal::Conflict("session has ended".into())),
+        (Party::Agent, SessionStatus::Waiting | SessionStatus::Offered) => Err(Refusal::Conflict(
+            "accept the session before writing in it".into(),
+        )),
+        (party, _) => Ok(party),
+    }
+}
+
+/// The side whose receipts (delivered, read) the caller moves: the
+/// customer, or the agent once they accepted. An agent only offered the
+/// session has not joined it, and may pass it on.
+pub fn reader(viewer: &Viewer, s: &ChatSession) -> Result<Party, Refusal> {
+    s.reader_of(viewer.role, &viewer.id).ok_or_else(|| {
+        Refusal::Forbidden(
+            "only the customer and the agent who accepted a session have receipts".into(),
+        )
+    })
+}
+
+/// May end the session: its customer, the agent holding it (one only
+/// offered it declines instead), or an admin. Ending an ended session is
+/// allowed (it answers as it is), so a retried request does not fail.
+pub fn may_end(viewer: &Viewer, s: &ChatSession) -> Result<(), Refusal> {
+    let allowed = match viewer.role {
+        Role::Admin => true,
+        Role::Customer => is_own_customer(viewer, s),
+        Role::Agent => is_its_agent(viewer, s) && s.status != SessionStatus::Offered,
+    };
+    match (allowed, may_view(viewer, s)) {
+        (true, _) => Ok(()),
+        (false, true) => Err(Refusal::Forbidden(
+            "only the session's customer, its agent or an admin may end it".into(),
+        )),
+        (false, false) => Err(Refusal::Forbidden("not your session".into())),
+    }
+}
+
+/// May hand the session on: the agent it is with, or an admin. Whether it
+/// can move now is the session's transition to decide.
+pub fn may_transfer(viewer: &Viewer, s: &ChatSession) -> Result<(), Refusal> {
+    if viewer.role == Role::Admin || is_its_agent(viewer, s) {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden(
+            "only the session's agent or an admin may transfer it".into(),
+        ))
+    }
+}
+
+/// May rate the session: its own customer, once it ended after an agent
+/// served it. (How often, and until when, is the rating's own rule.)
+pub fn may_rate(viewer: &Viewer, s: &ChatSession) -> Result<(), Refusal> {
+    if !is_own_customer(viewer, s) {
+        return Err(Refusal::Forbidden(
+            "only the session's customer may rate it".into(),
+        ));
+    }
+    match (s.status, s.assigned_at) {
+        (SessionStatus::Ended, Some(_)) => Ok(()),
+        (SessionStatus::Ended, None) => Err(Refusal::Conflict(
+            "no agent served this chat; there is nothing to rate".into(),
+        )),
+        _ => Err(Refusal::Conflict("rate the chat once it has ended".into())),
+    }
+}
+
+/// May write an internal note: the agent the session is offered to or held
+/// by, an agent who held it before (`held_before`, from its history), or an
+/// admin. Never a customer.
+pub fn may_note(viewer: &Viewer, s: &ChatSession, held_before: bool) -> Result<(), Refusal> {
+    let allowed = match viewer.role {
+        Role::Admin => true,
+        Role::Agent => is_its_agent(viewer, s) || held_before,
+        Role::Customer => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden(
+            "only the session's agents and admins may write notes".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    const CUSTOMER: &str = "cust-1";
+    const AGENT: &str = "agent-a";
+
+    fn viewer(role: Role, id: &str) -> Viewer {
+        Viewer {
+            id: id.into(),
+            role,
+            name: None,
+            expires_at: i64::MAX,
+        }
+    }
+
+    /// A session of CUSTOMER in `status`; offered to, held or last held by
+    /// AGENT unless it is WAITING (or ended before anyone took it).
+    fn session(status: SessionStatus, served: bool) -> ChatSession {
+        let at = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+        ChatSession {
+            id: uuid::Uuid::nil(),
+            customer_id: CUSTOMER.into(),
+            subject: None,
+            status,
+            agent_id: served.then(|| AGENT.into()),
+            created_at: at,
+            queued_at: at,
+            assigned_at: (served && status != SessionStatus::Offered).then_some(at),
+            offer_expires_at: None,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            last_seq: 0,
+            customer_delivered_seq: 0,
+            customer_read_seq: 0,
+            agent_delivered_seq: 0,
+            agent_read_seq: 0,
+            customer_seen_at: None,
+        }
+    }
+
+    /// What one question answers: allowed (with the side, where it has
+    /// one), FORBIDDEN, or CONFLICT (allowed someday, not in this state).
+    #[derive(Debug, PartialEq, Eq, Clone, Copy)]
+    enum A {
+        Yes,
+        No,
+        C,
+        Cu,
+        Ag,
+    }
+
+    /// The side an allowed answer names, if it names one.
+    trait Side {
+        fn side(self) -> Option<Party>;
+    }
+    impl Side for () {
+        fn side(self) -> Option<Party> {
+            None
+        }
+    }
+    impl Side for Party {
+        fn side(self) -> Option<Party> {
+            Some(self)
+        }
+    }
+
+    fn answer<T: Side>(r: Result<T, Refusal>) -> A {
+        match r {
+            Ok(p) => match p.side() {
+                Some(Party::Customer) => A::Cu,
+                Some(Party::Agent) => A::Ag,
+                None => A::Yes,
+            },
+            Err(Refusal::Forbidden(_)) => A::No,
+            Err(Refusal::Conflict(_)) => A::C,
+        }
+    }
+
+    fn yes_no(b: bool) -> A {
+        if b {
+            A::Yes
+        } else {
+            A::No
+        }
+    }
+
+    #[test]
+    fn every_role_in_every_state() {
+        use SessionStatus::*;
+        use A::*;
+        let own = viewer(Role::Customer, CUSTOMER);
+        let stranger = viewer(Role::Customer, "cust-2");
+        let its_agent = viewer(Role::Agent, AGENT);
+        let other_agent = viewer(Role::Agent, "agent-b");
+        let admin = viewer(Role::Admin, "boss");
+        // (who, status, served): view, follow, write, read, end, transfer, rate, note
+        #[rustfmt::skip]
+        let table: [(&Viewer, SessionStatus, bool, [A; 8]); 25] = [
+            (&own,         Waiting, false, [Yes, Yes, Cu, Cu, Yes, No, C, No]),
+            (&own,         Offered, true,  [Yes, Yes, Cu, Cu, Yes, No, C, No]),
+            (&own,         Active,  true,  [Yes, Yes, Cu, Cu, Yes, No, C, No]),
+            (&own,         Ended,   true,  [Yes, Yes, C, Cu, Yes, No, Yes, No]),
+            (&own,         Ended,   false, [Yes, Yes, C, Cu, Yes, No, C, No]),
+            (&stranger,    Waiting, false, [No, No, No, No, No, No, No, No]),
+            (&stranger,    Offered, true,  [No, No, No, No, No, No, No, No]),
+            (&stranger,    Active,  true,  [No, No, No, No, No, No, No, No]),
+            (&stranger,    Ended,   true,  [No, No, No, No, No, No, No, No]),
+            (&stranger,    Ended,   false, [No, No, No, No, No, No, No, No]),
+            (&its_agent,   Waiting, false, [Yes, No, No, No, No, No, No, No]),
+            (&its_agent,   Offered, true,  [Yes, Yes, C, No, No, Yes, No, Yes]),
+            (&its_agent,   Active,  true,  [Yes, Yes, Ag, Ag, Yes, Yes, No, Yes]),
+            (&its_agent,   Ended,   true,  [Yes, Yes, C, Ag, Yes, Yes, No, Yes]),
+            (&its_agent,   Ended,   false, [No, No, No, No, No, No, No, No]),
+            (&other_agent, Waiting, false, [Yes, No, No, No, No, No, No, No]),
+            (&other_agent, Offered, true,  [Yes, No, No, No, No, No, No, No]),
+            (&other_agent, Active,  true,  [No, No, No, No, No, No, No, No]),
+            (&other_agent, Ended,   true,  [No, No, No, No, No, No, No, No]),
+            (&other_agent, Ended,   false, [No, No, No, No, No, No, No, No]),
+            (&admin,       Waiting, false, [Yes, Yes, No, No, Yes, Yes, No, Yes]),
+            (&admin,       Offered, true,  [Yes, Yes, No, No, Yes, Yes, No, Yes]),
+            (&admin,       Active,  true,  [Yes, Yes, No, No, Yes, Yes, No, Yes]),
+            (&admin,       Ended,   true,  [Yes, Yes, No, No, Yes, Yes, No, Yes]),
+            (&admin,       Ended,   false, [Yes, Yes, No, No, Yes, Yes, No, Yes]),
+        ];
+        for (who, status, served, expected) in table {
+            let s = session(status, served);
+            let got = [
+                yes_no(may_view(who, &s)),
+                yes_no(may_follow(who, &s)),
+                answer(writer(who, &s)),
+                answer(reader(who, &s)),
+                answer(may_end(who, &s)),
+                answer(may_transfer(who, &s)),
+                answer(may_rate(who, &s)),
+                answer(may_note(who, &s, false)),
+            ];
+            assert_eq!(
+                got, expected,
+                "{:?} {} in a {status:?} session (served: {served})",
+                who.role, who.id
+            );
+        }
+    }
+
+    #[test]
+    fn an_agent_who_held_a_session_before_may_still_note_it() {
+        let earlier_agent = viewer(Role::Agent, "agent-b");
+        let s = session(SessionStatus::Active, true);
+        assert!(may_note(&earlier_agent, &s, false).is_err());
+        assert!(may_note(&earlier_agent, &s, true).is_ok());
+        let customer = viewer(Role::Customer, CUSTOMER);
+        assert!(may_note(&customer, &s, true).is_err());
+    }
+
+    #[test]
+    fn ending_tells_a_stranger_only_that_it_is_not_theirs() {
+        let other_agent = viewer(Role::Agent, "agent-b");
+        let queued = session(SessionStatus::Waiting, false);
+        let held = session(SessionStatus::Active, true);
+        let msg = |r: Result<(), Refusal>| r.unwrap_err().to_string();
+        assert!(msg(may_end(&other_agent, &queued)).contains("only the session's customer"));
+        assert_eq!(msg(may_end(&other_agent, &held)), "not your session");
+    }
+}
