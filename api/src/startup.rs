@@ -21,7 +21,7 @@ use crate::http::serve::{serve, ConnectionLimits};
 use crate::http::{router, AppState};
 use crate::matching::RoutingMode;
 use crate::repo;
-use crate::service::{system_clock, ChatService, Clock, Policy};
+use crate::service::{system_clock, Clock, Core, Policy, Services};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +139,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    service: ChatService,
+    service: Services,
     shutdown: Shutdown,
     shutdown_grace: Duration,
     connection_limits: ConnectionLimits,
@@ -199,7 +199,7 @@ impl Application {
             }
         };
         let bus = relay.start(EventBus::in_process()).await?;
-        let service = ChatService::new(db, bus, policy, clock);
+        let service = Core::start(db, bus, policy, clock);
         let shutdown = Shutdown::default();
         let connection_limits = ConnectionLimits {
             header_timeout: Duration::from_secs(limits.http_header_timeout_secs),
@@ -229,7 +229,7 @@ impl Application {
         self.listener.local_addr()
     }
 
-    pub fn service(&self) -> &ChatService {
+    pub fn service(&self) -> &Services {
         &self.service
     }
 
@@ -286,7 +286,7 @@ const MATCH_SWEEP: Duration = Duration::from_secs(5);
 
 /// Lapses offers past their deadline and sweeps the queue. Every process
 /// runs one; the routing lock and row locks make them agree.
-async fn routing_loop(service: ChatService) {
+async fn routing_loop(service: Services) {
     let mut lapse = tokio::time::interval(LAPSE_CHECK);
     let mut sweep = tokio::time::interval(MATCH_SWEEP);
     lapse.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -294,11 +294,11 @@ async fn routing_loop(service: ChatService) {
     loop {
         tokio::select! {
             _ = lapse.tick() => {
-                if let Err(e) = service.lapse_expired_offers().await {
+                if let Err(e) = service.routing().lapse_expired_offers().await {
                     tracing::warn!(error = %e, "lapsing offers failed");
                 }
             }
-            _ = sweep.tick() => service.rematch().await,
+            _ = sweep.tick() => service.routing().rematch().await,
         }
     }
 }
@@ -306,12 +306,12 @@ async fn routing_loop(service: ChatService) {
 /// How often data past retention is purged.
 const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
 
-async fn retention_loop(service: ChatService) {
+async fn retention_loop(service: Services) {
     let mut tick = tokio::time::interval(RETENTION_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = service.purge_expired().await {
+        if let Err(e) = service.retention().purge_expired().await {
             tracing::warn!(error = %e, "retention purge failed; retrying next hour");
         }
     }
@@ -321,14 +321,14 @@ async fn retention_loop(service: ChatService) {
 /// the database was unreachable, it first restarts every open chat's grace
 /// period: presence could not be recorded meanwhile, and the outage is ours,
 /// not the customers'.
-async fn presence_loop(service: ChatService) {
-    let mut tick = tokio::time::interval(service.presence_heartbeat());
+async fn presence_loop(service: Services) {
+    let mut tick = tokio::time::interval(service.presence().presence_heartbeat());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut presence_unrecorded = false;
     loop {
         tick.tick().await;
         if presence_unrecorded {
-            match service.excuse_absences().await {
+            match service.presence().excuse_absences().await {
                 Ok(excused) => {
                     tracing::info!(
                         excused,
@@ -340,7 +340,7 @@ async fn presence_loop(service: ChatService) {
             }
             continue;
         }
-        if let Err(e) = service.close_abandoned().await {
+        if let Err(e) = service.presence().close_abandoned().await {
             tracing::warn!(error = %e, "closing abandoned chats failed; retrying");
             presence_unrecorded = e.retryable();
         }

@@ -92,7 +92,7 @@ pub struct TestApp {
     /// Dropping or firing this stops the server.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     /// For driving background jobs directly (retention) instead of waiting.
-    pub service: switchboard::service::ChatService,
+    pub service: switchboard::service::Services,
 }
 
 pub async fn spawn_app() -> TestApp {

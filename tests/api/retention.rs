@@ -68,11 +68,11 @@ async fn customers_list_fourteen_days_and_data_is_purged_after_ninety() {
             .len(),
         3
     );
-    assert_eq!(app.service.purge_expired().await.unwrap(), 0);
+    assert_eq!(app.service.retention().purge_expired().await.unwrap(), 0);
 
     // Ninety-one days after the first chat ended: it is purged, the newer one stays.
     days.store(91, Ordering::SeqCst);
-    assert_eq!(app.service.purge_expired().await.unwrap(), 1);
+    assert_eq!(app.service.retention().purge_expired().await.unwrap(), 1);
     let admin = app.admin();
     let gone = app
         .ok(

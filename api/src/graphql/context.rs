@@ -3,7 +3,7 @@ use async_graphql::Context;
 use super::error::{to_gql, GqlResultExt};
 use crate::auth::{Caller, Viewer};
 use crate::error::AppError;
-use crate::service::ChatService;
+use crate::service::Services;
 
 /// The verified caller, or UNAUTHENTICATED.
 pub fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Viewer> {
@@ -13,15 +13,15 @@ pub fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Viewer> {
     }
 }
 
-pub fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a ChatService> {
-    ctx.data_opt::<ChatService>()
+pub fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Services> {
+    ctx.data_opt::<Services>()
         .ok_or_else(|| to_gql(AppError::Internal("schema built without a service".into())))
 }
 
 /// Both at once, the common case.
 pub fn caller_and_service<'a>(
     ctx: &Context<'a>,
-) -> async_graphql::Result<(&'a Viewer, &'a ChatService)> {
+) -> async_graphql::Result<(&'a Viewer, &'a Services)> {
     Ok((viewer(ctx)?, service(ctx)?))
 }
 

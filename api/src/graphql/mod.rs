@@ -23,14 +23,14 @@ pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
 
 use crate::config::Limits;
-use crate::service::ChatService;
+use crate::service::Services;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema that answers requests. It has no extensions (see
 /// [`Gateway`]): requests reach it through the gateway, which checks
 /// aliases and codes every error.
-fn build_schema(service: ChatService, limits: &Limits) -> AppSchema {
+fn build_schema(service: Services, limits: &Limits) -> AppSchema {
     // Depth and complexity are the gateway's (cost.rs): async-graphql's own
     // limits walk every fragment again at each spread.
     let mut builder =
@@ -43,7 +43,7 @@ fn build_schema(service: ChatService, limits: &Limits) -> AppSchema {
 }
 
 /// The executor the transports serve: the schema behind the request checks.
-pub fn gateway(service: ChatService, limits: &Limits) -> Gateway {
+pub fn gateway(service: Services, limits: &Limits) -> Gateway {
     Gateway::new(build_schema(service, limits), limits)
 }
 

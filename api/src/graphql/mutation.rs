@@ -24,6 +24,7 @@ impl SessionMutations {
         let (viewer, svc) = caller_and_service(ctx)?;
         let from = ctx.data_opt::<ClientIp>().map(|c| c.0);
         Ok(svc
+            .sessions()
             .start_session(viewer, input.subject.as_deref(), from)
             .await
             .gql()?
@@ -37,7 +38,12 @@ impl SessionMutations {
         session_id: ID,
     ) -> async_graphql::Result<ChatSessionGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        Ok(svc.accept_session(viewer, &session_id).await.gql()?.into())
+        Ok(svc
+            .sessions()
+            .accept_session(viewer, &session_id)
+            .await
+            .gql()?
+            .into())
     }
 
     /// Agent: refuse an offer; the session goes to the next agent and keeps its place in the queue.
@@ -47,7 +53,12 @@ impl SessionMutations {
         session_id: ID,
     ) -> async_graphql::Result<ChatSessionGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        Ok(svc.decline_session(viewer, &session_id).await.gql()?.into())
+        Ok(svc
+            .routing()
+            .decline_session(viewer, &session_id)
+            .await
+            .gql()?
+            .into())
     }
 
     /// Agent of the session or admin: hand it to another agent, or back to the queue (toAgentId null) keeping its original place.
@@ -59,6 +70,7 @@ impl SessionMutations {
     ) -> async_graphql::Result<ChatSessionGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
         Ok(svc
+            .routing()
             .transfer_session(
                 viewer,
                 &session_id,
@@ -78,6 +90,7 @@ impl SessionMutations {
     ) -> async_graphql::Result<ChatSessionGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
         Ok(svc
+            .routing()
             .assign_session(viewer, &session_id, &agent_id)
             .await
             .gql()?
@@ -91,7 +104,12 @@ impl SessionMutations {
         session_id: ID,
     ) -> async_graphql::Result<ChatSessionGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        Ok(svc.end_session(viewer, &session_id).await.gql()?.into())
+        Ok(svc
+            .sessions()
+            .end_session(viewer, &session_id)
+            .await
+            .gql()?
+            .into())
     }
 }
 
@@ -108,6 +126,7 @@ impl MessageMutations {
     ) -> async_graphql::Result<MessageGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
         Ok(svc
+            .messages()
             .send_message(
                 viewer,
                 &input.session_id,
@@ -127,7 +146,12 @@ impl MessageMutations {
         seq: i32,
     ) -> async_graphql::Result<ChatSessionGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        Ok(svc.mark_read(viewer, &session_id, seq).await.gql()?.into())
+        Ok(svc
+            .messages()
+            .mark_read(viewer, &session_id, seq)
+            .await
+            .gql()?
+            .into())
     }
 
     /// Ephemeral: tells the other side; nothing is stored.
@@ -138,7 +162,10 @@ impl MessageMutations {
         typing: bool,
     ) -> async_graphql::Result<bool> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        svc.set_typing(viewer, &session_id, typing).await.gql()
+        svc.messages()
+            .set_typing(viewer, &session_id, typing)
+            .await
+            .gql()
     }
 }
 
@@ -148,7 +175,12 @@ pub struct AgentMutations;
 impl AgentMutations {
     async fn change(ctx: &Context<'_>, action: ShiftAction) -> async_graphql::Result<AgentGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        Ok(svc.change_availability(viewer, action).await.gql()?.into())
+        Ok(svc
+            .agents()
+            .change_availability(viewer, action)
+            .await
+            .gql()?
+            .into())
     }
 }
 
@@ -183,6 +215,7 @@ impl AgentMutations {
     ) -> async_graphql::Result<AgentGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
         Ok(svc
+            .agents()
             .set_agent_capacity(viewer, &agent_id, capacity)
             .await
             .gql()?

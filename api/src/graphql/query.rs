@@ -15,7 +15,12 @@ impl QueryRoot {
         Ok(ViewerGql {
             id: ID(viewer.id.clone()),
             role: viewer.role.into(),
-            agent: svc.viewer_agent(viewer).await.gql()?.map(Into::into),
+            agent: svc
+                .agents()
+                .viewer_agent(viewer)
+                .await
+                .gql()?
+                .map(Into::into),
         })
     }
 
@@ -26,7 +31,12 @@ impl QueryRoot {
         id: ID,
     ) -> async_graphql::Result<Option<ChatSessionGql>> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        Ok(svc.session(viewer, &id).await.gql()?.map(Into::into))
+        Ok(svc
+            .sessions()
+            .session(viewer, &id)
+            .await
+            .gql()?
+            .map(Into::into))
     }
 
     /// Customer: own sessions created in the last 14 days, completed or not, newest first.
@@ -43,13 +53,19 @@ impl QueryRoot {
             after,
             ..Default::default()
         };
-        Ok(svc.my_sessions(viewer, &args).await.gql()?.into())
+        Ok(svc
+            .sessions()
+            .my_sessions(viewer, &args)
+            .await
+            .gql()?
+            .into())
     }
 
     /// Agent or admin: WAITING and OFFERED sessions in routing order.
     async fn queue(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ChatSessionGql>> {
         let (viewer, svc) = caller_and_service(ctx)?;
         Ok(svc
+            .sessions()
             .queue(viewer)
             .await
             .gql()?
@@ -64,13 +80,14 @@ impl QueryRoot {
     /// Agent or admin.
     async fn queue_stats(&self, ctx: &Context<'_>) -> async_graphql::Result<QueueStatsGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        Ok(svc.queue_stats(viewer).await.gql()?.into())
+        Ok(svc.sessions().queue_stats(viewer).await.gql()?.into())
     }
 
     /// Agent or admin.
     async fn agents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AgentGql>> {
         let (viewer, svc) = caller_and_service(ctx)?;
         Ok(svc
+            .agents()
             .agents(viewer)
             .await
             .gql()?

@@ -21,6 +21,7 @@ impl SubscriptionRoot {
         let (viewer, svc) = caller_and_service(ctx)?;
         let slot = take_subscription_slot(ctx)?;
         let stream = svc
+            .live()
             .session_events(viewer, &session_id, after_seq.unwrap_or(0))
             .await
             .gql()?;
@@ -39,7 +40,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = QueueChanged>> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        let feed = svc.queue_feed(viewer).gql()?;
+        let feed = svc.live().queue_feed(viewer).gql()?;
         let slot = take_subscription_slot(ctx)?;
         Ok(feed.map(move |event| {
             // The slot is released when the stream (and this closure) drops.
@@ -54,7 +55,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = AgentEvent>> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        let feed = svc.agent_feed(viewer).gql()?;
+        let feed = svc.live().agent_feed(viewer).gql()?;
         let slot = take_subscription_slot(ctx)?;
         Ok(feed.map(move |event| {
             let _slot = &slot;

@@ -320,7 +320,7 @@ impl ChatSessionGql {
             return Ok(None);
         };
         let (_, svc) = caller_and_service(ctx)?;
-        Ok(svc.agent(agent_id).await.gql()?.map(Into::into))
+        Ok(svc.agents().agent(agent_id).await.gql()?.map(Into::into))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.inner.created_at
@@ -345,7 +345,7 @@ impl ChatSessionGql {
             return Ok(known);
         }
         let (_, svc) = caller_and_service(ctx)?;
-        svc.queue_position(&self.inner).await.gql()
+        svc.sessions().queue_position(&self.inner).await.gql()
     }
     /// seq of the newest message; 0 when there is none.
     async fn last_seq(&self) -> i32 {
@@ -367,12 +367,18 @@ impl ChatSessionGql {
             last,
             before,
         };
-        Ok(svc.messages(viewer, &self.inner, &args).await.gql()?.into())
+        Ok(svc
+            .messages()
+            .messages(viewer, &self.inner, &args)
+            .await
+            .gql()?
+            .into())
     }
     /// Admin: every offer, acceptance, transfer, return to the queue and end, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SessionHistoryEntry>> {
         let (viewer, svc) = caller_and_service(ctx)?;
         Ok(svc
+            .sessions()
             .session_history(viewer, &self.inner)
             .await
             .gql()?

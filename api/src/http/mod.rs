@@ -37,7 +37,7 @@ use crate::config::Limits;
 use crate::error::ErrorCode;
 use crate::graphql::{Gateway, SubscriptionBudget};
 use crate::metrics::GaugeGuard;
-use crate::service::ChatService;
+use crate::service::Services;
 use crate::shutdown::Shutdown;
 use client_ip::{ClientIp, ConnectionCounts};
 
@@ -45,7 +45,7 @@ use client_ip::{ClientIp, ConnectionCounts};
 pub struct AppState {
     /// The GraphQL schema, behind its request checks.
     pub gateway: Gateway,
-    pub service: ChatService,
+    pub service: Services,
     pub keys: JwtKeys,
     pub limits: Limits,
     /// Tells open WebSockets that the server is stopping.
@@ -195,7 +195,7 @@ impl AppState {
         let caller = self.keys.caller(token);
         if let Caller::Verified(viewer) = &caller {
             // If this fails the database is down; the resolver will say so.
-            if let Err(e) = self.service.ensure_agent(viewer).await {
+            if let Err(e) = self.service.agents().ensure_agent(viewer).await {
                 tracing::warn!(error = %e, "could not record agent");
             }
         }

@@ -1,11 +1,12 @@
 //! Agents: first-sight creation, shifts and breaks, listings.
 
-use super::outbox::Outbox;
-use super::ChatService;
+use super::core::Core;
+use super::infra::outbox::Outbox;
 use crate::auth::{Role, Viewer};
 use crate::domain::HistoryKind;
-use crate::domain::{Agent, AgentStatus};
+use crate::domain::{validate_capacity, validate_id, Agent, AgentStatus};
 use crate::error::{AppError, AppResult};
+use crate::events::AgentEvent;
 use crate::repo::{self, agents};
 
 /// One of the agent's own status changes.
@@ -17,26 +18,38 @@ pub enum ShiftAction {
     EndShift,
 }
 
-impl ChatService {
+/// Agents: first sight, shifts and breaks, capacity, listings.
+pub struct Agents<'a> {
+    pub(super) core: &'a std::sync::Arc<Core>,
+}
+
+impl Agents<'_> {
     /// Creates the agent row the first time an agent token is seen.
     pub async fn ensure_agent(&self, viewer: &Viewer) -> AppResult<()> {
         if viewer.role != Role::Agent {
             return Ok(());
         }
         let known = |agents: &std::collections::HashSet<String>| agents.contains(&viewer.id);
-        if known(&self.known_agents.lock().unwrap_or_else(|p| p.into_inner())) {
+        if known(
+            &self
+                .core
+                .known_agents
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        ) {
             return Ok(());
         }
         let name = viewer.name.as_deref().unwrap_or(&viewer.id);
         agents::insert_if_absent(
-            &self.db,
+            &self.core.db,
             &viewer.id,
             name,
-            self.policy.agent_capacity,
-            self.now(),
+            self.core.policy.agent_capacity,
+            self.core.now(),
         )
         .await?;
-        self.known_agents
+        self.core
+            .known_agents
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(viewer.id.clone());
@@ -63,17 +76,17 @@ impl ChatService {
         if viewer.role != Role::Agent {
             return Ok(None);
         }
-        Ok(agents::find(&self.db, &viewer.id).await?)
+        Ok(agents::find(&self.core.db, &viewer.id).await?)
     }
 
     /// Any agent by id; visible to everyone who can see a session it holds.
     pub async fn agent(&self, id: &str) -> AppResult<Option<Agent>> {
-        Ok(agents::find(&self.db, id).await?)
+        Ok(agents::find(&self.core.db, id).await?)
     }
 
     pub async fn agents(&self, viewer: &Viewer) -> AppResult<Vec<Agent>> {
         viewer.require_staff()?;
-        Ok(agents::list(&self.db).await?)
+        Ok(agents::list(&self.core.db).await?)
     }
 
     /// Shift start and end, break request and end.
@@ -83,14 +96,16 @@ impl ChatService {
         action: ShiftAction,
     ) -> AppResult<Agent> {
         let agent_id = viewer.require_agent()?;
-        let now = self.now();
-        let txn = repo::begin_write(&self.db).await?;
+        let now = self.core.now();
+        let txn = repo::begin_write(&self.core.db).await?;
         let agent = self.lock_calling_agent(&txn, viewer).await?;
         let mut outbox = Outbox::default();
         let leaving = matches!(action, ShiftAction::RequestBreak | ShiftAction::EndShift);
         // Someone leaving AVAILABLE gets nothing new: open offers go to the next agent.
         let withdrawn = if leaving {
-            self.withdraw_offers(&txn, agent_id, HistoryKind::Withdrawn, now, &mut outbox)
+            self.core
+                .transitions()
+                .withdraw_offers(&txn, agent_id, HistoryKind::Withdrawn, now, &mut outbox)
                 .await?
         } else {
             0
@@ -118,11 +133,40 @@ impl ChatService {
             .ok_or_else(|| AppError::Internal("agent vanished".into()))?;
         outbox.agent_changed(updated.clone());
         txn.commit().await?;
-        outbox.publish(self).await;
+        outbox.publish(self.core).await;
         if became_available || withdrawn > 0 {
-            self.rematch().await;
-            return Ok(agents::find(&self.db, agent_id).await?.unwrap_or(updated));
+            self.core.routing().rematch().await;
+            return Ok(agents::find(&self.core.db, agent_id)
+                .await?
+                .unwrap_or(updated));
         }
         Ok(updated)
+    }
+
+    /// Admin: how many sessions an agent may hold at once.
+    pub async fn set_agent_capacity(
+        &self,
+        viewer: &Viewer,
+        agent_id: &str,
+        capacity: i32,
+    ) -> AppResult<Agent> {
+        viewer.require_admin()?;
+        validate_id(agent_id).map_err(AppError::BadUserInput)?;
+        let capacity = validate_capacity(capacity).map_err(AppError::BadUserInput)?;
+        let now = self.core.now();
+        let txn = repo::begin_write(&self.core.db).await?;
+        agents::lock(&txn, agent_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no agent {agent_id:?}")))?;
+        agents::set_capacity(&txn, agent_id, capacity, now).await?;
+        let agent = agents::find(&txn, agent_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("agent vanished".into()))?;
+        txn.commit().await?;
+        self.core
+            .bus
+            .publish_agent(agent_id, AgentEvent::AgentChanged(agent.clone()));
+        self.core.routing().rematch().await;
+        Ok(agent)
     }
 }

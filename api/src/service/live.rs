@@ -4,12 +4,12 @@
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::core::Core;
 use super::sessions::parse_session_id;
-use super::ChatService;
-use crate::auth::{Role, Viewer};
-use crate::domain::{ChatSession, Message, MessageStatus, MessageView, Party};
+use crate::auth::Viewer;
+use crate::domain::{access, ChatSession, Message, MessageStatus, MessageView, Party};
 use crate::error::{AppError, AppResult};
-use crate::events::{SessionEvent, SessionSignal};
+use crate::events::{AgentEvent, QueueChanged, SessionEvent, SessionSignal};
 use crate::metrics::GaugeGuard;
 use crate::repo::{messages, sessions};
 
@@ -24,7 +24,7 @@ const RECEIPT_WINDOW: std::time::Duration = std::time::Duration::from_millis(100
 /// when the window closes, or when the feed ends first (the messages did
 /// reach the recipient's connection).
 struct PendingReceipt {
-    svc: ChatService,
+    core: std::sync::Arc<Core>,
     session_id: uuid::Uuid,
     party: Party,
     up_to: Option<i32>,
@@ -34,7 +34,8 @@ impl PendingReceipt {
     async fn flush(&mut self) -> AppResult<()> {
         match self.up_to.take() {
             Some(seq) => {
-                self.svc
+                self.core
+                    .messages()
                     .mark_delivered(self.session_id, self.party, seq)
                     .await
             }
@@ -50,9 +51,9 @@ impl Drop for PendingReceipt {
             return;
         };
         if let Some(seq) = self.up_to.take() {
-            let (svc, id, party) = (self.svc.clone(), self.session_id, self.party);
+            let (core, id, party) = (self.core.clone(), self.session_id, self.party);
             runtime.spawn(async move {
-                if let Err(e) = svc.mark_delivered(id, party, seq).await {
+                if let Err(e) = core.messages().mark_delivered(id, party, seq).await {
                     tracing::warn!(error = %e, "could not record a delivery");
                 }
             });
@@ -78,12 +79,6 @@ pub enum LiveItem {
     Event(SessionEvent),
 }
 
-/// The audience of a session's feed, per the contract: its customer, the
-/// agent it is offered to or held by, and admins.
-fn may_follow(viewer: &Viewer, s: &ChatSession) -> bool {
-    viewer.role == Role::Admin || s.party_of(viewer.role, &viewer.id).is_some()
-}
-
 /// How `party` (the subscriber's side, if any) sees a message pushed to them
 /// now: what reaches its recipient's live connection is delivered.
 fn pushed_view(m: Message, session: &ChatSession, party: Option<Party>) -> MessageView {
@@ -95,7 +90,12 @@ fn pushed_view(m: Message, session: &ChatSession, party: Option<Party>) -> Messa
     view
 }
 
-impl ChatService {
+/// The subscription feeds: a session's, an agent's, the queue.
+pub struct Live<'a> {
+    pub(super) core: &'a std::sync::Arc<Core>,
+}
+
+impl Live<'_> {
     /// Every message with seq > `after_seq` from storage in order, one
     /// `CaughtUp`, then live events.
     ///
@@ -116,11 +116,11 @@ impl ChatService {
             ));
         }
         let id = parse_session_id(session_id)?;
-        let mut live = self.bus.subscribe_session(id);
-        let session = sessions::find(&self.db, id)
+        let mut live = self.core.bus.subscribe_session(id);
+        let session = sessions::find(&self.core.db, id)
             .await?
             .ok_or_else(AppError::session_not_found)?;
-        if !may_follow(viewer, &session) {
+        if !access::may_follow(viewer, &session) {
             return Err(AppError::Forbidden(
                 "only the session's customer, its agent and admins follow it".into(),
             ));
@@ -133,19 +133,19 @@ impl ChatService {
         }
         let party = session.party_of(viewer.role, &viewer.id);
         let viewer = viewer.clone();
-        let svc = self.clone();
+        let core = std::sync::Arc::clone(self.core);
 
         let follows_as_customer = party == Some(Party::Customer);
-        let mut heartbeat = tokio::time::interval(self.presence_heartbeat());
+        let mut heartbeat = tokio::time::interval(self.core.presence().presence_heartbeat());
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-        let subscribed = GaugeGuard::new(self.metrics(), |m| &m.subscriptions);
+        let subscribed = GaugeGuard::new(self.core.metrics(), |m| &m.subscriptions);
 
         Ok(async_stream::try_stream! {
             let _subscribed = subscribed;
             let mut sent = after_seq;
             loop {
-                let page = messages::range(&svc.db, id, sent, None, REPLAY_PAGE).await?;
+                let page = messages::range(&core.db, id, sent, None, REPLAY_PAGE).await?;
                 let full = page.len() as u64 == REPLAY_PAGE;
                 for m in page {
                     sent = m.seq;
@@ -158,12 +158,12 @@ impl ChatService {
             // Recorded before CaughtUp, so that whatever the client does
             // once caught up sees the replay as delivered.
             if let Some(p) = party {
-                svc.mark_delivered(id, p, sent).await?;
+                core.messages().mark_delivered(id, p, sent).await?;
             }
             yield LiveItem::CaughtUp { seq: sent };
 
             let mut receipt = party.map(|party| PendingReceipt {
-                svc: svc.clone(),
+                core: core.clone(),
                 session_id: id,
                 party,
                 up_to: None,
@@ -184,7 +184,7 @@ impl ChatService {
                     Wake::Live(received) => received,
                     Wake::Heartbeat => {
                         // The open feed is the customer's presence.
-                        svc.customer_seen(id).await?;
+                        core.presence().customer_seen(id).await?;
                         continue;
                     }
                     Wake::ReceiptDue => {
@@ -218,7 +218,7 @@ impl ChatService {
                     Ok(SessionSignal::Event(SessionEvent::SessionChanged(changed))) => {
                         // Handing a session on (transfer, decline, lapse)
                         // ends the old agent's view of it.
-                        if !may_follow(&viewer, &changed) {
+                        if !access::may_follow(&viewer, &changed) {
                             Err(AppError::Forbidden("you no longer have access to this session".into()))?;
                         }
                         yield LiveItem::Event(SessionEvent::SessionChanged(changed));
@@ -233,7 +233,7 @@ impl ChatService {
                 let mut reached_recipient = false;
                 if let Some(up_to) = catch_up {
                     loop {
-                        let page = messages::range(&svc.db, id, sent, up_to, REPLAY_PAGE).await?;
+                        let page = messages::range(&core.db, id, sent, up_to, REPLAY_PAGE).await?;
                         let full = page.len() as u64 == REPLAY_PAGE;
                         for m in page {
                             sent = m.seq;
@@ -247,7 +247,7 @@ impl ChatService {
                 }
                 if let Some(m) = live_message {
                     let latency = (chrono::Utc::now() - m.created_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
-                    svc.metrics.delivery_latency.observe(latency);
+                    core.metrics.delivery_latency.observe(latency);
                     if m.seq > sent {
                         sent = m.seq;
                         reached_recipient |= Some(m.sender.recipient()) == party;
@@ -262,11 +262,52 @@ impl ChatService {
                 }
                 if missed_events {
                     // A status change may have been among what was missed.
-                    let fresh = sessions::find(&svc.db, id).await?.ok_or_else(AppError::session_not_found)?;
-                    if !may_follow(&viewer, &fresh) {
+                    let fresh = sessions::find(&core.db, id).await?.ok_or_else(AppError::session_not_found)?;
+                    if !access::may_follow(&viewer, &fresh) {
                         Err(AppError::Forbidden("you no longer have access to this session".into()))?;
                     }
                     yield LiveItem::Event(SessionEvent::SessionChanged(fresh));
+                }
+            }
+        })
+    }
+
+    /// Agent: offers, assignments and status changes of the caller.
+    pub fn agent_feed(
+        &self,
+        viewer: &Viewer,
+    ) -> AppResult<impl Stream<Item = AgentEvent> + Send + 'static> {
+        let agent_id = viewer.require_agent()?;
+        let mut events = self.core.bus().subscribe_agent(agent_id);
+        let subscribed = GaugeGuard::new(self.core.metrics(), |m| &m.subscriptions);
+        Ok(async_stream::stream! {
+            let _subscribed = subscribed;
+            loop {
+                match events.recv().await {
+                    Ok(event) => yield event,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+
+    /// Agent or admin: the queue as it changes. A watcher that lags skips
+    /// what it missed; the next event carries fresh figures.
+    pub fn queue_feed(
+        &self,
+        viewer: &Viewer,
+    ) -> AppResult<impl Stream<Item = QueueChanged> + Send + 'static> {
+        viewer.require_staff()?;
+        let mut events = self.core.bus().subscribe_queue();
+        let subscribed = GaugeGuard::new(self.core.metrics(), |m| &m.subscriptions);
+        Ok(async_stream::stream! {
+            let _subscribed = subscribed;
+            loop {
+                match events.recv().await {
+                    Ok(event) => yield event,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
                 }
             }
         })

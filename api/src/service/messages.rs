@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::batch_queue::{BatchQueue, Batched, DeliveryMark, Pending, SendRequest};
+use super::core::Core;
+use super::infra::batch_queue::{self, BatchQueue, Batched, DeliveryMark, Pending, SendRequest};
 use super::pagination::{page_size, Page, PageArgs};
-use super::sessions::{can_view, parse_session_id};
-use super::ChatService;
+use super::sessions::parse_session_id;
 use crate::auth::{Role, Viewer};
 use crate::domain::{
-    validate_body, validate_client_message_id, ChatSession, Message, MessageView, Party,
-    SenderRole, SessionStatus,
+    access, validate_body, validate_client_message_id, ChatSession, Message, MessageView, Party,
+    SenderRole,
 };
 use crate::error::{AppError, AppResult};
 use crate::events::SessionEvent;
@@ -21,29 +21,8 @@ use crate::repo::{self, messages, sessions};
 /// Largest page of a transcript.
 const MAX_MESSAGE_PAGE: u64 = 500;
 
-/// The side `viewer` writes for in `s`, or why they may not write there.
-fn writer_party(viewer: &Viewer, s: &ChatSession) -> AppResult<Party> {
-    match viewer.role {
-        Role::Customer if s.customer_id == viewer.id => match s.status {
-            SessionStatus::Ended => Err(AppError::Conflict("session has ended".into())),
-            _ => Ok(Party::Customer),
-        },
-        Role::Agent if s.agent_id.as_deref() == Some(viewer.id.as_str()) => match s.status {
-            SessionStatus::Active => Ok(Party::Agent),
-            SessionStatus::Ended => Err(AppError::Conflict("session has ended".into())),
-            _ => Err(AppError::Conflict(
-                "accept the session before writing in it".into(),
-            )),
-        },
-        Role::Admin => Err(AppError::Forbidden(
-            "admins cannot write in sessions".into(),
-        )),
-        _ => Err(AppError::Forbidden("not your session".into())),
-    }
-}
-
 /// The role `viewer`'s messages are stored under. Only customers and
-/// agents write ([`writer_party`] refuses admins, whatever this says), so
+/// agents write ([`access::writer`] refuses admins, whatever this says), so
 /// it follows from the role before the session is read.
 fn sender_role_of(viewer: &Viewer) -> SenderRole {
     match viewer.role {
@@ -52,16 +31,12 @@ fn sender_role_of(viewer: &Viewer) -> SenderRole {
     }
 }
 
-/// The side `viewer` reads for in `s` (receipts), if they are a party to it.
-fn reader_party(viewer: &Viewer, s: &ChatSession) -> AppResult<Party> {
-    s.reader_of(viewer.role, &viewer.id).ok_or_else(|| {
-        AppError::Forbidden(
-            "only the customer and the agent who accepted a session have receipts".into(),
-        )
-    })
+/// Messages, receipts and typing.
+pub struct Messages<'a> {
+    pub(super) core: &'a std::sync::Arc<Core>,
 }
 
-impl ChatService {
+impl Messages<'_> {
     /// Stores a message with the session's next seq. Sending the same
     /// clientMessageId again returns the first message and stores nothing.
     pub async fn send_message(
@@ -72,26 +47,30 @@ impl ChatService {
         client_message_id: &str,
     ) -> AppResult<MessageView> {
         let id = parse_session_id(session_id)?;
-        let body =
-            validate_body(body, self.policy.max_message_chars).map_err(AppError::BadUserInput)?;
+        let body = validate_body(body, self.core.policy.max_message_chars)
+            .map_err(AppError::BadUserInput)?;
         let client_message_id =
             validate_client_message_id(client_message_id).map_err(AppError::BadUserInput)?;
         if !self
+            .core
             .message_limiter
             .try_take(&viewer.key(), std::time::Instant::now())
         {
             return Err(AppError::RateLimited(format!(
                 "slow down: at most {} messages per second, bursts of {}",
-                self.policy.message_rate_per_sec, self.policy.message_burst
+                self.core.policy.message_rate_per_sec, self.core.policy.message_burst
             )));
         }
-        self.submit(SendRequest {
-            viewer: viewer.clone(),
-            session_id: id,
-            body: body.to_owned(),
-            client_message_id: client_message_id.to_owned(),
-            at: self.now(),
-        })
+        batch_queue::submit(
+            self.core,
+            SendRequest {
+                viewer: viewer.clone(),
+                session_id: id,
+                body: body.to_owned(),
+                client_message_id: client_message_id.to_owned(),
+                at: self.core.now(),
+            },
+        )
         .await
     }
 
@@ -106,7 +85,7 @@ impl ChatService {
         let mut ids: Vec<Uuid> = sends.iter().map(|s| s.session_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let txn = repo::begin_write(&self.db).await?;
+        let txn = repo::begin_write(&self.core.db).await?;
         let mut sessions: HashMap<Uuid, ChatSession> = sessions::lock_many(&txn, &ids)
             .await?
             .into_iter()
@@ -158,9 +137,9 @@ impl ChatService {
                 let Some(session) = sessions.get(&send.session_id) else {
                     return Decision::Refused(AppError::session_not_found());
                 };
-                let party = match writer_party(&send.viewer, session) {
+                let party = match access::writer(&send.viewer, session) {
                     Ok(party) => party,
-                    Err(refusal) => return Decision::Refused(refusal),
+                    Err(refusal) => return Decision::Refused(refusal.into()),
                 };
                 let advance = advances
                     .entry(session.id)
@@ -210,11 +189,14 @@ impl ChatService {
         }
         if !fresh.is_empty() {
             use std::sync::atomic::Ordering::Relaxed;
-            self.metrics.messages.fetch_add(fresh.len() as u64, Relaxed);
-            self.metrics.send_transactions.fetch_add(1, Relaxed);
+            self.core
+                .metrics
+                .messages
+                .fetch_add(fresh.len() as u64, Relaxed);
+            self.core.metrics.send_transactions.fetch_add(1, Relaxed);
         }
         for message in &fresh {
-            self.bus.publish_session(
+            self.core.bus.publish_session(
                 message.session_id,
                 SessionEvent::MessagePosted(message.clone()),
             );
@@ -248,11 +230,11 @@ impl ChatService {
         if seq < 0 {
             return Err(AppError::BadUserInput("seq must not be negative".into()));
         }
-        let txn = repo::begin_write(&self.db).await?;
+        let txn = repo::begin_write(&self.core.db).await?;
         let session = sessions::lock(&txn, id)
             .await?
             .ok_or_else(AppError::session_not_found)?;
-        let party = reader_party(viewer, &session)?;
+        let party = access::reader(viewer, &session)?;
         if seq > session.last_seq {
             return Err(AppError::BadUserInput(format!(
                 "seq {seq} is beyond the newest message ({})",
@@ -271,7 +253,7 @@ impl ChatService {
             .await?
             .ok_or_else(AppError::session_not_found)?;
         txn.commit().await?;
-        self.bus.publish_session(
+        self.core.bus.publish_session(
             id,
             SessionEvent::ReceiptUpdated {
                 session_id: id,
@@ -295,11 +277,14 @@ impl ChatService {
         if seq <= 0 {
             return Ok(());
         }
-        self.submit(DeliveryMark {
-            session_id,
-            party,
-            seq,
-        })
+        batch_queue::submit(
+            self.core,
+            DeliveryMark {
+                session_id,
+                party,
+                seq,
+            },
+        )
         .await
     }
 
@@ -320,13 +305,14 @@ impl ChatService {
                 seq,
             })
             .collect();
-        let moved = sessions::advance_delivered(&self.db, &wanted).await?;
+        let moved = sessions::advance_delivered(&self.core.db, &wanted).await?;
         {
             use std::sync::atomic::Ordering::Relaxed;
-            self.metrics
+            self.core
+                .metrics
                 .delivery_marks
                 .fetch_add(marks.len() as u64, Relaxed);
-            self.metrics.delivery_writes.fetch_add(1, Relaxed);
+            self.core.metrics.delivery_writes.fetch_add(1, Relaxed);
         }
         for s in moved {
             for party in [Party::Customer, Party::Agent] {
@@ -336,7 +322,7 @@ impl ChatService {
                 // already exactly at its mark is announced again: harmless,
                 // a receipt is state, not a delta.)
                 if furthest.get(&(s.id, party)) == Some(&delivered_seq) {
-                    self.bus.publish_session(
+                    self.core.bus.publish_session(
                         s.id,
                         SessionEvent::ReceiptUpdated {
                             session_id: s.id,
@@ -359,11 +345,11 @@ impl ChatService {
         typing: bool,
     ) -> AppResult<bool> {
         let id = parse_session_id(session_id)?;
-        let session = sessions::find(&self.db, id)
+        let session = sessions::find(&self.core.db, id)
             .await?
             .ok_or_else(AppError::session_not_found)?;
-        let party = writer_party(viewer, &session)?;
-        self.bus.publish_session(
+        let party = access::writer(viewer, &session)?;
+        self.core.bus.publish_session(
             id,
             SessionEvent::TypingChanged {
                 session_id: id,
@@ -384,9 +370,9 @@ impl ChatService {
     ) -> AppResult<Page<MessageView>> {
         // The caller may hold a stale copy (from an event, say): decide on
         // the session as it is now.
-        let session = &sessions::find(&self.db, session.id)
+        let session = &sessions::find(&self.core.db, session.id)
             .await?
-            .filter(|s| can_view(viewer, s))
+            .filter(|s| access::may_view(viewer, s))
             .ok_or_else(|| AppError::Forbidden("not your session".into()))?;
 
         let parse_cursor = |name: &str, c: &Option<String>| -> AppResult<Option<i32>> {
@@ -406,32 +392,32 @@ impl ChatService {
             ));
         }
 
-        let (rows, has_previous_page, has_next_page) = if args.last.is_some()
-            || (before.is_some() && args.first.is_none())
-        {
-            let limit = page_size("last", args.last, 50, MAX_MESSAGE_PAGE)?;
-            let mut rows = messages::last_before(&self.db, session.id, before, limit + 1).await?;
-            let has_previous = rows.len() as u64 > limit;
-            if has_previous {
-                rows.remove(0);
-            }
-            let has_next = before.is_some_and(|b| b <= session.last_seq);
-            (rows, has_previous, has_next)
-        } else {
-            let limit = page_size("first", args.first, 50, MAX_MESSAGE_PAGE)?;
-            let after = after.unwrap_or(0);
-            let mut rows = messages::range(
-                &self.db,
-                session.id,
-                after,
-                before.map(|b| b - 1),
-                limit + 1,
-            )
-            .await?;
-            let has_next = rows.len() as u64 > limit;
-            rows.truncate(limit as usize);
-            (rows, after > 0, has_next)
-        };
+        let (rows, has_previous_page, has_next_page) =
+            if args.last.is_some() || (before.is_some() && args.first.is_none()) {
+                let limit = page_size("last", args.last, 50, MAX_MESSAGE_PAGE)?;
+                let mut rows =
+                    messages::last_before(&self.core.db, session.id, before, limit + 1).await?;
+                let has_previous = rows.len() as u64 > limit;
+                if has_previous {
+                    rows.remove(0);
+                }
+                let has_next = before.is_some_and(|b| b <= session.last_seq);
+                (rows, has_previous, has_next)
+            } else {
+                let limit = page_size("first", args.first, 50, MAX_MESSAGE_PAGE)?;
+                let after = after.unwrap_or(0);
+                let mut rows = messages::range(
+                    &self.core.db,
+                    session.id,
+                    after,
+                    before.map(|b| b - 1),
+                    limit + 1,
+                )
+                .await?;
+                let has_next = rows.len() as u64 > limit;
+                rows.truncate(limit as usize);
+                (rows, after > 0, has_next)
+            };
 
         let mut seen = session.clone();
         if let (Some(party), Some(newest)) =
@@ -458,27 +444,24 @@ impl ChatService {
 impl Batched for SendRequest {
     type Answer = MessageView;
     const WHAT: &'static str = "sends";
-    fn queue(svc: &ChatService) -> &BatchQueue<Pending<Self, MessageView>> {
-        &svc.sends
+    fn queue(core: &Core) -> &BatchQueue<Pending<Self, MessageView>> {
+        &core.sends
     }
-    fn write<'a>(
-        svc: &'a ChatService,
-        batch: &'a [Self],
-    ) -> impl std::future::Future<Output = AppResult<Vec<AppResult<MessageView>>>> + Send + 'a {
-        svc.write_sends(batch)
+    async fn write(
+        core: &std::sync::Arc<Core>,
+        batch: &[Self],
+    ) -> AppResult<Vec<AppResult<MessageView>>> {
+        Messages { core }.write_sends(batch).await
     }
 }
 
 impl Batched for DeliveryMark {
     type Answer = ();
     const WHAT: &'static str = "delivery marks";
-    fn queue(svc: &ChatService) -> &BatchQueue<Pending<Self, ()>> {
-        &svc.deliveries
+    fn queue(core: &Core) -> &BatchQueue<Pending<Self, ()>> {
+        &core.deliveries
     }
-    fn write<'a>(
-        svc: &'a ChatService,
-        batch: &'a [Self],
-    ) -> impl std::future::Future<Output = AppResult<Vec<AppResult<()>>>> + Send + 'a {
-        svc.write_deliveries(batch)
+    async fn write(core: &std::sync::Arc<Core>, batch: &[Self]) -> AppResult<Vec<AppResult<()>>> {
+        Messages { core }.write_deliveries(batch).await
     }
 }

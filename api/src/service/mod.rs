@@ -1,37 +1,46 @@
-//! Use cases. Each public method checks who may do it, runs its writes in
-//! one transaction, and publishes events only after the commit. Nothing here
-//! knows about GraphQL; errors are [`AppError`]s.
+//! Use cases, one service per aggregate over a shared [`Core`]:
+//!
+//! - [`Sessions`]: start (the queue entry), accept, end, reading sessions,
+//!   the queue and its figures;
+//! - [`Messages`]: sends, receipts, typing, transcripts;
+//! - [`Routing`]: the matcher, offers and their lapse, decline, transfer,
+//!   assignment by hand;
+//! - [`Agents`]: first sight, shifts and breaks, capacity, listings;
+//! - [`Live`]: the subscription feeds (a session's, an agent's, the queue);
+//! - [`Presence`] and [`Retention`]: the sweeps.
+//!
+//! The transitions that several of them need (end a session, release an
+//! agent's slot, give a session, return sessions to the queue, write a
+//! system line with the next seq) live once, in `transitions`. Each public
+//! method checks who may do it by asking [`crate::domain`], runs its writes
+//! in one transaction, and publishes events only after the commit. The
+//! machinery under them (write batching, shared matcher passes, rate
+//! limits, the after-commit buffer) is in `infra`. Nothing here knows
+//! about GraphQL; errors are [`AppError`](crate::error::AppError)s.
 
 mod agents;
-mod batch_queue;
-pub use agents::ShiftAction;
-mod feeds;
-mod limiter;
+mod core;
+mod infra;
 mod live;
 mod messages;
-mod outbox;
 mod pagination;
 mod presence;
 mod retention;
 mod routing;
 mod sessions;
-mod shared_passes;
+mod transitions;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
-use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
-
-use crate::events::EventBus;
-use crate::matching::RoutingMode;
-use crate::metrics::Metrics;
-
-/// Longest a readiness probe waits for the database.
-const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-pub use live::LiveItem;
+pub use self::core::{Core, Services};
+pub use agents::{Agents, ShiftAction};
+pub use live::{Live, LiveItem};
+pub use messages::Messages;
 pub use pagination::{Page, PageArgs};
+pub use presence::Presence;
+pub use retention::Retention;
+pub use routing::Routing;
+pub use sessions::Sessions;
+
+use crate::matching::RoutingMode;
 
 /// Send transactions in flight at once per process, and most sends in one.
 const SEND_WRITERS: usize = 4;
@@ -64,106 +73,8 @@ pub struct Policy {
 }
 
 /// Where "now" comes from; tests inject a fixed or moving clock.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+pub type Clock = std::sync::Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
 
 pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
-}
-
-/// The chat use cases over one database and one event bus. Cheap to clone.
-#[derive(Clone)]
-pub struct ChatService {
-    db: DatabaseConnection,
-    bus: EventBus,
-    policy: Arc<Policy>,
-    clock: Clock,
-    /// Agents known to exist in the database, so that first-sight creation
-    /// costs one insert per agent and process, not one per request.
-    known_agents: Arc<Mutex<HashSet<String>>>,
-    /// One matcher pass at a time per process, and the passes that
-    /// triggers are waiting for (see [`ChatService::rematch`]).
-    matcher: Arc<shared_passes::SharedPasses>,
-    /// Sends waiting to share a transaction (see [`batch_queue`]).
-    sends: Arc<batch_queue::BatchQueue<batch_queue::PendingSend>>,
-    /// Delivery marks waiting to be recorded together.
-    deliveries: Arc<batch_queue::BatchQueue<batch_queue::PendingDelivery>>,
-    /// New sessions waiting to enter the queue together.
-    arrivals: Arc<batch_queue::BatchQueue<batch_queue::PendingArrival>>,
-    message_limiter: Arc<limiter::TokenBuckets>,
-    session_limiter: Arc<limiter::TokenBuckets>,
-    metrics: Arc<Metrics>,
-}
-
-impl ChatService {
-    pub fn new(db: DatabaseConnection, bus: EventBus, policy: Policy, clock: Clock) -> Self {
-        ChatService {
-            db,
-            bus,
-            message_limiter: Arc::new(limiter::TokenBuckets::new(
-                policy.message_rate_per_sec,
-                policy.message_burst,
-            )),
-            session_limiter: Arc::new(limiter::TokenBuckets::new(
-                policy.ip_session_rate_per_min / 60.0,
-                policy.ip_session_burst,
-            )),
-            policy: Arc::new(policy),
-            clock,
-            known_agents: Arc::new(Mutex::new(HashSet::new())),
-            matcher: Arc::default(),
-            sends: Arc::new(batch_queue::BatchQueue::new(SEND_WRITERS, SEND_BATCH)),
-            deliveries: Arc::new(batch_queue::BatchQueue::new(
-                DELIVERY_WRITERS,
-                DELIVERY_BATCH,
-            )),
-            arrivals: Arc::new(batch_queue::BatchQueue::new(1, ARRIVAL_BATCH)),
-            metrics: Arc::new(Metrics::default()),
-        }
-    }
-
-    /// Cut to the microsecond, as the database stores it: a time handed
-    /// out before it is stored must read the same as after.
-    fn now(&self) -> DateTime<Utc> {
-        use chrono::SubsecRound;
-        (self.clock)().trunc_subsecs(6)
-    }
-
-    /// "Now" for ordering and deadlines that several processes compare: the
-    /// database's clock where there is a shared one, else this process's.
-    async fn shared_now<C: sea_orm::ConnectionTrait>(
-        &self,
-        db: &C,
-    ) -> Result<DateTime<Utc>, sea_orm::DbErr> {
-        Ok(crate::repo::shared_now(db)
-            .await?
-            .unwrap_or_else(|| self.now()))
-    }
-
-    pub fn bus(&self) -> &EventBus {
-        &self.bus
-    }
-
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    pub fn metrics(&self) -> Arc<Metrics> {
-        Arc::clone(&self.metrics)
-    }
-
-    /// The `/metrics` page: this process's counters and the shared queue.
-    pub async fn metrics_text(&self) -> crate::error::AppResult<String> {
-        let stats = self.compute_queue_stats().await?;
-        Ok(self.metrics.render(&stats))
-    }
-
-    /// Whether the database answers; for readiness probes. Bounded: a probe
-    /// that hangs (a connection to an unreachable host) would leave the
-    /// balancer guessing, and it needs a quick no.
-    pub async fn ping(&self) -> bool {
-        matches!(
-            tokio::time::timeout(PING_TIMEOUT, self.db.ping()).await,
-            Ok(Ok(()))
-        )
-    }
+    std::sync::Arc::new(chrono::Utc::now)
 }

@@ -7,20 +7,25 @@
 
 use chrono::Duration;
 
-use super::sessions::Ender;
-use super::ChatService;
+use super::core::Core;
+use super::transitions::Ender;
 use crate::error::AppResult;
 use crate::repo::sessions;
 
 /// Sessions examined per sweep.
 const SWEEP_BATCH: u64 = 200;
 
-impl ChatService {
+/// Customers' presence and the sweep that closes the chats of those who left.
+pub struct Presence<'a> {
+    pub(super) core: &'a std::sync::Arc<Core>,
+}
+
+impl Presence<'_> {
     /// How often a connected customer's presence is refreshed, and how often
     /// absent customers are looked for: a quarter of the grace period,
     /// between 250 ms and 30 s.
     pub fn presence_heartbeat(&self) -> std::time::Duration {
-        let quarter = self.policy.resume_grace / 4;
+        let quarter = self.core.policy.resume_grace / 4;
         quarter.to_std().unwrap_or_default().clamp(
             std::time::Duration::from_millis(250),
             std::time::Duration::from_secs(30),
@@ -28,7 +33,7 @@ impl ChatService {
     }
 
     pub(crate) async fn customer_seen(&self, session_id: uuid::Uuid) -> AppResult<()> {
-        Ok(sessions::touch_customer(&self.db, session_id, self.now()).await?)
+        Ok(sessions::touch_customer(&self.core.db, session_id, self.core.now()).await?)
     }
 
     /// Restarts the grace period of every open chat. While the database was
@@ -36,7 +41,7 @@ impl ChatService {
     /// outage longer than the grace period every open chat would look
     /// abandoned the moment the database came back. Returns how many.
     pub async fn excuse_absences(&self) -> AppResult<u64> {
-        Ok(sessions::touch_all_open_customers(&self.db, self.now()).await?)
+        Ok(sessions::touch_all_open_customers(&self.core.db, self.core.now()).await?)
     }
 
     /// Closes the chats of customers away longer than the grace period:
@@ -45,12 +50,14 @@ impl ChatService {
     pub async fn close_abandoned(&self) -> AppResult<usize> {
         // A heartbeat's worth of slack, so a connected customer whose next
         // refresh is due is never mistaken for an absent one.
-        let cutoff = self.now()
-            - self.policy.resume_grace
+        let cutoff = self.core.now()
+            - self.core.policy.resume_grace
             - Duration::from_std(self.presence_heartbeat()).unwrap_or_default();
         let mut closed = 0;
-        for id in sessions::with_absent_customer(&self.db, cutoff, SWEEP_BATCH).await? {
+        for id in sessions::with_absent_customer(&self.core.db, cutoff, SWEEP_BATCH).await? {
             let s = self
+                .core
+                .transitions()
                 .close(
                     id,
                     Ender::Absence {

@@ -2,21 +2,26 @@
 
 use chrono::Duration;
 
-use super::ChatService;
+use super::core::Core;
 use crate::error::AppResult;
 use crate::repo::{self, sessions};
 
 /// Sessions deleted per transaction: small enough that no chat waits on it.
 const PURGE_BATCH: u64 = 200;
 
-impl ChatService {
+/// The purge of what is past its retention.
+pub struct Retention<'a> {
+    pub(super) core: &'a std::sync::Arc<Core>,
+}
+
+impl Retention<'_> {
     /// Deletes every session (with its messages and history) that ended more
     /// than RETENTION_DAYS ago, batch by batch. Returns how many went.
     pub async fn purge_expired(&self) -> AppResult<u64> {
-        let cutoff = self.now() - Duration::days(self.policy.retention_days);
+        let cutoff = self.core.now() - Duration::days(self.core.policy.retention_days);
         let mut purged = 0;
         loop {
-            let txn = repo::begin_write(&self.db).await?;
+            let txn = repo::begin_write(&self.core.db).await?;
             let n = sessions::purge_ended_before(&txn, cutoff, PURGE_BATCH).await?;
             txn.commit().await?;
             purged += n;

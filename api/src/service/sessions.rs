@@ -8,45 +8,29 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 use sea_orm::SqlErr;
 use uuid::Uuid;
 
-use super::batch_queue::{ArrivalRequest, BatchQueue, Batched, Pending};
-use super::outbox::Outbox;
+use super::core::Core;
+use super::infra::batch_queue::{self, ArrivalRequest, BatchQueue, Batched, Pending};
+use super::infra::outbox::Outbox;
 use super::pagination::{page_size, Page, PageArgs};
-use super::ChatService;
+use super::transitions::Ender;
 use crate::auth::{Role, Viewer};
-use crate::domain::HistoryKind;
-use crate::domain::{
-    validate_subject, AgentStatus, ChatSession, EndReason, Message, SenderRole, SessionStatus,
-};
+use crate::domain::{access, HistoryKind};
+use crate::domain::{validate_subject, Acceptance, AgentStatus, ChatSession, SessionStatus};
 use crate::error::{AppError, AppResult};
-use crate::events::{AgentEvent, QueueStats, SessionEvent};
-use crate::matching::RoutingMode;
+use crate::events::QueueStats;
 use crate::repo::history;
-use crate::repo::{self, agents, messages, sessions};
-
-/// Who ends a session.
-#[derive(Clone, Copy)]
-pub(crate) enum Ender<'a> {
-    /// Someone, on purpose.
-    Person(&'a Viewer),
-    /// The system, because the customer has not been seen since `seen_before`.
-    Absence { seen_before: DateTime<Utc> },
-}
-
-/// Whether `viewer` may read `s`: its customer, an admin, the agent it is
-/// offered to or held by, or any agent while it is in the queue.
-pub(crate) fn can_view(viewer: &Viewer, s: &ChatSession) -> bool {
-    match viewer.role {
-        Role::Admin => true,
-        Role::Customer => s.customer_id == viewer.id,
-        Role::Agent => s.status.is_queued() || s.agent_id.as_deref() == Some(viewer.id.as_str()),
-    }
-}
+use crate::repo::{self, agents, sessions};
 
 pub(crate) fn parse_session_id(raw: &str) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| AppError::BadUserInput(format!("{raw:?} is not a session id")))
 }
 
-impl ChatService {
+/// Session lifecycle seen from the outside: start, accept, end; reading sessions, the queue and its figures.
+pub struct Sessions<'a> {
+    pub(super) core: &'a std::sync::Arc<Core>,
+}
+
+impl Sessions<'_> {
     /// Returns the customer's open session, or queues a new one. `from` is
     /// the client's address: each may start only so many sessions a minute,
     /// so that one host cannot flood the queue under many customer ids.
@@ -58,30 +42,35 @@ impl ChatService {
     ) -> AppResult<ChatSession> {
         let customer = viewer.require_customer()?;
         let subject = validate_subject(subject).map_err(AppError::BadUserInput)?;
-        if let Some(open) = sessions::find_open_for_customer(&self.db, customer).await? {
+        if let Some(open) = sessions::find_open_for_customer(&self.core.db, customer).await? {
             // Coming back to it is being here.
-            sessions::touch_customer(&self.db, open.id, self.now()).await?;
+            sessions::touch_customer(&self.core.db, open.id, self.core.now()).await?;
             return Ok(open);
         }
         if let Some(ip) = from {
             if !self
+                .core
                 .session_limiter
                 .try_take(&ip.to_string(), std::time::Instant::now())
             {
-                self.metrics
+                self.core
+                    .metrics
                     .refused_by_ip_limit
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Err(AppError::RateLimited(format!(
                     "too many new chats from your address: at most {} a minute, bursts of {}",
-                    self.policy.ip_session_rate_per_min, self.policy.ip_session_burst
+                    self.core.policy.ip_session_rate_per_min, self.core.policy.ip_session_burst
                 )));
             }
         }
-        self.submit(ArrivalRequest {
-            customer_id: customer.to_owned(),
-            subject,
-            at: self.now(),
-        })
+        batch_queue::submit(
+            self.core,
+            ArrivalRequest {
+                customer_id: customer.to_owned(),
+                subject,
+                at: self.core.now(),
+            },
+        )
         .await
     }
 
@@ -93,7 +82,7 @@ impl ChatService {
         &self,
         arrivals: &[ArrivalRequest],
     ) -> AppResult<Vec<AppResult<ChatSession>>> {
-        let txn = repo::begin_write(&self.db).await?;
+        let txn = repo::begin_write(&self.core.db).await?;
         // Entering the queue under the routing lock, and stamping the time
         // only once it is held, makes queue order equal commit order: the
         // matcher can never see a later arrival before an earlier one.
@@ -108,7 +97,7 @@ impl ChatService {
         // Each arrival a microsecond after the one before, all after
         // whatever is already queued: ties would fall back to the ids'
         // random order.
-        let clock = self.shared_now(&txn).await?;
+        let clock = self.core.shared_now(&txn).await?;
         let after_queue = sessions::latest_queued_at(&txn)
             .await?
             .map(|t| t + chrono::Duration::microseconds(1));
@@ -136,11 +125,14 @@ impl ChatService {
             {
                 drop(txn);
                 let customer = &arrivals[0].customer_id;
-                return Ok(vec![sessions::find_open_for_customer(&self.db, customer)
-                    .await?
-                    .ok_or_else(|| {
-                        AppError::Conflict("your chat changed meanwhile; try again".into())
-                    })]);
+                return Ok(vec![sessions::find_open_for_customer(
+                    &self.core.db,
+                    customer,
+                )
+                .await?
+                .ok_or_else(|| {
+                    AppError::Conflict("your chat changed meanwhile; try again".into())
+                })]);
             }
             Err(e) => return Err(e.into()),
         };
@@ -158,23 +150,27 @@ impl ChatService {
         txn.commit().await?;
         if !created.is_empty() {
             use std::sync::atomic::Ordering::Relaxed;
-            self.metrics
+            self.core
+                .metrics
                 .queue_entries
                 .fetch_add(created.len() as u64, Relaxed);
-            self.metrics.queue_entry_transactions.fetch_add(1, Relaxed);
+            self.core
+                .metrics
+                .queue_entry_transactions
+                .fetch_add(1, Relaxed);
         }
 
         let mut outbox = Outbox::default();
         for s in &created {
             outbox.queue(s.clone());
         }
-        outbox.publish(self).await;
+        outbox.publish(self.core).await;
         let created_ids: Vec<Uuid> = created.iter().map(|s| s.id).collect();
         open.extend(created.into_iter().map(|s| (s.customer_id.clone(), s)));
         if !created_ids.is_empty() {
-            self.rematch().await;
+            self.core.routing().rematch().await;
             // As matching left them; if that read fails, as they entered.
-            match sessions::find_many(&self.db, &created_ids).await {
+            match sessions::find_many(&self.core.db, &created_ids).await {
                 Ok(now) => open.extend(now.into_iter().map(|s| (s.customer_id.clone(), s))),
                 Err(e) => tracing::warn!(error = %e, "could not re-read sessions after matching"),
             }
@@ -199,60 +195,23 @@ impl ChatService {
     ) -> AppResult<ChatSession> {
         let agent_id = viewer.require_agent()?;
         let id = parse_session_id(session_id)?;
-        let now = self.now();
-        let txn = repo::begin_write(&self.db).await?;
-        let agent = self.lock_calling_agent(&txn, viewer).await?;
+        let now = self.core.now();
+        let txn = repo::begin_write(&self.core.db).await?;
+        let agent = self.core.agents().lock_calling_agent(&txn, viewer).await?;
         let session = sessions::lock(&txn, id)
             .await?
             .ok_or_else(AppError::session_not_found)?;
-        let mine = session.agent_id.as_deref() == Some(agent_id);
-        match (session.status, self.policy.routing_mode) {
+        match session.accept_by(&agent, self.core.policy.routing_mode)? {
             // A retried accept of what is already ours succeeds.
-            (SessionStatus::Active, _) if mine => return Ok(session),
-            (SessionStatus::Offered, _) if mine => {
-                let deadline_now = self.shared_now(&txn).await?;
-                if session
-                    .offer_expires_at
-                    .is_some_and(|at| at <= deadline_now)
-                {
-                    return Err(AppError::Conflict("the offer has lapsed".into()));
-                }
-            }
-            (SessionStatus::Waiting, RoutingMode::Manual) => {
-                if !agent.status.takes_new_sessions() {
-                    return Err(AppError::Conflict(format!(
-                        "you are {}; start your shift to take sessions",
-                        agent.status.as_str()
-                    )));
-                }
-                if agent.active_session_count >= agent.capacity {
-                    return Err(AppError::Conflict(format!(
-                        "you already hold {} of {} sessions",
-                        agent.active_session_count, agent.capacity
-                    )));
-                }
-            }
-            (SessionStatus::Waiting, mode) => {
-                return Err(AppError::Conflict(format!(
-                    "routing is {mode}: sessions reach agents by the queue, not by picking"
-                )))
-            }
-            (SessionStatus::Offered, _) => {
-                return Err(AppError::Conflict(
-                    "session is offered to another agent".into(),
-                ))
-            }
-            (SessionStatus::Active, _) => {
-                return Err(AppError::Conflict(
-                    "session was already taken by another agent".into(),
-                ))
-            }
-            (SessionStatus::Ended, _) => {
-                return Err(AppError::Conflict("session has ended".into()))
-            }
+            Acceptance::AlreadyHeld => return Ok(session),
+            // Offer deadlines were set by the database clock; compare with it.
+            Acceptance::TakeOffer => session.take_offer(self.core.shared_now(&txn).await?)?,
+            Acceptance::PickFromQueue => {}
         }
         let mut outbox = Outbox::default();
         let accepted = self
+            .core
+            .transitions()
             .give_session(
                 &txn,
                 id,
@@ -274,7 +233,7 @@ impl ChatService {
         }
         outbox.queue(accepted.clone());
         txn.commit().await?;
-        outbox.publish(self).await;
+        outbox.publish(self.core).await;
         Ok(accepted)
     }
 
@@ -282,179 +241,10 @@ impl ChatService {
     /// is, so a retried request does not fail.
     pub async fn end_session(&self, viewer: &Viewer, session_id: &str) -> AppResult<ChatSession> {
         let id = parse_session_id(session_id)?;
-        self.close(id, Ender::Person(viewer)).await
-    }
-
-    /// Ends a session for `ender`, writing the SYSTEM line and history,
-    /// freeing the agent's slot and telling everyone after the commit.
-    pub(crate) async fn close(&self, id: Uuid, ender: Ender<'_>) -> AppResult<ChatSession> {
-        // The agent row must be locked before the session row (the order
-        // accept uses); the holder is read first and checked again under lock.
-        for _ in 0..5 {
-            let seen = sessions::find(&self.db, id)
-                .await?
-                .ok_or_else(AppError::session_not_found)?;
-            if let Ender::Person(viewer) = ender {
-                let allowed = match viewer.role {
-                    Role::Admin => true,
-                    Role::Customer => seen.customer_id == viewer.id,
-                    // An agent who was only offered it declines instead.
-                    Role::Agent => {
-                        seen.agent_id.as_deref() == Some(viewer.id.as_str())
-                            && seen.status != SessionStatus::Offered
-                    }
-                };
-                if !allowed {
-                    return Err(if can_view(viewer, &seen) {
-                        AppError::Forbidden(
-                            "only the session's customer, its agent or an admin may end it".into(),
-                        )
-                    } else {
-                        AppError::Forbidden("not your session".into())
-                    });
-                }
-            }
-            if !seen.status.is_open() {
-                return Ok(seen);
-            }
-            let now = self.now();
-            let txn = repo::begin_write(&self.db).await?;
-            let agent = match seen.agent_id.as_deref() {
-                Some(a) => agents::lock(&txn, a).await?,
-                None => None,
-            };
-            let session = sessions::lock(&txn, id)
-                .await?
-                .ok_or_else(AppError::session_not_found)?;
-            if session.agent_id != seen.agent_id {
-                continue; // reassigned meanwhile: lock the new holder
-            }
-            if !session.status.is_open() {
-                return Ok(session);
-            }
-            let (by, reason, line, actor) = match ender {
-                Ender::Person(viewer) => {
-                    let who = match viewer.role {
-                        Role::Customer => "the customer",
-                        Role::Agent => "the agent",
-                        Role::Admin => "an administrator",
-                    };
-                    (
-                        Some(viewer.role),
-                        EndReason::on_purpose(viewer.role, session.status),
-                        format!("Chat ended by {who}."),
-                        Some(viewer.id.as_str()),
-                    )
-                }
-                Ender::Absence { seen_before } => {
-                    // The customer may have come back since the sweep looked.
-                    if session.customer_seen_at.is_some_and(|at| at >= seen_before) {
-                        return Ok(session);
-                    }
-                    let reason = if session.status.is_queued() {
-                        EndReason::Cancelled
-                    } else {
-                        EndReason::Abandoned
-                    };
-                    (
-                        None,
-                        reason,
-                        "The customer left; the chat was closed.".to_owned(),
-                        None,
-                    )
-                }
-            };
-            sessions::mark_ended(&txn, id, by, reason, now).await?;
-            let ended_msg = self.append_system_message(&txn, id, &line, now).await?;
-            history::record(
-                &txn,
-                id,
-                HistoryKind::Ended,
-                session.agent_id.as_deref(),
-                actor,
-                now,
-            )
-            .await?;
-            let agent_after = match agent {
-                Some(a) => Some(self.release_agent_slot(&txn, a, now).await?),
-                None => None,
-            };
-            let ended = sessions::find(&txn, id)
-                .await?
-                .ok_or_else(AppError::session_not_found)?;
-            txn.commit().await?;
-
-            self.bus
-                .publish_session(id, SessionEvent::MessagePosted(ended_msg));
-            self.bus
-                .publish_session(id, SessionEvent::SessionChanged(ended.clone()));
-            if let Some(a) = agent_after {
-                self.bus
-                    .publish_agent(&a.id.clone(), AgentEvent::AgentChanged(a));
-            }
-            if session.status.is_queued() {
-                self.publish_queue_change(&ended).await;
-            }
-            // A slot (or, for an offer, a queue head) was freed.
-            if session.agent_id.is_some() {
-                self.rematch().await;
-            }
-            return Ok(ended);
-        }
-        Err(AppError::Conflict(
-            "session keeps changing hands; try again".into(),
-        ))
-    }
-
-    /// After one of the agent's sessions ended (in `txn`, agent row locked):
-    /// a draining agent moves on when it was the last; an available one
-    /// becomes idle from now.
-    pub(crate) async fn release_agent_slot(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        agent: crate::domain::Agent,
-        now: DateTime<Utc>,
-    ) -> AppResult<crate::domain::Agent> {
-        let still_held = agents::held_count(txn, &agent.id).await?;
-        let next = if still_held == 0 {
-            agent.status.after_last_session()
-        } else {
-            agent.status
-        };
-        let idle_since = (next == AgentStatus::Available).then_some(now);
-        if next != agent.status || idle_since.is_some() {
-            agents::set_status(txn, &agent.id, next, idle_since, now).await?;
-        }
-        agents::find(txn, &agent.id)
-            .await?
-            .ok_or_else(|| AppError::Internal("agent vanished".into()))
-    }
-
-    /// Writes a SYSTEM message with the next seq. The session row must be locked.
-    pub(crate) async fn append_system_message(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        session_id: Uuid,
-        body: &str,
-        now: DateTime<Utc>,
-    ) -> AppResult<Message> {
-        let seq = sessions::allocate_seq(txn, session_id, None)
-            .await?
-            .ok_or_else(AppError::session_not_found)?
-            .last_seq;
-        Ok(messages::insert(
-            txn,
-            messages::NewMessage {
-                session_id,
-                seq,
-                sender: SenderRole::System,
-                sender_id: None,
-                body,
-                client_message_id: None,
-                created_at: now,
-            },
-        )
-        .await?)
+        self.core
+            .transitions()
+            .close(id, Ender::Person(viewer))
+            .await
     }
 
     /// The session if the viewer may see it; `None` otherwise, whether or
@@ -467,9 +257,9 @@ impl ChatService {
         let Ok(id) = Uuid::parse_str(session_id) else {
             return Ok(None);
         };
-        Ok(sessions::find(&self.db, id)
+        Ok(sessions::find(&self.core.db, id)
             .await?
-            .filter(|s| can_view(viewer, s)))
+            .filter(|s| access::may_view(viewer, s)))
     }
 
     /// Customer: own sessions of the last HISTORY_DAYS days. Agent: sessions
@@ -485,7 +275,7 @@ impl ChatService {
             .as_deref()
             .map(decode_session_cursor)
             .transpose()?;
-        let since = self.now() - Duration::days(self.policy.history_days);
+        let since = self.core.now() - Duration::days(self.core.policy.history_days);
         let scope = match viewer.role {
             Role::Customer => sessions::Scope::Customer {
                 id: &viewer.id,
@@ -494,7 +284,7 @@ impl ChatService {
             Role::Agent => sessions::Scope::Agent { id: &viewer.id },
             Role::Admin => sessions::Scope::All,
         };
-        let mut rows = sessions::page(&self.db, scope, after, limit + 1).await?;
+        let mut rows = sessions::page(&self.core.db, scope, after, limit + 1).await?;
         let has_next_page = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         Ok(Page {
@@ -512,7 +302,7 @@ impl ChatService {
     pub async fn queue(&self, viewer: &Viewer) -> AppResult<Vec<(ChatSession, Option<i32>)>> {
         viewer.require_staff()?;
         let mut position = 0;
-        Ok(sessions::queue(&self.db)
+        Ok(sessions::queue(&self.core.db)
             .await?
             .into_iter()
             .map(|s| {
@@ -530,7 +320,7 @@ impl ChatService {
         if s.status != SessionStatus::Waiting {
             return Ok(None);
         }
-        let p = sessions::queue_position(&self.db, s).await?;
+        let p = sessions::queue_position(&self.core.db, s).await?;
         Ok(Some(i32::try_from(p).unwrap_or(i32::MAX)))
     }
 
@@ -541,7 +331,7 @@ impl ChatService {
 
     pub(crate) async fn compute_queue_stats(&self) -> AppResult<QueueStats> {
         let mut stats = QueueStats::default();
-        for (status, n) in sessions::count_by_status(&self.db).await? {
+        for (status, n) in sessions::count_by_status(&self.core.db).await? {
             let n = i32::try_from(n).unwrap_or(i32::MAX);
             match status.parse::<SessionStatus>() {
                 Ok(SessionStatus::Waiting) => stats.waiting = n,
@@ -550,15 +340,15 @@ impl ChatService {
                 _ => {}
             }
         }
-        for a in agents::list(&self.db).await? {
+        for a in agents::list(&self.core.db).await? {
             if a.status == AgentStatus::Available {
                 stats.available_agents += 1;
-                stats.free_slots += (a.capacity - a.active_session_count).max(0);
+                stats.free_slots += a.free_slots();
             }
         }
-        if let Some(since) = sessions::oldest_waiting_since(&self.db).await? {
+        if let Some(since) = sessions::oldest_waiting_since(&self.core.db).await? {
             stats.longest_wait_seconds =
-                i32::try_from((self.now() - since).num_seconds().max(0)).unwrap_or(i32::MAX);
+                i32::try_from((self.core.now() - since).num_seconds().max(0)).unwrap_or(i32::MAX);
         }
         Ok(stats)
     }
@@ -567,7 +357,7 @@ impl ChatService {
     pub(crate) async fn publish_queue_change(&self, session: &ChatSession) {
         let mut outbox = Outbox::default();
         outbox.queue(session.clone());
-        outbox.publish(self).await;
+        outbox.publish(self.core).await;
     }
 
     /// The assignment history of a session, for admins.
@@ -577,7 +367,7 @@ impl ChatService {
         s: &ChatSession,
     ) -> AppResult<Vec<history::HistoryEntry>> {
         viewer.require_admin()?;
-        Ok(history::for_session(&self.db, s.id).await?)
+        Ok(history::for_session(&self.core.db, s.id).await?)
     }
 }
 
@@ -604,14 +394,14 @@ fn decode_session_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
 impl Batched for ArrivalRequest {
     type Answer = ChatSession;
     const WHAT: &'static str = "arrivals";
-    fn queue(svc: &ChatService) -> &BatchQueue<Pending<Self, ChatSession>> {
-        &svc.arrivals
+    fn queue(core: &Core) -> &BatchQueue<Pending<Self, ChatSession>> {
+        &core.arrivals
     }
-    fn write<'a>(
-        svc: &'a ChatService,
-        batch: &'a [Self],
-    ) -> impl std::future::Future<Output = AppResult<Vec<AppResult<ChatSession>>>> + Send + 'a {
-        svc.enter_queue(batch)
+    async fn write(
+        core: &std::sync::Arc<Core>,
+        batch: &[Self],
+    ) -> AppResult<Vec<AppResult<ChatSession>>> {
+        Sessions { core }.enter_queue(batch).await
     }
 }
 

@@ -19,10 +19,10 @@ use sea_orm::{DbErr, RuntimeErr};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::ChatService;
 use crate::auth::Viewer;
 use crate::domain::{ChatSession, MessageView, Party};
 use crate::error::{AppError, AppResult};
+use crate::service::Core;
 
 /// A request waiting for its transaction, and where its answer goes.
 pub(crate) struct Pending<R, A> {
@@ -174,36 +174,34 @@ pub(crate) trait Batched: Sized + Send + Sync + 'static {
     type Answer: Send + 'static;
     /// What the requests are, for logs and errors.
     const WHAT: &'static str;
-    fn queue(svc: &ChatService) -> &BatchQueue<Pending<Self, Self::Answer>>;
+    fn queue(core: &Core) -> &BatchQueue<Pending<Self, Self::Answer>>;
     fn write<'a>(
-        svc: &'a ChatService,
+        core: &'a Arc<Core>,
         batch: &'a [Self],
     ) -> impl Future<Output = AppResult<Vec<AppResult<Self::Answer>>>> + Send + 'a;
 }
 
-impl ChatService {
-    /// Queues `request` and waits for its answer, starting a writer when
-    /// one is free.
-    pub(crate) async fn submit<R: Batched>(&self, request: R) -> AppResult<R::Answer> {
-        let (reply, answer) = oneshot::channel();
-        if let Some(permit) = R::queue(self).push(Pending { request, reply }) {
-            let svc = self.clone();
-            tokio::spawn(async move { svc.write_queued::<R>(permit).await });
-        }
-        answer
-            .await
-            .map_err(|_| AppError::Internal(format!("the writer of {} stopped", R::WHAT)))?
+/// Queues `request` and waits for its answer, starting a writer when one
+/// is free.
+pub(crate) async fn submit<R: Batched>(core: &Arc<Core>, request: R) -> AppResult<R::Answer> {
+    let (reply, answer) = oneshot::channel();
+    if let Some(permit) = R::queue(core).push(Pending { request, reply }) {
+        let core = Arc::clone(core);
+        tokio::spawn(async move { write_queued::<R>(&core, permit).await });
     }
+    answer
+        .await
+        .map_err(|_| AppError::Internal(format!("the writer of {} stopped", R::WHAT)))?
+}
 
-    /// A writer: writes batches until none is left.
-    async fn write_queued<R: Batched>(&self, permit: OwnedSemaphorePermit) {
-        let mut permit = permit;
-        while let Some((batch, held)) = R::queue(self).next_batch(permit) {
-            permit = held;
-            let (requests, replies): (Vec<R>, Vec<_>) =
-                batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-            write_or_split(&requests, replies, R::WHAT, |batch| R::write(self, batch)).await;
-        }
+/// A writer: writes batches until none is left.
+async fn write_queued<R: Batched>(core: &Arc<Core>, permit: OwnedSemaphorePermit) {
+    let mut permit = permit;
+    while let Some((batch, held)) = R::queue(core).next_batch(permit) {
+        permit = held;
+        let (requests, replies): (Vec<R>, Vec<_>) =
+            batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+        write_or_split(&requests, replies, R::WHAT, |batch| R::write(core, batch)).await;
     }
 }
 

@@ -3,9 +3,11 @@
 
 use uuid::Uuid;
 
-use super::ChatService;
+use std::sync::Arc;
+
 use crate::domain::{Agent, ChatSession};
 use crate::events::{AgentEvent, QueueChanged, SessionEvent};
+use crate::service::Core;
 
 #[derive(Default)]
 pub(crate) struct Outbox {
@@ -33,21 +35,21 @@ impl Outbox {
         self.queue.push(session);
     }
 
-    pub async fn publish(self, svc: &ChatService) {
+    pub async fn publish(self, core: &Arc<Core>) {
         for (id, e) in self.session {
-            svc.bus.publish_session(id, e);
+            core.bus.publish_session(id, e);
         }
         for (id, e) in self.agent {
-            svc.bus.publish_agent(&id, e);
+            core.bus.publish_agent(&id, e);
         }
         if self.queue.is_empty() {
             return;
         }
         // One stats read for the whole batch: they describe the queue after it.
-        match svc.compute_queue_stats().await {
+        match core.sessions().compute_queue_stats().await {
             Ok(stats) => {
                 for session in self.queue {
-                    svc.bus.publish_queue(QueueChanged {
+                    core.bus.publish_queue(QueueChanged {
                         session,
                         stats: stats.clone(),
                     });
