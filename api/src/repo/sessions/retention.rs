@@ -7,6 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use uuid::Uuid;
 
 use crate::domain::SessionStatus;
+use crate::repo::{history, messages};
 
 /// Deletes up to `batch` sessions that ended before `cutoff`, with their
 /// messages and history, in one short transaction. Returns how many went.
@@ -29,14 +30,8 @@ pub async fn purge_ended_before<C: ConnectionTrait>(
     }
     // Children first: SQLite enforces the cascade only when told to, and
     // explicit deletes keep each statement's work visible and bounded.
-    entity::message::Entity::delete_many()
-        .filter(entity::message::Column::SessionId.is_in(ids.clone()))
-        .exec(db)
-        .await?;
-    entity::session_event::Entity::delete_many()
-        .filter(entity::session_event::Column::SessionId.is_in(ids.clone()))
-        .exec(db)
-        .await?;
+    messages::delete_for_sessions(db, &ids).await?;
+    history::delete_for_sessions(db, &ids).await?;
     let res = chat_session::Entity::delete_many()
         .filter(Column::Id.is_in(ids))
         .exec(db)
