@@ -99,3 +99,16 @@ pub async fn declines<C: ConnectionTrait>(
         .filter_map(|m| m.agent_id.map(|a| (m.session_id, a)))
         .collect())
 }
+
+/// Deletes every history entry of these sessions (retention, before the
+/// sessions themselves go).
+pub async fn delete_for_sessions<C: ConnectionTrait>(
+    db: &C,
+    session_ids: &[Uuid],
+) -> Result<(), DbErr> {
+    session_event::Entity::delete_many()
+        .filter(session_event::Column::SessionId.is_in(session_ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}

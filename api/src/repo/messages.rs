@@ -209,3 +209,16 @@ pub async fn last_before<C: ConnectionTrait>(
     rows.reverse();
     Ok(rows)
 }
+
+/// Deletes every message of these sessions (retention, before the sessions
+/// themselves go).
+pub async fn delete_for_sessions<C: ConnectionTrait>(
+    db: &C,
+    session_ids: &[Uuid],
+) -> Result<(), DbErr> {
+    message::Entity::delete_many()
+        .filter(Column::SessionId.is_in(session_ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}

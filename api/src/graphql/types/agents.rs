@@ -1,0 +1,105 @@
+//! Agents, and the events of an agent's feed (`agentEvents`).
+
+use async_graphql::{Enum, SimpleObject, Union, ID};
+use chrono::{DateTime, Utc};
+
+use super::ChatSessionGql;
+use crate::domain;
+use crate::events;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "AgentStatus")]
+pub enum AgentStatusGql {
+    /// Not on shift. Receives nothing.
+    Offline,
+    /// On shift; receives new sessions while below capacity.
+    Available,
+    /// Wants a break: keeps current sessions, receives no new ones; ON_BREAK when the last one ends.
+    BreakRequested,
+    OnBreak,
+    /// Ending the shift: keeps current sessions, receives no new ones; OFFLINE when the last one ends.
+    ShiftEnding,
+}
+
+impl From<domain::AgentStatus> for AgentStatusGql {
+    fn from(s: domain::AgentStatus) -> Self {
+        use domain::AgentStatus as A;
+        match s {
+            A::Offline => AgentStatusGql::Offline,
+            A::Available => AgentStatusGql::Available,
+            A::BreakRequested => AgentStatusGql::BreakRequested,
+            A::OnBreak => AgentStatusGql::OnBreak,
+            A::ShiftEnding => AgentStatusGql::ShiftEnding,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "Agent")]
+pub struct AgentGql {
+    pub id: ID,
+    pub name: String,
+    pub status: AgentStatusGql,
+    /// Most sessions (OFFERED + ACTIVE) the agent holds at once. Default 2.
+    pub capacity: i32,
+    pub active_session_count: i32,
+    /// When the agent last became free for a new session: shift start, break end, session end, or last assignment. Fair routing serves the earliest first.
+    pub idle_since: Option<DateTime<Utc>>,
+}
+
+impl From<domain::Agent> for AgentGql {
+    fn from(a: domain::Agent) -> Self {
+        AgentGql {
+            id: ID(a.id),
+            name: a.name,
+            status: a.status.into(),
+            capacity: a.capacity,
+            active_session_count: a.active_session_count,
+            idle_since: a.idle_since,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct SessionOffered {
+    pub session: ChatSessionGql,
+    /// When the offer lapses and goes to the next agent; null when offers do not lapse.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject)]
+pub struct SessionAssigned {
+    pub session: ChatSessionGql,
+}
+
+#[derive(SimpleObject)]
+pub struct AgentChanged {
+    pub agent: AgentGql,
+}
+
+#[derive(Union)]
+pub enum AgentEvent {
+    SessionOffered(SessionOffered),
+    SessionAssigned(SessionAssigned),
+    AgentChanged(AgentChanged),
+}
+
+impl From<events::AgentEvent> for AgentEvent {
+    fn from(e: events::AgentEvent) -> Self {
+        match e {
+            events::AgentEvent::SessionOffered {
+                session,
+                expires_at,
+            } => AgentEvent::SessionOffered(SessionOffered {
+                session: session.into(),
+                expires_at,
+            }),
+            events::AgentEvent::SessionAssigned(s) => {
+                AgentEvent::SessionAssigned(SessionAssigned { session: s.into() })
+            }
+            events::AgentEvent::AgentChanged(a) => {
+                AgentEvent::AgentChanged(AgentChanged { agent: a.into() })
+            }
+        }
+    }
+}

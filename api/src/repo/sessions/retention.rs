@@ -1,0 +1,40 @@
+//! Retention: ended sessions are deleted after a while, with their
+//! messages and history.
+
+use chrono::{DateTime, Utc};
+use entity::chat_session::{self, Column};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use crate::domain::SessionStatus;
+use crate::repo::{history, messages};
+
+/// Deletes up to `batch` sessions that ended before `cutoff`, with their
+/// messages and history, in one short transaction. Returns how many went.
+pub async fn purge_ended_before<C: ConnectionTrait>(
+    db: &C,
+    cutoff: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let ids: Vec<Uuid> = chat_session::Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::Status.eq(SessionStatus::Ended.as_str()))
+        .filter(Column::EndedAt.lt(cutoff))
+        .limit(batch)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    // Children first: SQLite enforces the cascade only when told to, and
+    // explicit deletes keep each statement's work visible and bounded.
+    messages::delete_for_sessions(db, &ids).await?;
+    history::delete_for_sessions(db, &ids).await?;
+    let res = chat_session::Entity::delete_many()
+        .filter(Column::Id.is_in(ids))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
