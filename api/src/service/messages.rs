@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::core::Core;
@@ -75,10 +74,9 @@ impl Messages<'_> {
     }
 
     /// Stores the sends in one transaction: lock their sessions (in id
-    /// order), look up earlier sends with the same clientMessageIds, give
-    /// each new message the next seq of its session, insert them all, move
-    /// the seq counters, commit, then publish. Six statements however many
-    /// sends. A refused send uses no seq; a send seen before is answered
+    /// order), look up earlier sends with the same clientMessageIds, take
+    /// each session's seqs for its new messages at once, insert them all,
+    /// commit, then publish. Six statements however many sends. A refused send uses no seq; a send seen before is answered
     /// with the first message, even if the session has moved on since
     /// (ended, transferred): that send did happen.
     async fn write_sends(&self, sends: &[SendRequest]) -> AppResult<Vec<AppResult<MessageView>>> {
@@ -100,7 +98,7 @@ impl Messages<'_> {
                 sender: sender_role_of(&s.viewer),
             })
             .collect();
-        let mut earlier: HashMap<(Uuid, SenderRole, String, String), Message> =
+        let earlier: HashMap<(Uuid, SenderRole, String, String), Message> =
             messages::find_by_client_ids(&txn, &keys)
                 .await?
                 .into_iter()
@@ -120,8 +118,16 @@ impl Messages<'_> {
             Earlier(Message),
             New(usize),
         }
-        let mut fresh: Vec<Message> = Vec::new();
-        let mut advances: HashMap<Uuid, (i32, Option<DateTime<Utc>>)> = HashMap::new();
+        /// A send to store: its side, and its place among its session's
+        /// new messages in this batch (1-based), which gives its seq.
+        struct Fresh<'a> {
+            send: &'a SendRequest,
+            party: Party,
+            nth: i32,
+        }
+        let mut fresh: Vec<Fresh> = Vec::new();
+        let mut in_batch: HashMap<(Uuid, SenderRole, String, String), usize> = HashMap::new();
+        let mut takes: HashMap<Uuid, sessions::SeqTake> = HashMap::new();
         let decisions: Vec<Decision> = sends
             .iter()
             .map(|send| {
@@ -134,6 +140,11 @@ impl Messages<'_> {
                 if let Some(first) = earlier.get(&key) {
                     return Decision::Earlier(first.clone());
                 }
+                // The same send twice in one batch (a quick retry) is
+                // answered with the first.
+                if let Some(&first) = in_batch.get(&key) {
+                    return Decision::New(first);
+                }
                 let Some(session) = sessions.get(&send.session_id) else {
                     return Decision::Refused(AppError::session_not_found());
                 };
@@ -141,49 +152,56 @@ impl Messages<'_> {
                     Ok(party) => party,
                     Err(refusal) => return Decision::Refused(refusal.into()),
                 };
-                let advance = advances
-                    .entry(session.id)
-                    .or_insert((session.last_seq, None));
-                advance.0 += 1;
-                if party == Party::Customer {
-                    advance.1 = Some(send.at);
-                }
-                let message = messages::prepare(messages::NewMessage {
-                    session_id: session.id,
-                    seq: advance.0,
-                    sender: SenderRole::from(party),
-                    sender_id: Some(&send.viewer.id),
-                    body: &send.body,
-                    client_message_id: Some(&send.client_message_id),
-                    created_at: send.at,
+                let take = takes.entry(session.id).or_insert(sessions::SeqTake {
+                    id: session.id,
+                    count: 0,
+                    customer_seen: None,
                 });
-                // The same send twice in one batch (a quick retry) is
-                // answered with the first.
-                earlier.insert(key, message.clone());
-                fresh.push(message);
+                take.count += 1;
+                if party == Party::Customer {
+                    take.customer_seen = Some(send.at);
+                }
+                fresh.push(Fresh {
+                    send,
+                    party,
+                    nth: take.count,
+                });
+                in_batch.insert(key, fresh.len() - 1);
                 Decision::New(fresh.len() - 1)
             })
             .collect();
 
-        if !fresh.is_empty() {
-            messages::insert_many(&txn, &fresh).await?;
-            let advances: Vec<sessions::SeqAdvance> = advances
-                .iter()
-                .map(|(id, (last_seq, customer_seen))| sessions::SeqAdvance {
-                    id: *id,
-                    last_seq: *last_seq,
-                    customer_seen: *customer_seen,
-                })
-                .collect();
-            sessions::set_seqs(&txn, &advances).await?;
-        }
+        let takes: Vec<sessions::SeqTake> = takes.into_values().collect();
+        let last_seqs = sessions::take_seqs(&txn, &takes).await?;
+        let counts: HashMap<Uuid, i32> = takes.iter().map(|t| (t.id, t.count)).collect();
+        let fresh: Vec<Message> = fresh
+            .iter()
+            .map(|f| {
+                let session_id = f.send.session_id;
+                let (Some(last), Some(count)) =
+                    (last_seqs.get(&session_id), counts.get(&session_id))
+                else {
+                    return Err(AppError::session_not_found());
+                };
+                Ok(messages::prepare(messages::NewMessage {
+                    session_id,
+                    seq: last - count + f.nth,
+                    sender: SenderRole::from(f.party),
+                    sender_id: Some(&f.send.viewer.id),
+                    body: &f.send.body,
+                    client_message_id: Some(&f.send.client_message_id),
+                    created_at: f.send.at,
+                }))
+            })
+            .collect::<AppResult<_>>()?;
+        messages::insert_many(&txn, &fresh).await?;
         txn.commit().await?;
         // The sessions as they are now, for the answers' receipt status.
-        for (id, (last_seq, customer_seen)) in &advances {
-            if let Some(s) = sessions.get_mut(id) {
-                s.last_seq = *last_seq;
-                if customer_seen.is_some() {
-                    s.customer_seen_at = *customer_seen;
+        for take in &takes {
+            if let Some(s) = sessions.get_mut(&take.id) {
+                s.last_seq = last_seqs.get(&take.id).copied().unwrap_or(s.last_seq);
+                if take.customer_seen.is_some() {
+                    s.customer_seen_at = take.customer_seen;
                 }
             }
         }

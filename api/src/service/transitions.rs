@@ -22,6 +22,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, SessionEvent};
 use crate::matching;
 use crate::repo::history;
+use crate::repo::sessions::SeqTake;
 use crate::repo::{self, agents, messages, sessions};
 
 /// Who ends a session.
@@ -170,10 +171,10 @@ impl Transitions<'_> {
         body: &str,
         now: DateTime<Utc>,
     ) -> AppResult<Message> {
-        let seq = sessions::allocate_seq(txn, session_id, None)
+        let seq = *sessions::take_seqs(txn, &[SeqTake::one(session_id)])
             .await?
-            .ok_or_else(AppError::session_not_found)?
-            .last_seq;
+            .get(&session_id)
+            .ok_or_else(AppError::session_not_found)?;
         Ok(messages::insert(
             txn,
             messages::NewMessage {
@@ -236,6 +237,10 @@ impl Transitions<'_> {
             .iter()
             .map(|p| (p.session, p.agent.as_str()))
             .collect();
+        // The join lines' seqs first: the rows then come back from the
+        // assignment with `last_seq` the seq of their line.
+        let takes: Vec<SeqTake> = pairs.iter().map(|(id, _)| SeqTake::one(*id)).collect();
+        sessions::take_seqs(txn, &takes).await?;
         let mut assigned = sessions::assign_many(txn, &pairs, now).await?;
         // In the matcher's order (queue order), not the order rows came
         // back in: history and events read as the queue was served.

@@ -63,10 +63,8 @@ pub async fn insert_waiting<C: ConnectionTrait>(
     Ok(sessions)
 }
 
-/// Makes each session ACTIVE with its agent and takes its next seq (for
-/// the join line) in one statement; the rows are locked by the caller.
-/// Returns the sessions as updated. One UPDATE per row, as
-/// [`allocate_seq`](super::allocate_seq) explains.
+/// Makes each session ACTIVE with its agent in one statement; the session
+/// and agent rows are locked by the caller. Returns the sessions as updated.
 pub async fn assign_many<C: ConnectionTrait>(
     txn: &C,
     pairs: &[(Uuid, &str)],
@@ -91,7 +89,6 @@ pub async fn assign_many<C: ConnectionTrait>(
             Column::OfferExpiresAt,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .col_expr(Column::LastSeq, Expr::col(Column::LastSeq).add(1))
         .filter(Column::Id.is_in(ids.iter().copied()));
     if txn.support_returning() {
         return all_to_domain(update.exec_with_returning(txn).await?);

@@ -1,5 +1,8 @@
-//! Message seqs: the per-session counter, taken one at a time or set for a
-//! batch of sends.
+//! Message seqs: the one allocator. Every writer of messages (a batch of
+//! sends, the SYSTEM lines of joins, transfers and ends) takes its seqs
+//! from [`take_seqs`], so a seq is never handed out twice nor skipped.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::chat_session::{self, Column};
@@ -7,100 +10,88 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::{find, to_domain};
-use crate::domain::ChatSession;
+use super::find;
 use crate::repo::{json_batch, pg_time, uses_json_batches};
 
-/// Takes the next seq of a session, and when `customer_seen` is given also
-/// records the customer's presence. Locks the row for the rest of the
-/// transaction (if it was not yet) and returns the session as it is now,
-/// with `last_seq` the new seq; `None` when there is no such session.
-///
-/// Exactly one UPDATE of the row per transaction on this path: Postgres
-/// re-checks the agent foreign key when a row already updated by the same
-/// transaction is updated again, taking a lock on the agent row *after* the
-/// session row — the reverse of the agent-then-session order that accept
-/// and end use — and that deadlocks.
-pub async fn allocate_seq<C: ConnectionTrait>(
-    txn: &C,
-    id: Uuid,
-    customer_seen: Option<DateTime<Utc>>,
-) -> Result<Option<ChatSession>, DbErr> {
-    let mut bump = chat_session::Entity::update_many()
-        .col_expr(Column::LastSeq, Expr::col(Column::LastSeq).add(1))
-        .filter(Column::Id.eq(id));
-    if let Some(at) = customer_seen {
-        bump = bump.col_expr(Column::CustomerSeenAt, Expr::value(at));
-    }
-    // One round trip where the backend can return the new row.
-    if txn.support_returning() {
-        return bump
-            .exec_with_returning(txn)
-            .await?
-            .into_iter()
-            .next()
-            .map(to_domain)
-            .transpose();
-    }
-    if bump.exec(txn).await?.rows_affected == 0 {
-        return Ok(None);
-    }
-    find(txn, id).await
-}
-
-/// Where a session's seq counter stands after a batch of sends, and when
-/// its customer (if they sent in the batch) was last seen. Serialized as a
-/// row of [`set_seqs`]'s JSON parameter.
+/// How many seqs one session needs in this transaction, and when its
+/// customer (if they sent in it) was last seen. Serialized as a row of
+/// [`take_seqs`]'s JSON parameter.
 #[derive(serde::Serialize)]
-pub struct SeqAdvance {
+pub struct SeqTake {
     pub id: Uuid,
-    pub last_seq: i32,
+    pub count: i32,
     #[serde(serialize_with = "pg_time::opt")]
     pub customer_seen: Option<DateTime<Utc>>,
 }
 
-/// Sets the seq counters of many sessions (rows locked by the caller) in
-/// one statement. Like [`allocate_seq`], at most once per row and
-/// transaction.
-pub async fn set_seqs<C: ConnectionTrait>(txn: &C, advances: &[SeqAdvance]) -> Result<(), DbErr> {
-    let Some((first, rest)) = advances.split_first() else {
-        return Ok(());
-    };
+impl SeqTake {
+    /// One seq, for one line.
+    pub fn one(id: Uuid) -> SeqTake {
+        SeqTake {
+            id,
+            count: 1,
+            customer_seen: None,
+        }
+    }
+}
+
+/// Takes `count` seqs of each session in one statement and answers, per
+/// session, the last seq taken: the session's new seqs are
+/// `last - count + 1 ..= last`. Sessions that do not exist are left out.
+/// Each session appears at most once in `takes`. The rows stay locked until
+/// the transaction ends.
+///
+/// On paths that do not hold the session's agent row (sends), call it once
+/// per transaction and make it the only UPDATE of the row: Postgres
+/// re-checks the agent foreign key when a row already updated by the same
+/// transaction is updated again, taking a lock on the agent row *after* the
+/// session row — the reverse of the agent-then-session order that accept
+/// and end use — and that deadlocks.
+pub async fn take_seqs<C: ConnectionTrait>(
+    txn: &C,
+    takes: &[SeqTake],
+) -> Result<HashMap<Uuid, i32>, DbErr> {
+    let mut taken = HashMap::with_capacity(takes.len());
+    if takes.is_empty() {
+        return Ok(taken);
+    }
     if uses_json_batches(txn) {
         let statement = json_batch(
-            "UPDATE chat_sessions s SET last_seq = v.last_seq, \
+            "UPDATE chat_sessions s SET last_seq = s.last_seq + v.count, \
                customer_seen_at = COALESCE(v.customer_seen, s.customer_seen_at) \
              FROM json_to_recordset($1::json) \
-               AS v(id uuid, last_seq int, customer_seen timestamptz) \
-             WHERE s.id = v.id",
-            &advances,
+               AS v(id uuid, count int, customer_seen timestamptz) \
+             WHERE s.id = v.id \
+             RETURNING s.id, s.last_seq",
+            &takes,
         )?;
-        txn.execute(statement).await?;
-        return Ok(());
-    }
-    let mut seqs = Expr::case(Column::Id.eq(first.id), first.last_seq);
-    for a in rest {
-        seqs = seqs.case(Column::Id.eq(a.id), a.last_seq);
-    }
-    let mut update = chat_session::Entity::update_many()
-        .col_expr(
-            Column::LastSeq,
-            seqs.finally(Expr::col(Column::LastSeq)).into(),
-        )
-        .filter(Column::Id.is_in(advances.iter().map(|a| a.id)));
-    let mut seen = advances
-        .iter()
-        .filter_map(|a| a.customer_seen.map(|at| (a.id, at)));
-    if let Some((id, at)) = seen.next() {
-        let mut cases = Expr::case(Column::Id.eq(id), at);
-        for (id, at) in seen {
-            cases = cases.case(Column::Id.eq(id), at);
+        for row in txn.query_all(statement).await? {
+            taken.insert(row.try_get("", "id")?, row.try_get("", "last_seq")?);
         }
-        update = update.col_expr(
-            Column::CustomerSeenAt,
-            cases.finally(Expr::col(Column::CustomerSeenAt)).into(),
-        );
+        return Ok(taken);
     }
-    update.exec(txn).await?;
-    Ok(())
+    // SQLite serializes writers anyway: one statement per session.
+    for take in takes {
+        let mut bump = chat_session::Entity::update_many()
+            .col_expr(Column::LastSeq, Expr::col(Column::LastSeq).add(take.count))
+            .filter(Column::Id.eq(take.id));
+        if let Some(at) = take.customer_seen {
+            bump = bump.col_expr(Column::CustomerSeenAt, Expr::value(at));
+        }
+        let last = if txn.support_returning() {
+            bump.exec_with_returning(txn)
+                .await?
+                .into_iter()
+                .next()
+                .map(|row| row.last_seq)
+        } else if bump.exec(txn).await?.rows_affected > 0 {
+            find(txn, take.id).await?.map(|s| s.last_seq)
+        } else {
+            None
+        };
+        if let Some(last) = last {
+            taken.insert(take.id, last);
+        }
+    }
+    Ok(taken)
 }
