@@ -3,13 +3,12 @@
 //! expanding such a document never yields again, so a test sharing its
 //! runtime could not even time out; a child process is killed instead.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{fresh_database, start_server, token, Frame, Ws};
 use serde_json::{json, Value};
-use switchboard::auth::Role;
+use testkit::server::{spawn_process, Options};
+use testkit::tokens;
+use testkit::ws::{self, Frame};
 
 /// How long a refusal may take before the server counts as stuck. It bounds
 /// a hang; it is not a performance figure.
@@ -32,8 +31,7 @@ fn fragment_bomb(operation: &str, root: &str, levels: usize) -> String {
 
 #[tokio::test]
 async fn a_fragment_bomb_is_refused_at_once_over_http_and_websocket() {
-    let (url, _db) = fresh_database().await;
-    let server = start_server(&url, &[]);
+    let server = spawn_process(env!("CARGO_BIN_EXE_switchboard"), Options::default()).await;
     let http = reqwest::Client::builder()
         .timeout(ANSWER_BOUND)
         .build()
@@ -69,12 +67,14 @@ async fn a_fragment_bomb_is_refused_at_once_over_http_and_websocket() {
         .expect("still healthy");
     assert_eq!(health.status(), 200);
 
-    let mut ws = Ws::connect(server.addr, &token(Role::Customer, "bomber"))
-        .await
-        .unwrap();
-    ws.subscribe("b", &fragment_bomb("subscription", "Subscription", 30))
-        .await;
-    let refused = match ws.next(ANSWER_BOUND).await {
+    let mut ws = ws::Client::connect(server.addr, Some(&tokens::customer("bomber"))).await;
+    ws.subscribe(
+        "b",
+        &fragment_bomb("subscription", "Subscription", 30),
+        json!({}),
+    )
+    .await;
+    let refused = match ws.frame(ANSWER_BOUND).await {
         Frame::Next(payload) => payload["errors"][0]["extensions"]["code"].clone(),
         Frame::Error(frame) => frame["payload"][0]["extensions"]["code"].clone(),
         other => panic!("a subscribed fragment bomb was not refused at once: {other:?}"),

@@ -12,15 +12,14 @@
 //! tests/clients/package-lock.json, and tests/clients/.venv from the pinned
 //! tests/clients/requirements.txt (as fuzz/run builds fuzz/.venv).
 
-mod common;
-
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use switchboard::auth::Role;
+use testkit::server::spawn_process;
+use testkit::tokens;
 
 /// The most one script may run. Each gives up by itself after 20 seconds
 /// and says where it was; this only stops one that hangs anyway.
@@ -252,19 +251,20 @@ async fn chat(name: &str, script: Script) {
         }
     };
 
-    let (database_url, _db) = common::fresh_database().await;
-    let server = common::start_server(&database_url, &[]);
+    // Routing as deployed by default: the agent is offered the session.
+    let server = spawn_process(
+        env!("CARGO_BIN_EXE_switchboard"),
+        &[("ROUTING_MODE", "fair")],
+    )
+    .await;
     command
         .current_dir(&dir)
         .env("SWITCHBOARD_URL", &server.url)
         .env(
             "CUSTOMER_TOKEN",
-            common::token(Role::Customer, &format!("customer-{name}")),
+            tokens::customer(&format!("customer-{name}")),
         )
-        .env(
-            "AGENT_TOKEN",
-            common::token(Role::Agent, &format!("agent-{name}")),
-        )
+        .env("AGENT_TOKEN", tokens::agent(&format!("agent-{name}")))
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost");
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(

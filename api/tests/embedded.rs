@@ -2,12 +2,12 @@
 //! runs it: what it makes on disk, what it says, and that a second process
 //! on the same folder is refused instead of silently missing events.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::start_server;
+use testkit::server::{spawn_process, Options};
+
+const SWITCHBOARD: &str = env!("CARGO_BIN_EXE_switchboard");
 
 fn temp_dir(label: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
@@ -16,19 +16,30 @@ fn temp_dir(label: &str) -> PathBuf {
     ))
 }
 
+/// The embedded database in `dir`.
+fn embedded(dir: &Path) -> Options {
+    Options::default()
+        .database("")
+        .set("DATA_DIR", dir.to_str().unwrap())
+}
+
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-#[test]
-fn a_second_process_on_the_same_data_folder_is_refused() {
+#[tokio::test]
+async fn a_second_process_on_the_same_data_folder_is_refused() {
     let dir = temp_dir("embedded");
     let data_dir = dir.to_str().unwrap();
     // DATABASE_URL empty: the embedded default, as on a fresh machine.
-    let env = [("DATA_DIR", data_dir), ("JWT_SECRET", "")];
-    let first = start_server("", &env);
+    let env = [
+        ("DATABASE_URL", ""),
+        ("DATA_DIR", data_dir),
+        ("JWT_SECRET", ""),
+    ];
+    let first = spawn_process(SWITCHBOARD, &env).await;
     assert!(
         first
             .startup_log
@@ -37,7 +48,7 @@ fn a_second_process_on_the_same_data_folder_is_refused() {
         "the server should say it generated a secret: {:#?}",
         first.startup_log
     );
-    let second = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let second = Command::new(SWITCHBOARD)
         .env("DATABASE_URL", "")
         .env("DATA_DIR", data_dir)
         .env("JWT_SECRET", "")
@@ -60,15 +71,15 @@ fn a_second_process_on_the_same_data_folder_is_refused() {
     }
     drop(first);
     // Once the first is gone, the folder is free again.
-    let again = start_server("", &env);
+    let again = spawn_process(SWITCHBOARD, &env).await;
     drop(again);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn the_start_log_says_where_graphiql_is() {
+#[tokio::test]
+async fn the_start_log_says_where_graphiql_is() {
     let dir = temp_dir("graphiql-log");
-    let server = start_server("", &[("DATA_DIR", dir.to_str().unwrap())]);
+    let server = spawn_process(SWITCHBOARD, embedded(&dir)).await;
     assert!(
         server
             .startup_log
@@ -84,7 +95,7 @@ fn the_start_log_says_where_graphiql_is() {
 #[test]
 fn token_with_a_configured_secret_makes_no_data_folder() {
     let dir = temp_dir("token");
-    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let output = Command::new(SWITCHBOARD)
         .args(["token", "--role", "agent", "--sub", "ann"])
         .env("DATA_DIR", &dir)
         .env("JWT_SECRET", "a-configured-secret-0123456789")
@@ -102,15 +113,15 @@ fn token_with_a_configured_secret_makes_no_data_folder() {
 /// Descriptors, not the per-address cap, used to be what refused clients:
 /// the process raises its open-file limit to the hard limit at start.
 #[cfg(target_os = "linux")]
-#[test]
-fn the_open_file_limit_is_raised_to_the_hard_limit() {
+#[tokio::test]
+async fn the_open_file_limit_is_raised_to_the_hard_limit() {
     // Start it with a soft limit below the hard one (children inherit it):
     // many machines start processes that way; this one may not.
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
     let low = 512.min(hard);
     rlimit::setrlimit(rlimit::Resource::NOFILE, low, hard).unwrap();
     let dir = temp_dir("nofile");
-    let server = start_server("", &[("DATA_DIR", dir.to_str().unwrap())]);
+    let server = spawn_process(SWITCHBOARD, embedded(&dir)).await;
     rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard).unwrap();
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
     let line = limits

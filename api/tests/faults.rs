@@ -5,16 +5,18 @@
 //!
 //! Run alone with `cargo test -p switchboard --test faults`.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assert_one_to_n, follow, start_server, token, Api, PgCluster, SendError};
 use serde_json::{json, Value};
 use switchboard::auth::Role;
+use testkit::db::{fresh_database, PgCluster};
+use testkit::graphql::{self, SendError};
+use testkit::server::{spawn_process, Options, Process};
+use testkit::tokens::token;
+use testkit::ws::follow;
 
 /// What the client reads while the database is away.
 const UNAVAILABLE: &str = "the database is unavailable; retry shortly";
@@ -34,27 +36,26 @@ where
     }
 }
 
-/// A customer's chat accepted by an agent (manual routing), both on `url`.
-async fn active_chat(api: &Api, url: &str, customer: &str, agent: &str) -> String {
-    api.ok(url, agent, "mutation { startShift { status } }", json!({}))
-        .await;
-    let data = api
-        .ok(
-            url,
-            customer,
-            "mutation { startSession(input: {}) { id } }",
-            json!({}),
-        )
-        .await;
-    let id = data["startSession"]["id"].as_str().expect("id").to_owned();
-    api.ok(
-        url,
-        agent,
-        "mutation($s: ID!) { acceptSession(sessionId: $s) { status } }",
-        json!({ "s": id }),
+/// The real binary on `database`, with manual routing (the tests accept
+/// by hand) and no message rate limit (they race many sends).
+async fn start_server(database: &str, options: Options) -> Process {
+    let mut all = Options::default()
+        .set("ROUTING_MODE", "manual")
+        .set("MESSAGE_RATE_PER_SEC", "100000")
+        .set("MESSAGE_BURST", "100000");
+    for (name, value) in options.settings() {
+        all = all.set(name, value);
+    }
+    spawn_process(env!("CARGO_BIN_EXE_switchboard"), all.database(database)).await
+}
+
+/// Two processes on one fresh database.
+async fn two_servers() -> (Process, Process) {
+    let db_url = fresh_database().await;
+    (
+        start_server(&db_url, Options::default()).await,
+        start_server(&db_url, Options::default()).await,
     )
-    .await;
-    id
 }
 
 /// What a chatting client recorded: every send that returned data, and
@@ -107,29 +108,22 @@ fn assert_nothing_acknowledged_lost(transcript: &[(i64, String)], sends: &Sends)
     assert_eq!(ids.len(), sent.len(), "a message is stored twice");
 }
 
-const MANUAL: [(&str, &str); 3] = [
-    ("ROUTING_MODE", "manual"),
-    ("MESSAGE_RATE_PER_SEC", "100000"),
-    ("MESSAGE_BURST", "100000"),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
     let pg = PgCluster::start();
-    let mut env = MANUAL.to_vec();
-    // Long enough to outlast the outage; short enough that the customer's
-    // feed writes presence during it.
-    env.push(("RESUME_GRACE_SECS", "40"));
-    // Requests fail after 2 s instead of 10 while the database is away,
-    // which only makes the test quicker.
-    env.push(("DB_ACQUIRE_TIMEOUT_SECS", "2"));
-    let mut server = start_server(&pg.url(), &env);
-    let url = server.url.clone();
-    let api = Api::default();
+    let options = Options::default()
+        // Long enough to outlast the outage; short enough that the customer's
+        // feed writes presence during it.
+        .set("RESUME_GRACE_SECS", "40")
+        // Requests fail after 2 s instead of 10 while the database is away,
+        // which only makes the test quicker.
+        .set("DB_ACQUIRE_TIMEOUT_SECS", "2");
+    let mut server = start_server(&pg.url(), options).await;
+    let api = server.api.clone();
     let customer = token(Role::Customer, "pg-customer");
     let agent = token(Role::Agent, "pg-agent");
     let admin = token(Role::Admin, "pg-admin");
-    let session = active_chat(&api, &url, &customer, &agent).await;
+    let session = api.active_session(&customer, &agent).await;
 
     let until = Arc::new(AtomicI64::new(0));
     let customer_feed = follow(
@@ -150,13 +144,8 @@ async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
     let sends: Shared = Default::default();
     let stop = Arc::new(AtomicBool::new(false));
     let chat = {
-        let (api, url, session, sends, stop) = (
-            api.clone(),
-            url.clone(),
-            session.clone(),
-            sends.clone(),
-            stop.clone(),
-        );
+        let (api, session, sends, stop) =
+            (api.clone(), session.clone(), sends.clone(), stop.clone());
         let (customer, agent) = (customer.clone(), agent.clone());
         tokio::spawn(async move {
             let mut i = 0;
@@ -164,7 +153,7 @@ async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
                 i += 1;
                 let from = if i % 2 == 0 { &agent } else { &customer };
                 let id = format!("m-{i}");
-                let sent = api.send(&url, from, &session, &id).await;
+                let sent = api.try_send(from, &session, &id).await;
                 record(&sends, id, sent);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -177,7 +166,7 @@ async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
 
     pg.stop();
     eventually("/readyz says 503", || async {
-        api.status(&url, "/readyz").await.ok() == Some(503)
+        api.status("/readyz").await.ok() == Some(503)
     })
     .await;
     let failed_before = sends.lock().expect("sends").failed.len();
@@ -192,13 +181,12 @@ async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
         || async { customer_feed.errors_so_far() > 0 },
     )
     .await;
-    assert_eq!(api.status(&url, "/healthz").await.ok(), Some(200));
+    assert_eq!(api.status("/healthz").await.ok(), Some(200));
     // A read answers with the contract's code and a message the client can
     // act on, nothing from inside the server.
     let read = api
-        .gql(
-            &url,
-            &customer,
+        .try_gql(
+            Some(&customer),
             "query($id: ID!) { session(id: $id) { status } }",
             json!({ "id": session }),
         )
@@ -208,7 +196,7 @@ async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
 
     pg.start_again();
     eventually("/readyz says 200 again", || async {
-        api.status(&url, "/readyz").await.ok() == Some(200)
+        api.status("/readyz").await.ok() == Some(200)
     })
     .await;
     let at_recovery = acked(&sends);
@@ -220,7 +208,7 @@ async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
     chat.await.expect("chat task");
     assert!(server.running(), "the server process stayed up");
     assert_eq!(
-        api.session_status(&url, &admin, &session).await,
+        api.state(&session).await.0,
         "ACTIVE",
         "the outage did not end the chat"
     );
@@ -242,12 +230,12 @@ async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
             &customer
         };
         let seq = api
-            .send(&url, from, &session, &id)
+            .try_send(from, &session, &id)
             .await
             .unwrap_or_else(|e| panic!("retry of {id} failed: {e:?}"));
         sends.acked.push((seq, id));
     }
-    let transcript = api.transcript(&url, &admin, &session).await;
+    let transcript = api.transcript(&admin, &session).await;
     assert_nothing_acknowledged_lost(&transcript, &sends);
     // Retried with their ids, every send is now acknowledged exactly once.
     let acked_set: HashSet<&(i64, String)> = sends.acked.iter().collect();
@@ -297,41 +285,39 @@ async fn postgres_restart_mid_chat_loses_nothing_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_longer_than_the_grace_period_ends_no_chat() {
     let pg = PgCluster::start();
-    let mut env = MANUAL.to_vec();
-    // Absence is looked for every 0.75 s and judged after 3 s.
-    env.push(("RESUME_GRACE_SECS", "3"));
-    env.push(("DB_ACQUIRE_TIMEOUT_SECS", "1"));
-    let mut server = start_server(&pg.url(), &env);
-    let url = server.url.clone();
-    let api = Api::default();
+    let options = Options::default()
+        // Absence is looked for every 0.75 s and judged after 3 s.
+        .set("RESUME_GRACE_SECS", "3")
+        .set("DB_ACQUIRE_TIMEOUT_SECS", "1");
+    let mut server = start_server(&pg.url(), options).await;
+    let api = server.api.clone();
     let customer = token(Role::Customer, "away-customer");
     let agent = token(Role::Agent, "away-agent");
-    let admin = token(Role::Admin, "away-admin");
-    let session = active_chat(&api, &url, &customer, &agent).await;
-    api.send(&url, &customer, &session, "before")
+    let session = api.active_session(&customer, &agent).await;
+    api.try_send(&customer, &session, "before")
         .await
         .expect("a message before the outage");
 
     pg.stop();
     eventually("/readyz says 503", || async {
-        api.status(&url, "/readyz").await.ok() == Some(503)
+        api.status("/readyz").await.ok() == Some(503)
     })
     .await;
     // Longer than the grace period and its slack.
     tokio::time::sleep(Duration::from_secs(5)).await;
     pg.start_again();
     eventually("/readyz says 200 again", || async {
-        api.status(&url, "/readyz").await.ok() == Some(200)
+        api.status("/readyz").await.ok() == Some(200)
     })
     .await;
     // Several absence sweeps run before the customer is back.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        api.session_status(&url, &admin, &session).await,
+        api.state(&session).await.0,
         "ACTIVE",
         "the outage ended the chat"
     );
-    api.send(&url, &customer, &session, "after")
+    api.try_send(&customer, &session, "after")
         .await
         .expect("the customer writes on after the outage");
     assert!(server.running(), "the server process stayed up");
@@ -348,13 +334,11 @@ fn assert_unavailable(body: &Value) {
 
 /// Sends messages from both sides until stopped: the customer through
 /// whichever server is up (as a load balancer would pick), the agent
-/// through `agent_url`. A send that gets no answer is retried with the
+/// through `agent_api`. A send that gets no answer is retried with the
 /// same clientMessageId on the next server, so it is stored at most once.
-#[allow(clippy::too_many_arguments)]
 fn chat_across(
-    api: Api,
-    customer_urls: Vec<String>,
-    agent_url: String,
+    customer_apis: Vec<graphql::Client>,
+    agent_api: graphql::Client,
     customer: String,
     agent: String,
     session: String,
@@ -367,16 +351,16 @@ fn chat_across(
         while !stop.load(Ordering::SeqCst) {
             i += 1;
             let id = format!("m-{i}");
-            let (url, from) = if i % 2 == 0 {
-                (&agent_url, &agent)
+            let (api, from) = if i % 2 == 0 {
+                (&agent_api, &agent)
             } else {
-                (&customer_urls[server % customer_urls.len()], &customer)
+                (&customer_apis[server % customer_apis.len()], &customer)
             };
-            let mut attempt = api.send(url, from, &session, &id).await;
+            let mut attempt = api.try_send(from, &session, &id).await;
             if matches!(attempt, Err(SendError::Transport(_))) && from == &customer {
                 server += 1;
-                let url = &customer_urls[server % customer_urls.len()];
-                attempt = api.send(url, from, &session, &id).await;
+                let api = &customer_apis[server % customer_apis.len()];
+                attempt = api.try_send(from, &session, &id).await;
             }
             record(&sends, id, attempt);
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -386,14 +370,11 @@ fn chat_across(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_one_process_mid_chat_loses_nothing() {
-    let (db_url, _db) = common::fresh_database().await;
-    let mut a = start_server(&db_url, &MANUAL);
-    let b = start_server(&db_url, &MANUAL);
-    let api = Api::default();
+    let (mut a, b) = two_servers().await;
     let customer = token(Role::Customer, "kill-customer");
     let agent = token(Role::Agent, "kill-agent");
     let admin = token(Role::Admin, "kill-admin");
-    let session = active_chat(&api, &b.url, &customer, &agent).await;
+    let session = b.active_session(&customer, &agent).await;
 
     let until = Arc::new(AtomicI64::new(0));
     // The customer is on A, the agent on B.
@@ -407,9 +388,8 @@ async fn sigkill_of_one_process_mid_chat_loses_nothing() {
     let sends: Shared = Default::default();
     let stop = Arc::new(AtomicBool::new(false));
     let chat = chat_across(
-        api.clone(),
-        vec![a.url.clone(), b.url.clone()],
-        b.url.clone(),
+        vec![a.api.clone(), b.api.clone()],
+        b.api.clone(),
         customer.clone(),
         agent.clone(),
         session.clone(),
@@ -432,10 +412,10 @@ async fn sigkill_of_one_process_mid_chat_loses_nothing() {
     chat.await.expect("chat task");
 
     let sends = into_sends(sends);
-    let transcript = api.transcript(&b.url, &admin, &session).await;
+    let transcript = b.transcript(&admin, &session).await;
     assert_nothing_acknowledged_lost(&transcript, &sends);
     assert_eq!(
-        api.session_status(&b.url, &admin, &session).await,
+        b.state(&session).await.0,
         "ACTIVE",
         "the kill did not end the chat"
     );
@@ -464,14 +444,11 @@ async fn sigkill_of_one_process_mid_chat_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_requests_closes_sockets_with_1012_and_exits_0() {
-    let (db_url, _db) = common::fresh_database().await;
-    let mut a = start_server(&db_url, &MANUAL);
-    let b = start_server(&db_url, &MANUAL);
-    let api = Api::default();
+    let (mut a, b) = two_servers().await;
     let customer = token(Role::Customer, "term-customer");
     let agent = token(Role::Agent, "term-agent");
     let admin = token(Role::Admin, "term-admin");
-    let session = active_chat(&api, &a.url, &customer, &agent).await;
+    let session = a.active_session(&customer, &agent).await;
 
     let until = Arc::new(AtomicI64::new(0));
     let customer_feed = follow(
@@ -492,8 +469,7 @@ async fn sigterm_drains_requests_closes_sockets_with_1012_and_exits_0() {
     let sends: Shared = Default::default();
     let senders: Vec<_> = (0..8)
         .map(|n| {
-            let (api, url, session, sends) =
-                (api.clone(), a.url.clone(), session.clone(), sends.clone());
+            let (api, session, sends) = (a.api.clone(), session.clone(), sends.clone());
             let from = if n % 2 == 0 {
                 customer.clone()
             } else {
@@ -502,7 +478,7 @@ async fn sigterm_drains_requests_closes_sockets_with_1012_and_exits_0() {
             tokio::spawn(async move {
                 for i in 0.. {
                     let id = format!("s{n}-{i}");
-                    let sent = api.send(&url, &from, &session, &id).await;
+                    let sent = api.try_send(&from, &session, &id).await;
                     let mut s = sends.lock().expect("sends");
                     match sent {
                         Ok(seq) => s.acked.push((seq, id)),
@@ -538,7 +514,7 @@ async fn sigterm_drains_requests_closes_sockets_with_1012_and_exits_0() {
             panic!("{id} was answered with an error: {body}");
         }
     }
-    let transcript = api.transcript(&b.url, &admin, &session).await;
+    let transcript = b.transcript(&admin, &session).await;
     assert_nothing_acknowledged_lost(&transcript, &sends);
 
     until.store(transcript.len() as i64, Ordering::SeqCst);
@@ -566,4 +542,14 @@ async fn sigterm_drains_requests_closes_sockets_with_1012_and_exits_0() {
     assert_one_to_n("customer", &customer_log.seqs);
     assert_one_to_n("agent", &agent_log.seqs);
     assert!(b.panics().is_empty(), "{:?}", b.panics());
+}
+
+/// Asserts that `seqs` is exactly 1, 2, …, n.
+fn assert_one_to_n(what: &str, seqs: &[i64]) {
+    let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
+    assert_eq!(
+        seqs,
+        expected.as_slice(),
+        "{what}: not 1..n in order without gap or duplicate"
+    );
 }

@@ -5,32 +5,35 @@
 //! agents and no agent ever over capacity. It runs once with each relay
 //! between the processes: Postgres LISTEN/NOTIFY and NATS.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::{fresh_database, Server, SECRET};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use serde_json::{json, Value};
-use switchboard::auth::{JwtKeys, Role};
-use switchboard::config::JwtSecret;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::json;
+use switchboard::auth::Role;
+use testkit::db::fresh_database;
+use testkit::graphql;
+use testkit::server::{nats_url, spawn_process, Options, Process};
+use testkit::tokens;
+
 const CUSTOMERS: usize = 200;
 const AGENTS: usize = 10;
 const CAPACITY: i64 = 2;
 const DEADLINE: Duration = Duration::from_secs(150);
 
-fn start_server(database_url: &str, event_bus: &str, routing: &str) -> Server {
+async fn start_server(database_url: &str, event_bus: &str, routing: &str) -> Process {
     let capacity = CAPACITY.to_string();
-    let server = common::start_server(
-        database_url,
-        &[
+    let server = spawn_process(
+        env!("CARGO_BIN_EXE_switchboard"),
+        Options::from(&[
             ("EVENT_BUS", event_bus),
             ("ROUTING_MODE", routing),
             ("AGENT_CAPACITY", &capacity),
             ("DB_POOL_SIZE", "8"),
-        ],
-    );
+        ])
+        .database(database_url),
+    )
+    .await;
     let on_nats = server
         .startup_log
         .iter()
@@ -41,42 +44,6 @@ fn start_server(database_url: &str, event_bus: &str, routing: &str) -> Server {
         "the server did not start the relay asked for"
     );
     server
-}
-
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    token: String,
-}
-
-impl Client {
-    async fn gql(&self, query: &str, variables: Value) -> Value {
-        for attempt in 0.. {
-            let sent = self
-                .http
-                .post(format!("{}/graphql", self.url))
-                .bearer_auth(&self.token)
-                .json(&json!({ "query": query, "variables": variables }))
-                .send()
-                .await;
-            match sent {
-                Ok(resp) => return resp.json().await.expect("JSON body"),
-                Err(e) if attempt < 3 => {
-                    eprintln!("retrying after transport error: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("request failed: {e}"),
-            }
-        }
-        unreachable!()
-    }
-
-    async fn ok(&self, query: &str, variables: Value) -> Value {
-        let body = self.gql(query, variables).await;
-        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
-        body["data"].clone()
-    }
 }
 
 /// A tiny deterministic generator: the race needs variety, not quality.
@@ -91,11 +58,13 @@ impl Rng {
     }
 }
 
-async fn run_agent(client: Client, seed: u64, done: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+async fn run_agent(
+    (client, token): (graphql::Client, String),
+    seed: u64,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut rng = Rng(seed | 1);
-    client
-        .ok("mutation { startShift { status } }", json!({}))
-        .await;
+    client.start_shift(&token).await;
     while !done.load(std::sync::atomic::Ordering::Relaxed) {
         // Newest first and ended ones included: a page smaller than all an
         // agent handles would hide an older session they still hold or are
@@ -103,6 +72,7 @@ async fn run_agent(client: Client, seed: u64, done: std::sync::Arc<std::sync::at
         // on break). An agent handles about CUSTOMERS / AGENTS sessions.
         let data = client
             .ok(
+                &token,
                 "{ mySessions(first: 100) { nodes { id status } pageInfo { hasNextPage } } }",
                 json!({}),
             )
@@ -117,6 +87,7 @@ async fn run_agent(client: Client, seed: u64, done: std::sync::Arc<std::sync::at
                 "OFFERED" => {
                     let r = client
                         .gql(
+                            Some(&token),
                             "mutation($s: ID!) { acceptSession(sessionId: $s) { status } }",
                             json!({ "s": id }),
                         )
@@ -125,12 +96,7 @@ async fn run_agent(client: Client, seed: u64, done: std::sync::Arc<std::sync::at
                     assert!(r.get("errors").is_none(), "accept failed: {r}");
                 }
                 "ACTIVE" if rng.below(3) == 0 => {
-                    client
-                        .ok(
-                            "mutation($s: ID!) { endSession(sessionId: $s) { status } }",
-                            json!({ "s": id }),
-                        )
-                        .await;
+                    client.end(&token, id).await;
                 }
                 _ => {}
             }
@@ -160,23 +126,24 @@ async fn two_processes_with_auto_routing_serve_every_customer_once_in_order_with
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_the_nats_bus_serve_every_customer_once_in_order_within_capacity() {
     let _one = ONE_RACE_AT_A_TIME.lock().await;
-    let nats =
-        std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
-    race(&nats, "fair").await;
+    race(&nats_url(), "fair").await;
 }
 
 async fn race(event_bus: &str, routing: &str) {
-    let (db_url, db) = fresh_database().await;
+    let db_url = fresh_database().await;
+    let db = Database::connect(&db_url)
+        .await
+        .expect("connect to test database");
     let servers = [
-        start_server(&db_url, event_bus, routing),
-        start_server(&db_url, event_bus, routing),
+        start_server(&db_url, event_bus, routing).await,
+        start_server(&db_url, event_bus, routing).await,
     ];
-    let keys = JwtKeys::new(&JwtSecret::new(SECRET.as_bytes().to_vec()));
-    let http = reqwest::Client::new();
-    let client = |role, sub: String, i: usize| Client {
-        http: http.clone(),
-        url: servers[i % 2].url.clone(),
-        token: keys.issue(role, &sub, None, 3600).expect("token"),
+    // Two hundred clients at once: a request that gets no answer is retried.
+    let client = |role, sub: String, i: usize| {
+        (
+            servers[i % 2].api.clone().with_retries(3),
+            tokens::token(role, &sub),
+        )
     };
 
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -193,12 +160,12 @@ async fn race(event_bus: &str, routing: &str) {
     // Customers arrive in waves on both processes while the agents work.
     let mut customers = Vec::new();
     for i in 0..CUSTOMERS {
-        let c = client(Role::Customer, format!("customer-{i}"), i);
+        let (c, token) = client(Role::Customer, format!("customer-{i}"), i);
         customers.push(tokio::spawn(async move {
-            let data = c.ok("mutation { startSession(input: {}) { id } }", json!({})).await;
-            let id = data["startSession"]["id"].as_str().unwrap().to_owned();
+            let id = c.start_session(&token).await;
             let sent = c
                 .gql(
+                    Some(&token),
                     "mutation($s: ID!) { sendMessage(input: {sessionId: $s, body: \"hello\", clientMessageId: \"k\"}) { seq } }",
                     json!({ "s": id }),
                 )

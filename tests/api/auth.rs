@@ -3,7 +3,11 @@ use serde_json::json;
 use switchboard::auth::{JwtKeys, Role};
 use switchboard::config::JwtSecret;
 
-use crate::helpers::{code_of, spawn_app, TEST_SECRET};
+use testkit::{
+    graphql::code_of,
+    server::{spawn, Options},
+    tokens,
+};
 
 const ME: &str = "{ me { id role } }";
 
@@ -16,9 +20,9 @@ fn unsigned_token(alg: &str) -> String {
 
 #[tokio::test]
 async fn every_kind_of_bad_token_is_unauthenticated() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     let other_keys = JwtKeys::new(&JwtSecret::new(b"some-other-secret-entirely".to_vec()));
-    let keys = JwtKeys::new(&JwtSecret::new(TEST_SECRET.as_bytes().to_vec()));
+    let keys = JwtKeys::new(&JwtSecret::new(tokens::SECRET.as_bytes().to_vec()));
     let cases = [
         ("no token", None),
         (
@@ -53,16 +57,16 @@ async fn every_kind_of_bad_token_is_unauthenticated() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(code_of(&body), "UNAUTHENTICATED");
     // A valid token works.
-    let ok = app.ok(&app.customer("zoe"), ME, json!({})).await;
+    let ok = app.ok(&tokens::customer("zoe"), ME, json!({})).await;
     assert_eq!(ok["me"], json!({"id": "zoe", "role": "CUSTOMER"}));
 }
 
 #[tokio::test]
 async fn websocket_subscriptions_need_a_valid_token_from_connection_init() {
-    let app = spawn_app().await;
-    let cust = app.customer("yan");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("yan");
     let sid = app.start_session(&cust).await;
-    let expired = JwtKeys::new(&JwtSecret::new(TEST_SECRET.as_bytes().to_vec()))
+    let expired = JwtKeys::new(&JwtSecret::new(tokens::SECRET.as_bytes().to_vec()))
         .issue(Role::Customer, "yan", None, -120)
         .unwrap();
     for token in [None, Some(expired.as_str()), Some("garbage")] {
@@ -74,12 +78,12 @@ async fn websocket_subscriptions_need_a_valid_token_from_connection_init() {
 
 #[tokio::test]
 async fn roles_and_ownership_are_enforced() {
-    let app = spawn_app().await;
-    let alice = app.customer("alice");
-    let mallory = app.customer("mallory");
-    let ann = app.agent("ann");
-    let other_agent = app.agent("otto");
-    let admin = app.admin();
+    let app = spawn(Options::default()).await;
+    let alice = tokens::customer("alice");
+    let mallory = tokens::customer("mallory");
+    let ann = tokens::agent("ann");
+    let other_agent = tokens::agent("otto");
+    let admin = tokens::admin();
     let sid = app.start_session(&alice).await;
     let vars = json!({ "s": sid });
 
@@ -243,12 +247,12 @@ async fn roles_and_ownership_are_enforced() {
 /// transcript alike. Other agents never follow sessions that are not theirs.
 #[tokio::test]
 async fn an_agent_loses_a_session_they_handed_on() {
-    let app = spawn_app().await;
-    let (a, b, c) = (app.agent("a"), app.agent("b"), app.agent("c"));
+    let app = spawn(Options::default()).await;
+    let (a, b, c) = (tokens::agent("a"), tokens::agent("b"), tokens::agent("c"));
     for t in [&a, &b, &c] {
         app.start_shift(t).await;
     }
-    let cust = app.customer("pat");
+    let cust = tokens::customer("pat");
     let sid = app.start_session(&cust).await;
     // Agents see the queue, but only the customer, the session's agent and
     // admins follow its feed.
@@ -285,7 +289,7 @@ async fn an_agent_loses_a_session_they_handed_on() {
             json!({}),
         )
         .await;
-    let s2 = app.start_session(&app.customer("quin")).await;
+    let s2 = app.start_session(&tokens::customer("quin")).await;
     app.accept(&b, &s2).await;
     loop {
         let ev = queue.next().await;

@@ -3,15 +3,19 @@ use std::collections::{HashMap, HashSet};
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{code_of, spawn_app, spawn_app_with};
+use testkit::{
+    graphql::code_of,
+    server::{spawn, Options},
+    tokens,
+};
 
 /// Messages posted by several senders while a subscriber replays arrive
 /// exactly once each, in seq order, with one CaughtUp between replay and live.
 #[tokio::test]
 async fn replay_is_gapless_under_concurrent_sends() {
-    let app = spawn_app().await;
-    let cust = app.customer("dana");
-    let agent = app.agent("ann");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("dana");
+    let agent = tokens::agent("ann");
     let sid = app.start_session(&cust).await;
     app.start_shift(&agent).await;
     app.accept(&agent, &sid).await;
@@ -93,12 +97,12 @@ async fn replay_is_gapless_under_concurrent_sends() {
 /// are exactly 1..=N.
 #[tokio::test]
 async fn fifty_customers_sending_concurrently_get_complete_seq_sequences() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     const CUSTOMERS: usize = 50;
     const MESSAGES: usize = 10;
     let app_ref = &app;
     let sessions = join_all((0..CUSTOMERS).map(|i| async move {
-        let token = app_ref.customer(&format!("cust-{i}"));
+        let token = tokens::customer(&format!("cust-{i}"));
         let sid = app_ref.start_session(&token).await;
         // Each customer fires all its messages at once, too.
         let results = join_all((0..MESSAGES).map(|m| {
@@ -127,8 +131,8 @@ async fn fifty_customers_sending_concurrently_get_complete_seq_sequences() {
 /// A retried send returns the first message, even when the retries race.
 #[tokio::test]
 async fn retries_with_the_same_client_message_id_store_one_message() {
-    let app = spawn_app().await;
-    let cust = app.customer("erin");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("erin");
     let sid = app.start_session(&cust).await;
     let first = app.send(&cust, &sid, "only once", "same-key").await;
     let again = app
@@ -155,7 +159,7 @@ async fn retries_with_the_same_client_message_id_store_one_message() {
     assert_eq!(app.all_seqs(&cust, &sid).await, vec![1, 2]);
 
     // The key is per sender: the agent may use the same one.
-    let agent = app.agent("ann");
+    let agent = tokens::agent("ann");
     app.start_shift(&agent).await;
     app.accept(&agent, &sid).await;
     let agents = app.send(&agent, &sid, "hello", "same-key").await;
@@ -165,10 +169,12 @@ async fn retries_with_the_same_client_message_id_store_one_message() {
 /// Manual routing: twenty agents grab one session at once; one wins.
 #[tokio::test]
 async fn twenty_agents_racing_for_one_session_exactly_one_wins() {
-    let app = spawn_app().await;
-    let cust = app.customer("fay");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("fay");
     let sid = app.start_session(&cust).await;
-    let agents: Vec<String> = (0..20).map(|i| app.agent(&format!("agent-{i}"))).collect();
+    let agents: Vec<String> = (0..20)
+        .map(|i| tokens::agent(&format!("agent-{i}")))
+        .collect();
     for a in &agents {
         app.start_shift(a).await;
     }
@@ -189,7 +195,7 @@ async fn twenty_agents_racing_for_one_session_exactly_one_wins() {
         assert_eq!(code_of(r), "CONFLICT");
     }
     let winner = winners[0]["data"]["acceptSession"]["agent"]["id"].clone();
-    let admin = app.admin();
+    let admin = tokens::admin();
     let s = app
         .ok(
             &admin,
@@ -210,13 +216,13 @@ async fn twenty_agents_racing_for_one_session_exactly_one_wins() {
 /// Capacity holds when one agent grabs more sessions at once than allowed.
 #[tokio::test]
 async fn an_agent_never_exceeds_capacity_even_when_accepting_in_parallel() {
-    let app = spawn_app().await;
-    let agent = app.agent("gus");
+    let app = spawn(Options::default()).await;
+    let agent = tokens::agent("gus");
     app.start_shift(&agent).await;
     let app_ref = &app;
     let sessions = join_all((0..6).map(|i| async move {
         app_ref
-            .start_session(&app_ref.customer(&format!("c{i}")))
+            .start_session(&tokens::customer(&format!("c{i}")))
             .await
     }))
     .await;
@@ -248,8 +254,8 @@ async fn an_agent_never_exceeds_capacity_even_when_accepting_in_parallel() {
 /// Two racing startSession calls of one customer yield one session.
 #[tokio::test]
 async fn racing_starts_of_one_customer_yield_one_open_session() {
-    let app = spawn_app().await;
-    let cust = app.customer("hal");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("hal");
     let app_ref = &app;
     let cust_ref = &cust;
     let ids: HashSet<String> =
@@ -265,13 +271,13 @@ async fn racing_starts_of_one_customer_yield_one_open_session() {
 /// retried key, or its own refusal. Refused sends spend no seq.
 #[tokio::test]
 async fn sends_sharing_a_transaction_each_get_their_own_answer() {
-    let app = spawn_app().await;
-    let writer = app.customer("gus");
+    let app = spawn(Options::default()).await;
+    let writer = tokens::customer("gus");
     let open = app.start_session(&writer).await;
-    let done = app.customer("hal");
+    let done = tokens::customer("hal");
     let ended = app.start_session(&done).await;
     app.end(&done, &ended).await;
-    let stranger = app.customer("ivy");
+    let stranger = tokens::customer("ivy");
     let nowhere = uuid::Uuid::new_v4().to_string();
 
     const KEYS: usize = 100;
@@ -348,15 +354,15 @@ async fn sends_sharing_a_transaction_each_get_their_own_answer() {
 /// line.
 #[tokio::test]
 async fn a_burst_of_arrivals_shares_queue_entries_and_is_assigned_whole() {
-    let app = spawn_app_with(&[("ROUTING_MODE", "auto")]).await;
+    let app = spawn(&[("ROUTING_MODE", "auto")]).await;
     for agent in ["ann", "bob"] {
-        app.start_shift(&app.agent(agent)).await;
+        app.start_shift(&tokens::agent(agent)).await;
     }
     const CUSTOMERS: usize = 40;
     let app_ref = &app;
     // Every customer asks twice at once.
     let answers = join_all((0..CUSTOMERS * 2).map(|n| async move {
-        let token = app_ref.customer(&format!("burst-{}", n % CUSTOMERS));
+        let token = tokens::customer(&format!("burst-{}", n % CUSTOMERS));
         (n % CUSTOMERS, app_ref.start_session(&token).await)
     }))
     .await;
@@ -374,7 +380,7 @@ async fn a_burst_of_arrivals_shares_queue_entries_and_is_assigned_whole() {
     let mut positions = Vec::new();
     for (customer, ids) in &by_customer {
         let sid = ids.iter().next().expect("one id");
-        let token = app.customer(&format!("burst-{customer}"));
+        let token = tokens::customer(&format!("burst-{customer}"));
         let s = app
             .ok(
                 &token,
@@ -425,15 +431,15 @@ async fn a_burst_of_arrivals_shares_queue_entries_and_is_assigned_whole() {
 /// customer hears that everything the agent sent was delivered.
 #[tokio::test]
 async fn delivery_marks_of_many_live_chats_share_writes() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     const CHATS: usize = 30;
     const MESSAGES: usize = 5;
-    let ann = app.agent("ann");
+    let ann = tokens::agent("ann");
     app.start_shift(&ann).await;
     app.set_capacity("ann", CHATS as i64).await;
     let mut chats = Vec::new();
     for n in 0..CHATS {
-        let customer = app.customer(&format!("live-{n}"));
+        let customer = tokens::customer(&format!("live-{n}"));
         let sid = app.start_session(&customer).await;
         app.accept(&ann, &sid).await;
         let mut feed = app.ws(Some(&customer)).await;

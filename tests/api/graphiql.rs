@@ -5,7 +5,10 @@
 use base64::Engine;
 use reqwest::header::HeaderMap;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use testkit::{
+    server::{spawn, Options, Server},
+    tokens,
+};
 
 /// Attribute `name` of an HTML start tag (double-quoted, as the page writes them).
 fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
@@ -53,7 +56,7 @@ fn directive<'a>(csp: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|d| d.strip_prefix(name)?.strip_prefix(' '))
 }
 
-async fn get(app: &crate::helpers::TestApp, path: &str) -> (HeaderMap, String) {
+async fn get(app: &Server, path: &str) -> (HeaderMap, String) {
     let resp = app.http.get(app.url(path)).send().await.expect("GET");
     assert_eq!(resp.status(), 200);
     let headers = resp.headers().clone();
@@ -77,7 +80,7 @@ fn version_of(url: &str) -> &str {
 
 #[tokio::test]
 async fn graphiql_sends_security_headers() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     let (headers, html) = get(&app, "/").await;
     assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
     assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
@@ -135,7 +138,7 @@ async fn graphiql_sends_security_headers() {
 
 #[tokio::test]
 async fn graphiql_pins_every_file_with_sri() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     let (headers, html) = get(&app, "/").await;
     let csp = header(&headers, "content-security-policy");
     let files = assets(&html);
@@ -212,7 +215,7 @@ async fn graphiql_pins_every_file_with_sri() {
 /// (`<package>@<version>/<path>`) to compare with files already at hand.
 #[tokio::test]
 async fn graphiql_hashes_match_the_npm_files() {
-    let app = spawn_app_with(&[("GRAPHIQL_CDN", "/cdn")]).await;
+    let app = spawn(&[("GRAPHIQL_CDN", "/cdn")]).await;
     let (_, html) = get(&app, "/").await;
     let files = assets(&html);
     assert_eq!(files.len(), 4);
@@ -282,7 +285,7 @@ fn unpack_from_npm<'a>(urls: impl Iterator<Item = &'a str>) -> std::path::PathBu
 #[tokio::test]
 async fn graphiql_cdn_setting_moves_the_files_and_the_policy() {
     let mirror = "https://mirror.example.com/npm";
-    let app = spawn_app_with(&[("GRAPHIQL_CDN", "https://mirror.example.com/npm/")]).await;
+    let app = spawn(&[("GRAPHIQL_CDN", "https://mirror.example.com/npm/")]).await;
     let (headers, html) = get(&app, "/").await;
     let csp = header(&headers, "content-security-policy");
     let files = assets(&html);
@@ -298,7 +301,7 @@ async fn graphiql_cdn_setting_moves_the_files_and_the_policy() {
     );
 
     // A path on this server: the files come from the page's own origin.
-    let app = spawn_app_with(&[("GRAPHIQL_CDN", "/static")]).await;
+    let app = spawn(&[("GRAPHIQL_CDN", "/static")]).await;
     let (headers, html) = get(&app, "/").await;
     let csp = header(&headers, "content-security-policy");
     for (url, _) in assets(&html) {
@@ -314,8 +317,8 @@ async fn graphiql_cdn_setting_moves_the_files_and_the_policy() {
 
 #[tokio::test]
 async fn graphiql_token_prefill_and_hostile_tokens() {
-    let app = spawn_app().await;
-    let token = app.customer("alice");
+    let app = spawn(Options::default()).await;
+    let token = tokens::customer("alice");
     let (_, html) = get(&app, &format!("/?token={token}")).await;
     assert!(
         html.contains(&format!(
@@ -359,7 +362,7 @@ async fn graphiql_token_prefill_and_hostile_tokens() {
 
 #[tokio::test]
 async fn graphiql_explains_when_it_cannot_load() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     let (_, html) = get(&app, "/").await;
     assert!(
         html.contains("Loading GraphiQL…"),

@@ -13,7 +13,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::helpers::*;
+use testkit::{
+    graphql::code_of,
+    server::{spawn, Options, Server},
+    tokens,
+    ws::subscription_error_code,
+};
 
 /// How long a refusal may take before the test calls the server stuck.
 /// Generous: it bounds a hang, it is not a performance figure.
@@ -21,8 +26,8 @@ const ANSWER_BOUND: Duration = Duration::from_secs(15);
 
 #[tokio::test]
 async fn aliases_of_large_pages_are_refused_and_answers_are_bounded() {
-    let app = spawn_app_with(&[("MAX_RESPONSE_BYTES", "4096")]).await;
-    let customer = app.customer("balloon");
+    let app = spawn(&[("MAX_RESPONSE_BYTES", "4096")]).await;
+    let customer = tokens::customer("balloon");
     let alias = |i: usize| {
         format!("a{i}: mySessions(first: 100) {{ nodes {{ messages(first: 500) {{ nodes {{ body }} }} }} }}")
     };
@@ -38,7 +43,7 @@ async fn aliases_of_large_pages_are_refused_and_answers_are_bounded() {
     assert_eq!(code_of(&answer), "BAD_USER_INPUT", "{answer}");
 
     // A cheap query whose data is large hits MAX_RESPONSE_BYTES.
-    let agent = app.agent("ann");
+    let agent = tokens::agent("ann");
     let session = app.active_session(&customer, &agent).await;
     for i in 0..3 {
         let sent = app
@@ -83,7 +88,7 @@ async fn closed_within(tcp: &mut TcpStream, bound: Duration) -> bool {
 
 #[tokio::test]
 async fn connections_that_send_no_request_are_closed() {
-    let app = spawn_app_with(&[("HTTP_HEADER_TIMEOUT_SECS", "1")]).await;
+    let app = spawn(&[("HTTP_HEADER_TIMEOUT_SECS", "1")]).await;
     // Half a request head, then nothing.
     let mut slow = TcpStream::connect(app.addr).await.unwrap();
     slow.write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\n")
@@ -113,8 +118,8 @@ async fn connections_that_send_no_request_are_closed() {
 
 #[tokio::test]
 async fn one_address_holds_a_bounded_number_of_connections_of_any_kind() {
-    let app = spawn_app_with(&[("IP_MAX_CONNECTIONS", "3")]).await;
-    let customer = app.customer("hog");
+    let app = spawn(&[("IP_MAX_CONNECTIONS", "3")]).await;
+    let customer = tokens::customer("hog");
     // Two plain HTTP connections and one WebSocket fill the address's share.
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -152,8 +157,8 @@ async fn one_address_holds_a_bounded_number_of_connections_of_any_kind() {
 
 #[tokio::test]
 async fn every_subscription_counts_against_the_budget_and_has_one_root_field() {
-    let app = spawn_app_with(&[("WS_MAX_SUBSCRIPTIONS", "2")]).await;
-    let agent = app.agent("watcher");
+    let app = spawn(&[("WS_MAX_SUBSCRIPTIONS", "2")]).await;
+    let agent = tokens::agent("watcher");
     let mut ws = app.ws(Some(&agent)).await;
     let queue = "subscription { queueEvents { __typename } }";
     for id in ["q1", "q2", "q3"] {
@@ -183,9 +188,9 @@ async fn every_subscription_counts_against_the_budget_and_has_one_root_field() {
 
 #[tokio::test]
 async fn a_customer_and_an_agent_sharing_a_sub_are_two_senders() {
-    let app = spawn_app().await;
-    let customer = app.token(Role::Customer, "same-sub");
-    let agent = app.token(Role::Agent, "same-sub");
+    let app = spawn(Options::default()).await;
+    let customer = tokens::token(Role::Customer, "same-sub");
+    let agent = tokens::token(Role::Agent, "same-sub");
     let session = app.active_session(&customer, &agent).await;
     let before = app.all_seqs(&customer, &session).await.len();
     let from_customer = app
@@ -206,8 +211,8 @@ async fn a_customer_and_an_agent_sharing_a_sub_are_two_senders() {
 
 #[tokio::test]
 async fn an_agent_only_offered_a_session_cannot_mark_it_read() {
-    let app = spawn_app_with(&[("ROUTING_MODE", "fair")]).await;
-    let agent = app.agent("offered");
+    let app = spawn(&[("ROUTING_MODE", "fair")]).await;
+    let agent = tokens::agent("offered");
     let mut events = app.ws(Some(&agent)).await;
     events
         .subscribe(
@@ -217,7 +222,7 @@ async fn an_agent_only_offered_a_session_cannot_mark_it_read() {
         )
         .await;
     app.start_shift(&agent).await;
-    let customer = app.customer("waiting");
+    let customer = tokens::customer("waiting");
     let session = app.start_session(&customer).await;
     let offer = events.next_of("agentEvents", "SessionOffered").await;
     assert_eq!(offer["session"]["id"], session.as_str());
@@ -235,9 +240,9 @@ async fn an_agent_only_offered_a_session_cannot_mark_it_read() {
 
 #[tokio::test]
 async fn invisible_bodies_and_bidi_overrides_are_refused() {
-    let app = spawn_app().await;
-    let customer = app.customer("text");
-    let agent = app.agent("reader");
+    let app = spawn(Options::default()).await;
+    let customer = tokens::customer("text");
+    let agent = tokens::agent("reader");
     let session = app.active_session(&customer, &agent).await;
     for (i, body) in ["\u{200B}\u{200D}\u{FEFF}", "total: \u{202E}0051$"]
         .iter()
@@ -246,7 +251,7 @@ async fn invisible_bodies_and_bidi_overrides_are_refused() {
         let answer = app.send(&customer, &session, body, &format!("t{i}")).await;
         assert_eq!(code_of(&answer), "BAD_USER_INPUT", "{body:?}: {answer}");
     }
-    let other = app.customer("subject");
+    let other = tokens::customer("subject");
     let answer = app
         .gql(
             Some(&other),
@@ -268,7 +273,7 @@ fn raw_token(header: Value, claims: Value) -> String {
     );
     let signature = sign(
         message.as_bytes(),
-        &EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+        &EncodingKey::from_secret(tokens::SECRET.as_bytes()),
         Algorithm::HS256,
     )
     .unwrap();
@@ -277,7 +282,7 @@ fn raw_token(header: Value, claims: Value) -> String {
 
 #[tokio::test]
 async fn tokens_not_yet_valid_too_long_lived_or_with_critical_headers_are_refused() {
-    let app = spawn_app_with(&[("MAX_TOKEN_TTL_SECS", "3600")]).await;
+    let app = spawn(&[("MAX_TOKEN_TTL_SECS", "3600")]).await;
     let now = chrono::Utc::now().timestamp();
     let header = json!({ "alg": "HS256", "typ": "JWT" });
     let claims = |extra: Value| {
@@ -317,7 +322,7 @@ async fn tokens_not_yet_valid_too_long_lived_or_with_critical_headers_are_refuse
 
 #[tokio::test]
 async fn the_servers_own_origin_is_configured_not_taken_from_the_host() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     let rebinding = app
         .http
         .post(app.url("/graphql"))
@@ -329,7 +334,7 @@ async fn the_servers_own_origin_is_configured_not_taken_from_the_host() {
         .unwrap();
     assert_eq!(rebinding.status(), 403, "Origin = Host = evil.example");
 
-    let app = spawn_app_with(&[("PUBLIC_URL", "https://chat.example.com")]).await;
+    let app = spawn(&[("PUBLIC_URL", "https://chat.example.com")]).await;
     let own = app
         .http
         .post(app.url("/graphql"))
@@ -343,13 +348,13 @@ async fn the_servers_own_origin_is_configured_not_taken_from_the_host() {
 
 /// Starts sessions from two forged addresses; whether the second is
 /// limited says whether the forgery was believed.
-async fn second_forged_start_is_limited(app: &TestApp) -> bool {
+async fn second_forged_start_is_limited(app: &Server) -> bool {
     let mut codes = Vec::new();
     for (i, forged) in ["198.51.100.1", "198.51.100.2"].iter().enumerate() {
         let body: Value = app
             .http
             .post(app.url("/graphql"))
-            .bearer_auth(app.customer(&format!("forger-{i}")))
+            .bearer_auth(tokens::customer(&format!("forger-{i}")))
             .header("X-Forwarded-For", *forged)
             .json(&json!({ "query": "mutation { startSession(input: {}) { id } }" }))
             .send()
@@ -369,12 +374,12 @@ async fn forwarded_addresses_are_believed_only_from_named_proxies() {
         ("IP_SESSION_RATE_PER_MIN", "0.01"),
         ("IP_SESSION_BURST", "1"),
     ];
-    let direct = spawn_app_with(&[limited[0], limited[1], ("TRUSTED_PROXIES", "10.0.0.0/8")]).await;
+    let direct = spawn(&[limited[0], limited[1], ("TRUSTED_PROXIES", "10.0.0.0/8")]).await;
     assert!(
         second_forged_start_is_limited(&direct).await,
         "a client that is no trusted proxy forged its address"
     );
-    let proxied = spawn_app_with(&[limited[0], limited[1], ("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let proxied = spawn(&[limited[0], limited[1], ("TRUSTED_PROXIES", "127.0.0.1")]).await;
     assert!(
         !second_forged_start_is_limited(&proxied).await,
         "the trusted proxy's X-Forwarded-For was ignored"
@@ -384,7 +389,7 @@ async fn forwarded_addresses_are_believed_only_from_named_proxies() {
 #[tokio::test]
 async fn metrics_can_require_a_token() {
     let token = "metrics-secret-0123456789";
-    let app = spawn_app_with(&[("METRICS_TOKEN", token)]).await;
+    let app = spawn(&[("METRICS_TOKEN", token)]).await;
     let anonymous = reqwest::get(app.url("/metrics")).await.unwrap();
     assert_eq!(anonymous.status(), 401);
     let wrong = app
@@ -408,8 +413,8 @@ async fn metrics_can_require_a_token() {
 
 #[tokio::test]
 async fn queries_run_over_get_and_mutations_do_not() {
-    let app = spawn_app().await;
-    let customer = app.customer("getter");
+    let app = spawn(Options::default()).await;
+    let customer = tokens::customer("getter");
     let get = |query: &str, accept: Option<&str>| {
         let mut request = app
             .http
@@ -474,9 +479,9 @@ async fn queries_run_over_get_and_mutations_do_not() {
 
 #[tokio::test]
 async fn a_client_that_closes_gets_the_close_frame_back() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     for code in [1000u16, 4499] {
-        let mut ws = app.ws(Some(&app.customer("closer"))).await;
+        let mut ws = app.ws(Some(&tokens::customer("closer"))).await;
         let socket = ws.socket();
         socket
             .send(WsMessage::Close(Some(CloseFrame {

@@ -1,13 +1,17 @@
 use serde_json::json;
 
-use crate::helpers::{code_of, spawn_app, spawn_app_with};
+use testkit::{
+    graphql::code_of,
+    server::{spawn, Options},
+    tokens,
+};
 
 /// A customer and an agent, as two clients, through a whole chat.
 #[tokio::test]
 async fn whole_lifecycle_over_http_and_websocket() {
-    let app = spawn_app().await;
-    let alice = app.customer("alice");
-    let ann = app.agent("ann");
+    let app = spawn(Options::default()).await;
+    let alice = tokens::customer("alice");
+    let ann = tokens::agent("ann");
 
     // The customer starts a chat and is first in the queue.
     let data = app
@@ -208,8 +212,8 @@ async fn whole_lifecycle_over_http_and_websocket() {
 
 #[tokio::test]
 async fn customer_leaving_the_queue_cancels_and_an_agent_ending_resolves() {
-    let app = spawn_app().await;
-    let bob = app.customer("bob");
+    let app = spawn(Options::default()).await;
+    let bob = tokens::customer("bob");
     let sid = app.start_session(&bob).await;
     let ended = app
         .ok(
@@ -230,7 +234,7 @@ async fn customer_leaving_the_queue_cancels_and_an_agent_ending_resolves() {
     assert_eq!(again["endSession"]["endReason"], "CANCELLED");
 
     let sid = app.start_session(&bob).await;
-    let ann = app.agent("ann");
+    let ann = tokens::agent("ann");
     app.start_shift(&ann).await;
     app.accept(&ann, &sid).await;
     let ended = app
@@ -252,7 +256,7 @@ async fn customer_leaving_the_queue_cancels_and_an_agent_ending_resolves() {
         .ok(&ann, "mutation { requestBreak { status } }", json!({}))
         .await;
     assert_eq!(brk["requestBreak"]["status"], "BREAK_REQUESTED");
-    let admin = app.admin();
+    let admin = tokens::admin();
     let ended = app
         .ok(
             &admin,
@@ -277,8 +281,8 @@ async fn customer_leaving_the_queue_cancels_and_an_agent_ending_resolves() {
 /// With no DATABASE_URL the server runs on an SQLite file: the embedded default.
 #[tokio::test]
 async fn embedded_sqlite_default_serves_a_chat() {
-    let app = spawn_app_with(&[("DATABASE_URL", "")]).await;
-    let carol = app.customer("carol");
+    let app = spawn(&[("DATABASE_URL", "")]).await;
+    let carol = tokens::customer("carol");
     let sid = app.start_session(&carol).await;
     let m = app.send(&carol, &sid, "hello from sqlite", "k1").await;
     assert_eq!(m["data"]["sendMessage"]["seq"], 1, "{m}");
@@ -287,7 +291,7 @@ async fn embedded_sqlite_default_serves_a_chat() {
         again["data"]["sendMessage"]["id"],
         m["data"]["sendMessage"]["id"]
     );
-    let ann = app.agent("ann");
+    let ann = tokens::agent("ann");
     app.start_shift(&ann).await;
     let acc = app.accept(&ann, &sid).await;
     assert_eq!(acc["data"]["acceptSession"]["status"], "ACTIVE", "{acc}");
@@ -297,13 +301,13 @@ async fn embedded_sqlite_default_serves_a_chat() {
 /// Agents watching the queue see sessions enter and leave it, with stats.
 #[tokio::test]
 async fn queue_watchers_see_sessions_enter_and_leave() {
-    let app = spawn_app().await;
-    let ann = app.agent("ann");
+    let app = spawn(Options::default()).await;
+    let ann = tokens::agent("ann");
     let mut watch = app.ws(Some(&ann)).await;
     watch
         .subscribe("q", "subscription { queueEvents { session { id status queuePosition } stats { waiting active longestWaitSeconds } } }", json!({}))
         .await;
-    let sid = app.start_session(&app.customer("quinn")).await;
+    let sid = app.start_session(&tokens::customer("quinn")).await;
     let entered = watch.next().await;
     let entered = &entered["data"]["queueEvents"];
     assert_eq!(entered["session"]["id"], sid.as_str(), "{entered}");
@@ -323,8 +327,8 @@ async fn queue_watchers_see_sessions_enter_and_leave() {
 /// closes.
 #[tokio::test]
 async fn a_live_push_counts_as_delivered_even_if_the_recipient_leaves_at_once() {
-    let app = spawn_app().await;
-    let (cust, ann) = (app.customer("quick"), app.agent("ann"));
+    let app = spawn(Options::default()).await;
+    let (cust, ann) = (tokens::customer("quick"), tokens::agent("ann"));
     let sid = app.active_session(&cust, &ann).await;
     let mut feed = app.ws(Some(&ann)).await;
     feed.session_events("s", &sid, 0).await;
@@ -360,16 +364,16 @@ async fn a_live_push_counts_as_delivered_even_if_the_recipient_leaves_at_once() 
 /// complete seqs.
 #[tokio::test]
 async fn embedded_sqlite_default_takes_concurrent_writers() {
-    let app = spawn_app_with(&[("DATABASE_URL", "")]).await;
+    let app = spawn(&[("DATABASE_URL", "")]).await;
     const CUSTOMERS: usize = 12;
     const MESSAGES: usize = 8;
-    let ann = app.agent("ann");
+    let ann = tokens::agent("ann");
     app.start_shift(&ann).await;
     app.set_capacity("ann", CUSTOMERS as i64).await;
     let app_ref = &app;
     let ann_ref = &ann;
     let results = futures_util::future::join_all((0..CUSTOMERS).map(|c| async move {
-        let token = app_ref.customer(&format!("sq-{c}"));
+        let token = tokens::customer(&format!("sq-{c}"));
         let sid = app_ref.start_session(&token).await;
         let accepting = async { app_ref.accept(ann_ref, &sid).await };
         let sending = futures_util::future::join_all((0..MESSAGES).map(|m| {
@@ -398,8 +402,8 @@ async fn embedded_sqlite_default_takes_concurrent_writers() {
 /// microsecond the database keeps.
 #[tokio::test]
 async fn a_message_has_one_creation_time_everywhere() {
-    let app = spawn_app().await;
-    let cust = app.customer("clock");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("clock");
     let sid = app.start_session(&cust).await;
     let mut ws = app.ws(Some(&cust)).await;
     ws.subscribe(

@@ -5,9 +5,13 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::helpers::{code_of, spawn_app, spawn_app_with};
+use testkit::{
+    graphql::code_of,
+    server::{spawn, Options, Server},
+    tokens, ws,
+};
 
-async fn post_raw(app: &crate::helpers::TestApp, body: String) -> (u16, Value) {
+async fn post_raw(app: &Server, body: String) -> (u16, Value) {
     let resp = app
         .http
         .post(app.url("/graphql"))
@@ -22,7 +26,7 @@ async fn post_raw(app: &crate::helpers::TestApp, body: String) -> (u16, Value) {
 
 #[tokio::test]
 async fn oversized_bodies_batches_and_garbage_are_refused_with_a_code() {
-    let app = spawn_app_with(&[("MAX_BODY_BYTES", "2048")]).await;
+    let app = spawn(&[("MAX_BODY_BYTES", "2048")]).await;
     let big = json!({ "query": format!("{{ me {{ id }} }} # {}", "x".repeat(4096)) }).to_string();
     let (status, body) = post_raw(&app, big).await;
     assert_eq!(status, 413);
@@ -57,8 +61,8 @@ async fn oversized_bodies_batches_and_garbage_are_refused_with_a_code() {
 
 #[tokio::test]
 async fn syntax_validation_depth_and_complexity_errors_carry_a_code() {
-    let app = spawn_app_with(&[("MAX_QUERY_DEPTH", "4"), ("MAX_QUERY_COMPLEXITY", "20")]).await;
-    let cust = app.customer("lee");
+    let app = spawn(&[("MAX_QUERY_DEPTH", "4"), ("MAX_QUERY_COMPLEXITY", "20")]).await;
+    let cust = tokens::customer("lee");
     for query in [
         "{ me { id ",                            // syntax
         "{ me { nonsense } }",                   // validation
@@ -72,8 +76,8 @@ async fn syntax_validation_depth_and_complexity_errors_carry_a_code() {
 
 #[tokio::test]
 async fn introspection_can_be_switched_off_and_takes_suggestions_with_it() {
-    let app = spawn_app_with(&[("INTROSPECTION", "off")]).await;
-    let cust = app.customer("max");
+    let app = spawn(&[("INTROSPECTION", "off")]).await;
+    let cust = tokens::customer("max");
     let body = app
         .gql(
             Some(&cust),
@@ -96,7 +100,7 @@ async fn introspection_can_be_switched_off_and_takes_suggestions_with_it() {
         .await;
     assert!(!typo.to_string().contains("Did you mean"), "{typo}");
     // On by default, with suggestions.
-    let open = spawn_app().await;
+    let open = spawn(Options::default()).await;
     let typo = open
         .gql(Some(&cust), "{ mySesions { nodes { id } } }", json!({}))
         .await;
@@ -105,8 +109,8 @@ async fn introspection_can_be_switched_off_and_takes_suggestions_with_it() {
 
 #[tokio::test]
 async fn oversized_websocket_messages_close_the_connection() {
-    let app = spawn_app_with(&[("WS_MAX_MESSAGE_BYTES", "4096")]).await;
-    let (mut socket, _) = tokio_tungstenite::connect_async(crate::helpers::ws_request(app.addr))
+    let app = spawn(&[("WS_MAX_MESSAGE_BYTES", "4096")]).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws::request(app.addr))
         .await
         .unwrap();
     let huge = json!({ "type": "connection_init", "payload": { "pad": "x".repeat(64 * 1024) } })
@@ -131,8 +135,8 @@ async fn oversized_websocket_messages_close_the_connection() {
 
 #[tokio::test]
 async fn a_sender_over_the_message_rate_is_rate_limited() {
-    let app = spawn_app_with(&[("MESSAGE_RATE_PER_SEC", "0.5"), ("MESSAGE_BURST", "3")]).await;
-    let cust = app.customer("fast");
+    let app = spawn(&[("MESSAGE_RATE_PER_SEC", "0.5"), ("MESSAGE_BURST", "3")]).await;
+    let cust = tokens::customer("fast");
     let sid = app.start_session(&cust).await;
     for i in 0..3 {
         let ok = app.send(&cust, &sid, "hi", &format!("k{i}")).await;
@@ -141,7 +145,7 @@ async fn a_sender_over_the_message_rate_is_rate_limited() {
     let limited = app.send(&cust, &sid, "hi", "k3").await;
     assert_eq!(code_of(&limited), "RATE_LIMITED");
     // Another sender is not affected.
-    let other = app.customer("slow");
+    let other = tokens::customer("slow");
     let sid2 = app.start_session(&other).await;
     assert!(app
         .send(&other, &sid2, "hi", "k0")
@@ -159,7 +163,7 @@ async fn a_sender_over_the_message_rate_is_rate_limited() {
 /// browser; a foreign page can neither open a WebSocket nor POST.
 #[tokio::test]
 async fn foreign_browser_origins_are_refused_and_allowed_ones_get_cors() {
-    let app = spawn_app_with(&[("ALLOWED_ORIGINS", "https://shop.example.com")]).await;
+    let app = spawn(&[("ALLOWED_ORIGINS", "https://shop.example.com")]).await;
     let ws = |origin: &'static str| {
         let addr = app.addr;
         async move {
@@ -223,8 +227,8 @@ async fn foreign_browser_origins_are_refused_and_allowed_ones_get_cors() {
 /// One connection holds a bounded number of subscriptions.
 #[tokio::test]
 async fn subscriptions_per_connection_are_capped() {
-    let app = spawn_app_with(&[("WS_MAX_SUBSCRIPTIONS", "3")]).await;
-    let cust = app.customer("sam");
+    let app = spawn(&[("WS_MAX_SUBSCRIPTIONS", "3")]).await;
+    let cust = tokens::customer("sam");
     let sid = app.start_session(&cust).await;
     let mut ws = app.ws(Some(&cust)).await;
     for id in ["s1", "s2", "s3"] {
@@ -257,8 +261,8 @@ async fn subscriptions_per_connection_are_capped() {
 
 #[tokio::test]
 async fn documents_with_too_many_aliases_are_refused_before_running() {
-    let app = spawn_app_with(&[("MAX_ALIASES", "3")]).await;
-    let cust = app.customer("ali");
+    let app = spawn(&[("MAX_ALIASES", "3")]).await;
+    let cust = tokens::customer("ali");
     let allowed = app
         .gql(
             Some(&cust),

@@ -1,8 +1,6 @@
 //! Integration tests: each starts the real server against a fresh Postgres
 //! database and talks to it over HTTP and graphql-transport-ws.
 
-mod helpers;
-
 mod auth;
 mod concurrency;
 mod graphiql;

@@ -1,6 +1,9 @@
 use switchboard::graphql::sdl;
 
-use crate::helpers::spawn_app;
+use testkit::{
+    server::{spawn, Options},
+    tokens,
+};
 
 /// schema.graphql is what clients and the contract check read; it must be
 /// what the server serves. `UPDATE_SCHEMA=1` rewrites it.
@@ -54,7 +57,7 @@ fn readme_configuration_table_matches_the_settings() {
 
 #[tokio::test]
 async fn health_and_readiness_probes_and_graphiql() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     let health = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
@@ -79,7 +82,7 @@ async fn health_and_readiness_probes_and_graphiql() {
 
 #[tokio::test]
 async fn introspection_works_without_a_token() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     let body = app
         .gql(
             None,
@@ -124,11 +127,11 @@ fragment TypeRef on __Type {
 /// wait and delivery histograms, in the Prometheus text format.
 #[tokio::test]
 async fn metrics_report_what_happened() {
-    let app = crate::helpers::spawn_app().await;
-    let cust = app.customer("mia");
-    let ann = app.agent("ann");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("mia");
+    let ann = tokens::agent("ann");
     let sid = app.start_session(&cust).await;
-    app.start_session(&app.customer("other")).await; // stays waiting
+    app.start_session(&tokens::customer("other")).await; // stays waiting
     let mut feed = app.ws(Some(&cust)).await;
     feed.session_events("s", &sid, 0).await;
     feed.next_of("sessionEvents", "CaughtUp").await;
@@ -165,7 +168,7 @@ async fn metrics_report_what_happened() {
 /// Every response names its request id; a proxy's well-formed id is kept.
 #[tokio::test]
 async fn every_request_gets_an_id() {
-    let app = crate::helpers::spawn_app().await;
+    let app = spawn(Options::default()).await;
     let ids: Vec<String> =
         futures_util::future::join_all((0..2).map(|_| app.http.get(app.url("/healthz")).send()))
             .await

@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, TestApp};
+use testkit::{
+    server::{spawn, Server},
+    tokens,
+};
 
 const GRACE: &str = "2";
 
-async fn wait_for_end(app: &TestApp, sid: &str) -> serde_json::Value {
-    let admin = app.admin();
+async fn wait_for_end(app: &Server, sid: &str) -> serde_json::Value {
+    let admin = tokens::admin();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let s = app
@@ -33,8 +36,8 @@ async fn wait_for_end(app: &TestApp, sid: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_connected_customer_keeps_a_queued_chat_and_a_departed_one_loses_it() {
-    let app = spawn_app_with(&[("RESUME_GRACE_SECS", GRACE)]).await;
-    let cust = app.customer("gina");
+    let app = spawn(&[("RESUME_GRACE_SECS", GRACE)]).await;
+    let cust = tokens::customer("gina");
     let sid = app.start_session(&cust).await;
     let mut feed = app.ws(Some(&cust)).await;
     feed.session_events("s", &sid, 0).await;
@@ -56,9 +59,9 @@ async fn a_connected_customer_keeps_a_queued_chat_and_a_departed_one_loses_it() 
 
 #[tokio::test]
 async fn a_customer_who_returns_within_grace_resumes_and_one_who_does_not_is_abandoned() {
-    let app = spawn_app_with(&[("RESUME_GRACE_SECS", GRACE)]).await;
-    let cust = app.customer("hugo");
-    let ann = app.agent("ann");
+    let app = spawn(&[("RESUME_GRACE_SECS", GRACE)]).await;
+    let cust = tokens::customer("hugo");
+    let ann = tokens::agent("ann");
     app.start_shift(&ann).await;
     let sid = app.start_session(&cust).await;
     app.accept(&ann, &sid).await;
@@ -116,10 +119,10 @@ async fn a_customer_who_returns_within_grace_resumes_and_one_who_does_not_is_aba
 
 #[tokio::test]
 async fn presence_on_another_process_counts() {
-    let a = spawn_app_with(&[("RESUME_GRACE_SECS", GRACE)]).await;
+    let a = spawn(&[("RESUME_GRACE_SECS", GRACE)]).await;
     let db = a.database_url.clone().unwrap();
-    let b = spawn_app_with(&[("RESUME_GRACE_SECS", GRACE), ("DATABASE_URL", &db)]).await;
-    let cust = a.customer("iris");
+    let b = spawn(&[("RESUME_GRACE_SECS", GRACE), ("DATABASE_URL", db.as_str())]).await;
+    let cust = tokens::customer("iris");
     let sid = a.start_session(&cust).await;
     // Connected to B only; both processes sweep.
     let mut feed = b.ws(Some(&cust)).await;

@@ -7,7 +7,8 @@ use chrono::{Duration, Utc};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
-use crate::helpers::spawn_app_with_clock;
+use testkit::server::{spawn, Options};
+use testkit::tokens;
 
 /// A clock that starts now and moves only when told.
 fn movable_clock() -> (switchboard::service::Clock, Arc<AtomicI64>) {
@@ -21,9 +22,9 @@ fn movable_clock() -> (switchboard::service::Clock, Arc<AtomicI64>) {
 #[tokio::test]
 async fn customers_list_fourteen_days_and_data_is_purged_after_ninety() {
     let (clock, days) = movable_clock();
-    let app = spawn_app_with_clock(&[], clock).await;
-    let cust = app.customer("rita");
-    let ann = app.agent("ann");
+    let app = spawn(Options::default().clock(clock)).await;
+    let cust = tokens::customer("rita");
+    let ann = tokens::agent("ann");
     app.start_shift(&ann).await;
     let old = app.start_session(&cust).await;
     app.accept(&ann, &old).await;
@@ -73,7 +74,7 @@ async fn customers_list_fourteen_days_and_data_is_purged_after_ninety() {
     // Ninety-one days after the first chat ended: it is purged, the newer one stays.
     days.store(91, Ordering::SeqCst);
     assert_eq!(app.service.retention().purge_expired().await.unwrap(), 1);
-    let admin = app.admin();
+    let admin = tokens::admin();
     let gone = app
         .ok(
             &admin,

@@ -3,7 +3,11 @@
 
 use serde_json::json;
 
-use crate::helpers::{code_of, spawn_app_with};
+use testkit::{
+    graphql::code_of,
+    server::{spawn, Options},
+    tokens,
+};
 
 fn waiting() -> (String, Option<String>) {
     ("WAITING".to_owned(), None)
@@ -20,9 +24,9 @@ fn active_with(agent: &str) -> (String, Option<String>) {
 /// One agent of capacity 2, five customers: served strictly in arrival order.
 #[tokio::test]
 async fn fifo_with_one_agent_of_capacity_two_and_five_customers() {
-    let app = spawn_app_with(&[("ROUTING_MODE", "fair")]).await;
-    let ann = app.agent("ann");
-    let customers: Vec<String> = (0..5).map(|i| app.customer(&format!("c{i}"))).collect();
+    let app = spawn(&[("ROUTING_MODE", "fair")]).await;
+    let ann = tokens::agent("ann");
+    let customers: Vec<String> = (0..5).map(|i| tokens::customer(&format!("c{i}"))).collect();
     let mut sessions = Vec::new();
     for c in &customers {
         sessions.push(app.start_session(c).await);
@@ -93,14 +97,14 @@ async fn fifo_with_one_agent_of_capacity_two_and_five_customers() {
 /// Among free agents, the one who finished first gets the next customer.
 #[tokio::test]
 async fn the_agent_who_finished_first_gets_the_next_customer() {
-    let app = spawn_app_with(&[("ROUTING_MODE", "auto")]).await;
-    let (a, b) = (app.agent("a"), app.agent("b"));
+    let app = spawn(&[("ROUTING_MODE", "auto")]).await;
+    let (a, b) = (tokens::agent("a"), tokens::agent("b"));
     app.start_shift(&a).await;
     app.start_shift(&b).await;
     app.set_capacity("a", 1).await;
     app.set_capacity("b", 1).await;
-    let s1 = app.start_session(&app.customer("c1")).await;
-    let s2 = app.start_session(&app.customer("c2")).await;
+    let s1 = app.start_session(&tokens::customer("c1")).await;
+    let s2 = app.start_session(&tokens::customer("c2")).await;
     assert_eq!(
         app.state(&s1).await,
         active_with("a"),
@@ -110,8 +114,8 @@ async fn the_agent_who_finished_first_gets_the_next_customer() {
     // b finishes first, then a.
     app.end(&b, &s2).await;
     app.end(&a, &s1).await;
-    let s3 = app.start_session(&app.customer("c3")).await;
-    let s4 = app.start_session(&app.customer("c4")).await;
+    let s3 = app.start_session(&tokens::customer("c3")).await;
+    let s4 = app.start_session(&tokens::customer("c4")).await;
     assert_eq!(app.state(&s3).await, active_with("b"));
     assert_eq!(app.state(&s4).await, active_with("a"));
 }
@@ -120,17 +124,17 @@ async fn the_agent_who_finished_first_gets_the_next_customer() {
 /// again after endBreak.
 #[tokio::test]
 async fn a_break_drains_then_offers_resume_after_it() {
-    let app = spawn_app_with(&[("ROUTING_MODE", "fair")]).await;
-    let ann = app.agent("ann");
+    let app = spawn(&[("ROUTING_MODE", "fair")]).await;
+    let ann = tokens::agent("ann");
     app.start_shift(&ann).await;
-    let s1 = app.start_session(&app.customer("c1")).await;
+    let s1 = app.start_session(&tokens::customer("c1")).await;
     app.accept(&ann, &s1).await;
     let brk = app
         .ok(&ann, "mutation { requestBreak { status } }", json!({}))
         .await;
     assert_eq!(brk["requestBreak"]["status"], "BREAK_REQUESTED");
 
-    let s2 = app.start_session(&app.customer("c2")).await;
+    let s2 = app.start_session(&tokens::customer("c2")).await;
     assert_eq!(
         app.state(&s2).await,
         waiting(),
@@ -166,12 +170,12 @@ async fn a_break_drains_then_offers_resume_after_it() {
 /// A declined offer goes to the next agent; the session keeps its place.
 #[tokio::test]
 async fn a_declined_offer_moves_on_and_keeps_its_queue_place() {
-    let app = spawn_app_with(&[("ROUTING_MODE", "fair")]).await;
-    let (a, b) = (app.agent("a"), app.agent("b"));
+    let app = spawn(&[("ROUTING_MODE", "fair")]).await;
+    let (a, b) = (tokens::agent("a"), tokens::agent("b"));
     app.start_shift(&a).await;
     app.set_capacity("a", 1).await;
-    let s1 = app.start_session(&app.customer("c1")).await;
-    let s2 = app.start_session(&app.customer("c2")).await;
+    let s1 = app.start_session(&tokens::customer("c1")).await;
+    let s2 = app.start_session(&tokens::customer("c2")).await;
     assert_eq!(app.state(&s1).await, offered_to("a"));
 
     let declined = app
@@ -185,7 +189,7 @@ async fn a_declined_offer_moves_on_and_keeps_its_queue_place() {
     // a is not offered s1 again; the next customer goes to a instead.
     assert_eq!(app.state(&s1).await, waiting());
     assert_eq!(app.state(&s2).await, offered_to("a"));
-    let s3 = app.start_session(&app.customer("c3")).await;
+    let s3 = app.start_session(&tokens::customer("c3")).await;
     let queue = app
         .ok(&a, "{ queue { id status queuePosition } }", json!({}))
         .await;
@@ -226,10 +230,10 @@ async fn a_declined_offer_moves_on_and_keeps_its_queue_place() {
 /// offered to the next agent.
 #[tokio::test]
 async fn a_lapsed_offer_puts_the_agent_on_break_and_moves_on() {
-    let app = spawn_app_with(&[("ROUTING_MODE", "fair"), ("OFFER_TIMEOUT_SECS", "1")]).await;
-    let (a, b) = (app.agent("a"), app.agent("b"));
+    let app = spawn(&[("ROUTING_MODE", "fair"), ("OFFER_TIMEOUT_SECS", "1")]).await;
+    let (a, b) = (tokens::agent("a"), tokens::agent("b"));
     app.start_shift(&a).await;
-    let s1 = app.start_session(&app.customer("c1")).await;
+    let s1 = app.start_session(&tokens::customer("c1")).await;
     assert_eq!(app.state(&s1).await, offered_to("a"));
     let mut a_events = app.ws(Some(&a)).await;
     a_events
@@ -273,18 +277,18 @@ async fn a_lapsed_offer_puts_the_agent_on_break_and_moves_on() {
 /// Offer deadlines are stored: a server that restarts lapses them on time.
 #[tokio::test]
 async fn offer_lapse_resumes_after_a_restart() {
-    let mut first = spawn_app_with(&[("ROUTING_MODE", "fair"), ("OFFER_TIMEOUT_SECS", "2")]).await;
+    let mut first = spawn(&[("ROUTING_MODE", "fair"), ("OFFER_TIMEOUT_SECS", "2")]).await;
     let db = first.database_url.clone().unwrap();
-    let a = first.agent("a");
+    let a = tokens::agent("a");
     first.start_shift(&a).await;
-    let s1 = first.start_session(&first.customer("c1")).await;
+    let s1 = first.start_session(&tokens::customer("c1")).await;
     assert_eq!(first.state(&s1).await, offered_to("a"));
     first.stop();
 
-    let second = spawn_app_with(&[
+    let second = spawn(&[
         ("ROUTING_MODE", "fair"),
         ("OFFER_TIMEOUT_SECS", "2"),
-        ("DATABASE_URL", &db),
+        ("DATABASE_URL", db.as_str()),
     ])
     .await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -302,14 +306,14 @@ async fn offer_lapse_resumes_after_a_restart() {
 /// keeps its original place.
 #[tokio::test]
 async fn transfer_to_an_agent_and_back_to_the_queue() {
-    let app = spawn_app_with(&[]).await; // manual routing: nothing moves by itself
-    let (a, b, c) = (app.agent("a"), app.agent("b"), app.agent("c"));
+    let app = spawn(Options::default()).await; // manual routing: nothing moves by itself
+    let (a, b, c) = (tokens::agent("a"), tokens::agent("b"), tokens::agent("c"));
     for t in [&a, &b, &c] {
         app.start_shift(t).await;
     }
-    let alice = app.customer("alice");
+    let alice = tokens::customer("alice");
     let s1 = app.start_session(&alice).await;
-    let s2 = app.start_session(&app.customer("bob")).await;
+    let s2 = app.start_session(&tokens::customer("bob")).await;
     app.accept(&a, &s1).await;
 
     let mut b_events = app.ws(Some(&b)).await;
@@ -366,7 +370,7 @@ async fn transfer_to_an_agent_and_back_to_the_queue() {
     );
 
     // Back to the queue: WAITING, and ahead of a later arrival.
-    let s3 = app.start_session(&app.customer("carol")).await;
+    let s3 = app.start_session(&tokens::customer("carol")).await;
     let back = app.ok(&b, transfer, json!({"s": s1, "to": null})).await;
     assert_eq!(back["transferSession"]["status"], "WAITING");
     let queue = app
@@ -399,11 +403,11 @@ async fn transfer_to_an_agent_and_back_to_the_queue() {
 /// An admin gives a WAITING or OFFERED session to a named agent, in any mode.
 #[tokio::test]
 async fn admin_assignment() {
-    let app = spawn_app_with(&[("ROUTING_MODE", "fair")]).await;
-    let (a, b) = (app.agent("a"), app.agent("b"));
+    let app = spawn(&[("ROUTING_MODE", "fair")]).await;
+    let (a, b) = (tokens::agent("a"), tokens::agent("b"));
     app.start_shift(&a).await;
     app.start_shift(&b).await;
-    let s1 = app.start_session(&app.customer("c1")).await;
+    let s1 = app.start_session(&tokens::customer("c1")).await;
     assert_eq!(app.state(&s1).await, offered_to("a"));
     let assign = "mutation($s: ID!, $a: ID!) { assignSession(sessionId: $s, agentId: $a) { status agent { id } } }";
     assert_eq!(
@@ -411,7 +415,7 @@ async fn admin_assignment() {
             .await,
         "FORBIDDEN"
     );
-    let admin = app.admin();
+    let admin = tokens::admin();
     let given = app.ok(&admin, assign, json!({"s": s1, "a": "b"})).await;
     assert_eq!(
         given["assignSession"],
@@ -431,7 +435,7 @@ async fn admin_assignment() {
     app.set_capacity("b", 1).await;
     app.ok(&a, "mutation { requestBreak { status } }", json!({}))
         .await;
-    let s2 = app.start_session(&app.customer("c2")).await;
+    let s2 = app.start_session(&tokens::customer("c2")).await;
     assert_eq!(app.state(&s2).await, waiting());
     assert_eq!(
         app.error_code(Some(&admin), assign, json!({"s": s2, "a": "b"}))
@@ -457,14 +461,14 @@ async fn admin_assignment() {
 /// session: with room for all, every answer is already ACTIVE.
 #[tokio::test]
 async fn a_burst_of_arrivals_is_matched_before_each_answer() {
-    let app = spawn_app_with(&[("ROUTING_MODE", "auto"), ("AGENT_CAPACITY", "40")]).await;
-    let ann = app.agent("ann");
+    let app = spawn(&[("ROUTING_MODE", "auto"), ("AGENT_CAPACITY", "40")]).await;
+    let ann = tokens::agent("ann");
     app.start_shift(&ann).await;
     let starts = (0..30).map(|i| {
         let app = &app;
         async move {
             app.ok(
-                &app.customer(&format!("burst-{i}")),
+                &tokens::customer(&format!("burst-{i}")),
                 "mutation { startSession(input: {}) { status agent { id } } }",
                 json!({}),
             )

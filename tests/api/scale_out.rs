@@ -10,7 +10,10 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{nats_url, spawn_app_with, TestApp, WsClient};
+use testkit::{
+    server::{nats_url, spawn, Options, Server},
+    tokens, ws,
+};
 
 /// The relay between the processes of a test.
 #[derive(Clone, Copy, Debug)]
@@ -29,19 +32,19 @@ impl Bus {
 }
 
 /// Two servers on one fresh database.
-async fn two_servers(bus: Bus, mode: &str) -> (TestApp, TestApp) {
+async fn two_servers(bus: Bus, mode: &str) -> (Server, Server) {
     two_servers_with(bus, &[("ROUTING_MODE", mode)]).await
 }
 
 /// Two servers on one fresh database, both with `settings`.
-async fn two_servers_with(bus: Bus, settings: &[(&str, &str)]) -> (TestApp, TestApp) {
+async fn two_servers_with(bus: Bus, settings: &[(&str, &str)]) -> (Server, Server) {
     let event_bus = bus.setting();
     let mut vars = vec![("EVENT_BUS", event_bus.as_str())];
     vars.extend_from_slice(settings);
-    let a = spawn_app_with(&vars).await;
+    let a = spawn(vars.as_slice()).await;
     let db = a.database_url.clone().unwrap();
-    vars.push(("DATABASE_URL", &db));
-    let b = spawn_app_with(&vars).await;
+    vars.push(("DATABASE_URL", db.as_str()));
+    let b = spawn(vars.as_slice()).await;
     (a, b)
 }
 
@@ -57,8 +60,8 @@ async fn events_reach_subscribers_connected_to_another_process_over_nats() {
 
 async fn events_reach_subscribers_connected_to_another_process(bus: Bus) {
     let (a, b) = two_servers(bus, "fair").await;
-    let ann = a.agent("ann");
-    let cust = a.customer("carl");
+    let ann = tokens::agent("ann");
+    let cust = tokens::customer("carl");
 
     // The agent listens on B; shift start and offer happen on A.
     let mut agent_events = b.ws(Some(&ann)).await;
@@ -129,8 +132,8 @@ async fn events_reach_subscribers_connected_to_another_process(bus: Bus) {
 #[tokio::test]
 async fn subscribers_lose_nothing_when_the_relay_connection_drops() {
     let (a, b) = two_servers(Bus::Postgres, "manual").await;
-    let ann = a.agent("ann");
-    let cust = a.customer("cora");
+    let ann = tokens::agent("ann");
+    let cust = tokens::customer("cora");
     let sid = a.active_session(&cust, &ann).await;
     let mut feed = b.ws(Some(&cust)).await;
     feed.session_events("s", &sid, 0).await;
@@ -172,12 +175,16 @@ async fn subscribers_lose_nothing_when_the_relay_connection_drops() {
 #[tokio::test]
 async fn subscribers_lose_nothing_when_the_nats_connection_drops() {
     let proxy = CuttableProxy::start().await;
-    let a = spawn_app_with(&[("EVENT_BUS", &nats_url())]).await;
+    let a = spawn(&[("EVENT_BUS", nats_url().as_str())]).await;
     let db = a.database_url.clone().unwrap();
     // Only B, where the subscriber is, reaches NATS through the proxy.
-    let b = spawn_app_with(&[("EVENT_BUS", &proxy.url()), ("DATABASE_URL", &db)]).await;
-    let ann = a.agent("ann");
-    let cust = a.customer("cora");
+    let b = spawn(&[
+        ("EVENT_BUS", proxy.url().as_str()),
+        ("DATABASE_URL", db.as_str()),
+    ])
+    .await;
+    let ann = tokens::agent("ann");
+    let cust = tokens::customer("cora");
     let sid = a.active_session(&cust, &ann).await;
     let mut feed = b.ws(Some(&cust)).await;
     feed.session_events("s", &sid, 0).await;
@@ -219,8 +226,8 @@ async fn deployments_sharing_a_nats_server_never_see_each_others_events() {
     // AgentChanged tells which deployment it came from.
     let (one_a, one_b) = two_servers_with(Bus::Nats, &[("AGENT_CAPACITY", "5")]).await;
     let (two_a, two_b) = two_servers_with(Bus::Nats, &[]).await;
-    let ann_one = one_a.agent("ann");
-    let ann_two = two_a.agent("ann");
+    let ann_one = tokens::agent("ann");
+    let ann_two = tokens::agent("ann");
 
     let mut feed_two = agent_feed(&two_b, &ann_two).await;
     relay_until_seen(&two_a, &ann_two, &mut feed_two).await;
@@ -231,7 +238,7 @@ async fn deployments_sharing_a_nats_server_never_see_each_others_events() {
     // gone to deployment two as well, B2 would see them before this.
     two_a
         .ok(
-            &two_a.admin(),
+            &tokens::admin(),
             "mutation { setAgentCapacity(agentId: \"ann\", capacity: 7) { capacity } }",
             json!({}),
         )
@@ -249,7 +256,7 @@ async fn deployments_sharing_a_nats_server_never_see_each_others_events() {
     }
 }
 
-async fn agent_feed(app: &TestApp, agent: &str) -> WsClient {
+async fn agent_feed(app: &Server, agent: &str) -> ws::Client {
     let mut feed = app.ws(Some(agent)).await;
     feed.subscribe(
         "a",
@@ -262,7 +269,7 @@ async fn agent_feed(app: &TestApp, agent: &str) -> WsClient {
 
 /// Changes the agent's status through `app` until `feed` (on another
 /// process) receives the change: the subscription and relay are live.
-async fn relay_until_seen(app: &TestApp, agent: &str, feed: &mut WsClient) {
+async fn relay_until_seen(app: &Server, agent: &str, feed: &mut ws::Client) {
     app.start_shift(agent).await;
     for _ in 0..50 {
         app.ok(agent, "mutation { requestBreak { status } }", json!({}))
@@ -360,19 +367,22 @@ impl CuttableProxy {
 /// runs a minute slow still queues its later arrival behind an earlier one.
 #[tokio::test]
 async fn queue_order_holds_across_servers_with_skewed_clocks() {
-    let a = spawn_app_with(&[]).await;
+    let a = spawn(Options::default()).await;
     let db = a.database_url.clone().unwrap();
     let slow: switchboard::service::Clock =
         std::sync::Arc::new(|| chrono::Utc::now() - chrono::Duration::seconds(60));
-    let b = crate::helpers::spawn_app_with_clock(
-        &[("DATABASE_URL", &db), ("ROUTING_MODE", "manual")],
-        slow,
+    let b = spawn(
+        Options::from(&[("DATABASE_URL", db.as_str()), ("ROUTING_MODE", "manual")]).clock(slow),
     )
     .await;
-    let first = a.start_session(&a.customer("early")).await;
-    let second = b.start_session(&b.customer("late")).await;
+    let first = a.start_session(&tokens::customer("early")).await;
+    let second = b.start_session(&tokens::customer("late")).await;
     let queue = a
-        .ok(&a.agent("ann"), "{ queue { id queuePosition } }", json!({}))
+        .ok(
+            &tokens::agent("ann"),
+            "{ queue { id queuePosition } }",
+            json!({}),
+        )
         .await;
     assert_eq!(queue["queue"][0]["id"], first.as_str());
     assert_eq!(queue["queue"][1]["id"], second.as_str());

@@ -2,7 +2,10 @@
 
 use sea_orm::{ConnectionTrait, Database, Statement, TransactionTrait};
 
-use crate::helpers::spawn_app;
+use testkit::{
+    server::{spawn, Options},
+    tokens,
+};
 
 /// Every message moves its session's row: the seq counter, the sender's
 /// last-seen time, the delivery marks. Postgres can write such an update in
@@ -12,7 +15,7 @@ use crate::helpers::spawn_app;
 /// database's CPU than inserting the messages themselves.
 #[tokio::test]
 async fn the_session_columns_each_message_moves_are_in_no_index() {
-    let app = spawn_app().await;
+    let app = spawn(Options::default()).await;
     let db = Database::connect(app.database_url.clone().unwrap())
         .await
         .unwrap();
@@ -63,8 +66,8 @@ async fn the_session_columns_each_message_moves_are_in_no_index() {
 /// small, whatever plan Postgres settles on for the prepared statement.
 #[tokio::test]
 async fn earlier_sends_are_looked_up_by_index_on_a_small_table() {
-    let app = spawn_app().await;
-    let cust = app.customer("plan");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("plan");
     let sid = app.start_session(&cust).await;
     let db = Database::connect(app.database_url.clone().unwrap())
         .await

@@ -3,12 +3,16 @@ use serde_json::json;
 use switchboard::auth::{JwtKeys, Role};
 use switchboard::config::JwtSecret;
 
-use crate::helpers::{code_of, spawn_app, spawn_app_with, TEST_SECRET};
+use testkit::{
+    graphql::code_of,
+    server::{spawn, Options},
+    tokens,
+};
 
 #[tokio::test]
 async fn bad_input_is_refused_with_bad_user_input_and_stores_nothing() {
-    let app = spawn_app().await;
-    let cust = app.customer("ivy");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("ivy");
     let sid = app.start_session(&cust).await;
 
     for (what, body) in [
@@ -68,7 +72,7 @@ async fn bad_input_is_refused_with_bad_user_input_and_stores_nothing() {
         "mutation {{ startSession(input: {{subject: \"{}\"}}) {{ id }} }}",
         "s".repeat(300)
     );
-    let other = app.customer("ivy-2");
+    let other = tokens::customer("ivy-2");
     assert_eq!(
         app.error_code(Some(&other), &long_subject, json!({})).await,
         "BAD_USER_INPUT"
@@ -84,7 +88,7 @@ async fn bad_input_is_refused_with_bad_user_input_and_stores_nothing() {
         code_of(&app.send(&cust, &sid, "nul \u{0} byte", "k-nul").await),
         "BAD_USER_INPUT"
     );
-    let admin = app.admin();
+    let admin = tokens::admin();
     assert_eq!(
         app.error_code(
             Some(&admin),
@@ -101,8 +105,8 @@ async fn bad_input_is_refused_with_bad_user_input_and_stores_nothing() {
 
 #[tokio::test]
 async fn the_body_limit_is_configurable() {
-    let app = spawn_app_with(&[("MAX_MESSAGE_CHARS", "10")]).await;
-    let cust = app.customer("jo");
+    let app = spawn(&[("MAX_MESSAGE_CHARS", "10")]).await;
+    let cust = tokens::customer("jo");
     let sid = app.start_session(&cust).await;
     assert_eq!(
         code_of(&app.send(&cust, &sid, "eleven char", "a").await),
@@ -117,8 +121,8 @@ async fn the_body_limit_is_configurable() {
 
 #[tokio::test]
 async fn transcript_pages_walk_both_ways() {
-    let app = spawn_app().await;
-    let cust = app.customer("kim");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("kim");
     let sid = app.start_session(&cust).await;
     for i in 1..=7 {
         app.send(&cust, &sid, &format!("m{i}"), &format!("k{i}"))
@@ -165,8 +169,8 @@ async fn transcript_pages_walk_both_ways() {
 
 #[tokio::test]
 async fn control_characters_in_a_token_name_are_dropped_not_an_internal_error() {
-    let app = spawn_app().await;
-    let keys = JwtKeys::new(&JwtSecret::new(TEST_SECRET.as_bytes().to_vec()));
+    let app = spawn(Options::default()).await;
+    let keys = JwtKeys::new(&JwtSecret::new(tokens::SECRET.as_bytes().to_vec()));
     let agent = keys
         .issue(Role::Agent, "nul-name", Some("Ann\u{0}\u{7} Smith"), 600)
         .expect("token");
@@ -178,8 +182,8 @@ async fn control_characters_in_a_token_name_are_dropped_not_an_internal_error() 
 
 #[tokio::test]
 async fn a_forged_list_cursor_outside_the_calendar_is_bad_user_input() {
-    let app = spawn_app().await;
-    let cust = app.customer("cursor-forger");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("cursor-forger");
     app.start_session(&cust).await;
     let nil = "00000000-0000-0000-0000-000000000000";
     // Before 4713 BC, where Postgres's timestamps end, and before year 1.

@@ -9,37 +9,41 @@ use switchboard::auth::Role;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::MaybeTlsStream;
 
-use crate::helpers::{code_of, spawn_app, spawn_app_with, ws_request, WsClient};
+use testkit::{
+    graphql::code_of,
+    server::{spawn, Options},
+    tokens, ws,
+};
 
 const SUBSCRIBE: &str = r#"{"type":"subscribe","id":"1","payload":{"query":"subscription { queueEvents { stats { waiting } } }"}}"#;
 
 #[tokio::test]
 async fn protocol_violations_close_with_the_graphql_transport_ws_codes() {
-    let app = spawn_app().await;
-    let admin = app.admin();
+    let app = spawn(Options::default()).await;
+    let admin = tokens::admin();
 
     // 4400: not a protocol message.
-    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    let mut ws = ws::Client::connect(app.addr, Some(&admin)).await;
     ws.send_text("{ not json").await;
     assert_eq!(ws.closed().await.0, 4400);
-    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    let mut ws = ws::Client::connect(app.addr, Some(&admin)).await;
     ws.send(json!({ "type": "shout" })).await;
     assert_eq!(ws.closed().await.0, 4400);
 
     // 4401: subscribe before connection_init was acknowledged.
-    let mut ws = WsClient::open(app.addr).await;
+    let mut ws = ws::Client::open(app.addr).await;
     ws.send_text(SUBSCRIBE).await;
     assert_eq!(ws.closed().await.0, 4401);
 
     // 4409: a second subscribe with an id that is running.
-    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    let mut ws = ws::Client::connect(app.addr, Some(&admin)).await;
     ws.send_text(SUBSCRIBE).await;
     ws.send_text(SUBSCRIBE).await;
     let (code, reason) = ws.closed().await;
     assert_eq!(code, 4409, "{reason}");
 
     // 4429: a second connection_init.
-    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    let mut ws = ws::Client::connect(app.addr, Some(&admin)).await;
     ws.send(json!({ "type": "connection_init", "payload": {} }))
         .await;
     assert_eq!(ws.closed().await.0, 4429);
@@ -47,10 +51,10 @@ async fn protocol_violations_close_with_the_graphql_transport_ws_codes() {
 
 #[tokio::test]
 async fn an_id_is_free_again_once_its_operation_completed() {
-    let app = spawn_app().await;
-    let admin = app.admin();
-    let sid = app.start_session(&app.customer("reuse")).await;
-    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    let app = spawn(Options::default()).await;
+    let admin = tokens::admin();
+    let sid = app.start_session(&tokens::customer("reuse")).await;
+    let mut ws = ws::Client::connect(app.addr, Some(&admin)).await;
     ws.session_events("1", &sid, 0).await;
     ws.next_of("sessionEvents", "CaughtUp").await;
     ws.complete("1").await;
@@ -61,8 +65,8 @@ async fn an_id_is_free_again_once_its_operation_completed() {
 
 #[tokio::test]
 async fn a_socket_without_connection_init_is_closed_with_4408() {
-    let app = spawn_app_with(&[("WS_INIT_TIMEOUT_SECS", "1")]).await;
-    let mut ws = WsClient::open(app.addr).await;
+    let app = spawn(&[("WS_INIT_TIMEOUT_SECS", "1")]).await;
+    let mut ws = ws::Client::open(app.addr).await;
     assert_eq!(ws.closed().await.0, 4408);
 }
 
@@ -70,11 +74,11 @@ async fn a_socket_without_connection_init_is_closed_with_4408() {
 /// reconnects with a fresh one instead of failing every operation.
 #[tokio::test]
 async fn a_socket_whose_token_expires_is_closed_with_4403() {
-    let app = spawn_app().await;
-    let sid = app.start_session(&app.customer("brief")).await;
+    let app = spawn(Options::default()).await;
+    let sid = app.start_session(&tokens::customer("brief")).await;
     // Long enough to connect and subscribe on a busy machine.
-    let short = app.token_with_ttl(Role::Customer, "brief", 4);
-    let mut ws = WsClient::connect(app.addr, Some(&short)).await;
+    let short = tokens::with_ttl(Role::Customer, "brief", 4);
+    let mut ws = ws::Client::connect(app.addr, Some(&short)).await;
     ws.session_events("s", &sid, 0).await;
     ws.next_of("sessionEvents", "CaughtUp").await;
     let (code, reason) = ws.closed().await;
@@ -87,10 +91,10 @@ async fn a_socket_whose_token_expires_is_closed_with_4403() {
 async fn the_server_pings_and_keeps_quiet_clients_that_answer() {
     // A peer silent for two periods (4 s) is closed; the reads below leave
     // a busy test machine that much slack.
-    let app = spawn_app_with(&[("WS_KEEPALIVE_SECS", "2")]).await;
-    let (cust, agent) = (app.customer("quiet"), app.agent("ann"));
+    let app = spawn(&[("WS_KEEPALIVE_SECS", "2")]).await;
+    let (cust, agent) = (tokens::customer("quiet"), tokens::agent("ann"));
     let sid = app.active_session(&cust, &agent).await;
-    let mut ws = WsClient::connect(app.addr, Some(&cust)).await;
+    let mut ws = ws::Client::connect(app.addr, Some(&cust)).await;
     ws.session_events("s", &sid, 0).await;
     ws.next_of("sessionEvents", "CaughtUp").await;
 
@@ -111,7 +115,7 @@ async fn the_server_pings_and_keeps_quiet_clients_that_answer() {
     assert_eq!(m["message"]["body"], "still there?");
 
     // A client that stops answering (reads nothing) is closed.
-    let mut silent = WsClient::connect(app.addr, Some(&cust)).await;
+    let mut silent = ws::Client::connect(app.addr, Some(&cust)).await;
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(silent.closed().await.0, 1001);
 }
@@ -120,8 +124,8 @@ async fn the_server_pings_and_keeps_quiet_clients_that_answer() {
 /// than buffered for; it resumes by seq when it comes back.
 #[tokio::test]
 async fn a_subscriber_that_stops_reading_is_disconnected() {
-    let app = spawn_app_with(&[("WS_SEND_TIMEOUT_SECS", "1")]).await;
-    let (cust, agent) = (app.customer("slow"), app.agent("ann"));
+    let app = spawn(&[("WS_SEND_TIMEOUT_SECS", "1")]).await;
+    let (cust, agent) = (tokens::customer("slow"), tokens::agent("ann"));
     let sid = app.active_session(&cust, &agent).await;
 
     // A client with a small receive window, so the server's writes block soon.
@@ -129,10 +133,10 @@ async fn a_subscriber_that_stops_reading_is_disconnected() {
     tcp.set_recv_buffer_size(4096).unwrap();
     let stream = tcp.connect(app.addr).await.unwrap();
     let (socket, _) =
-        tokio_tungstenite::client_async(ws_request(app.addr), MaybeTlsStream::Plain(stream))
+        tokio_tungstenite::client_async(ws::request(app.addr), MaybeTlsStream::Plain(stream))
             .await
             .unwrap();
-    let mut ws = WsClient::from_socket(socket);
+    let mut ws = ws::Client::from_socket(socket);
     ws.init(Some(&cust)).await;
     // Every message goes out once per subscription: fifty of them.
     for i in 0..50 {
@@ -169,9 +173,9 @@ async fn a_subscriber_that_stops_reading_is_disconnected() {
 
 #[tokio::test]
 async fn stopping_the_server_closes_sockets_with_1012() {
-    let mut app = spawn_app().await;
-    let admin = app.admin();
-    let mut ws = WsClient::connect(app.addr, Some(&admin)).await;
+    let mut app = spawn(Options::default()).await;
+    let admin = tokens::admin();
+    let mut ws = ws::Client::connect(app.addr, Some(&admin)).await;
     ws.send_text(SUBSCRIBE).await;
     app.stop();
     let (code, reason) = ws.closed().await;
@@ -180,11 +184,11 @@ async fn stopping_the_server_closes_sockets_with_1012() {
 
 #[tokio::test]
 async fn websocket_connections_per_address_are_capped() {
-    let app = spawn_app_with(&[("IP_MAX_CONNECTIONS", "2")]).await;
-    let admin = app.admin();
-    let first = WsClient::connect(app.addr, Some(&admin)).await;
-    let _second = WsClient::connect(app.addr, Some(&admin)).await;
-    let request = ws_request(app.addr);
+    let app = spawn(&[("IP_MAX_CONNECTIONS", "2")]).await;
+    let admin = tokens::admin();
+    let first = ws::Client::connect(app.addr, Some(&admin)).await;
+    let _second = ws::Client::connect(app.addr, Some(&admin)).await;
+    let request = ws::request(app.addr);
     match tokio_tungstenite::connect_async(request.clone()).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 429);
@@ -217,9 +221,13 @@ async fn websocket_connections_per_address_are_capped() {
 /// ids it uses; coming back to an open chat is not a new one.
 #[tokio::test]
 async fn new_sessions_per_address_are_rate_limited() {
-    let app = spawn_app_with(&[("IP_SESSION_RATE_PER_MIN", "1"), ("IP_SESSION_BURST", "2")]).await;
+    let app = spawn(&[("IP_SESSION_RATE_PER_MIN", "1"), ("IP_SESSION_BURST", "2")]).await;
     let start = "mutation { startSession(input: {}) { id } }";
-    let (a, b, c) = (app.customer("a"), app.customer("b"), app.customer("c"));
+    let (a, b, c) = (
+        tokens::customer("a"),
+        tokens::customer("b"),
+        tokens::customer("c"),
+    );
     app.ok(&a, start, json!({})).await;
     app.ok(&b, start, json!({})).await;
     assert_eq!(
@@ -233,7 +241,7 @@ async fn new_sessions_per_address_are_rate_limited() {
 /// client wrote itself into X-Forwarded-For does not.
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_address_is_limited() {
-    let app = spawn_app_with(&[
+    let app = spawn(&[
         ("IP_SESSION_RATE_PER_MIN", "1"),
         ("IP_SESSION_BURST", "1"),
         ("TRUSTED_PROXY_HOPS", "1"),
@@ -242,7 +250,7 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_limited() {
     let start = |customer: &str, forwarded: &str| {
         app.http
             .post(app.url("/graphql"))
-            .bearer_auth(app.customer(customer))
+            .bearer_auth(tokens::customer(customer))
             .header("x-forwarded-for", forwarded)
             .json(&json!({ "query": "mutation { startSession(input: {}) { id } }" }))
             .send()
@@ -260,20 +268,20 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_limited() {
 /// are still served.
 #[tokio::test]
 async fn the_legacy_protocol_still_works() {
-    let app = spawn_app().await;
-    let mut request = ws_request(app.addr);
+    let app = spawn(Options::default()).await;
+    let mut request = ws::request(app.addr);
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", "graphql-ws".parse().unwrap());
     let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let mut ws = WsClient::from_socket(socket);
-    let token = app.admin();
+    let mut ws = ws::Client::from_socket(socket);
+    let token = tokens::admin();
     ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
         .await;
     assert_eq!(ws.next().await["type"], "connection_ack");
     ws.send(json!({ "type": "start", "id": "1", "payload": { "query": "subscription { queueEvents { stats { waiting } } }" } }))
         .await;
-    app.start_session(&app.customer("old")).await;
+    app.start_session(&tokens::customer("old")).await;
     let data = ws.next().await;
     assert_eq!(data["type"], "data", "{data}");
     assert_eq!(
@@ -286,10 +294,10 @@ async fn the_legacy_protocol_still_works() {
 /// many times its size still arrives whole.
 #[tokio::test]
 async fn messages_larger_than_the_read_buffer_arrive_whole() {
-    let app = spawn_app_with(&[("WS_READ_BUFFER_BYTES", "256")]).await;
-    let cust = app.customer("long");
+    let app = spawn(&[("WS_READ_BUFFER_BYTES", "256")]).await;
+    let cust = tokens::customer("long");
     let sid = app.start_session(&cust).await;
-    let mut ws = WsClient::connect(app.addr, Some(&cust)).await;
+    let mut ws = ws::Client::connect(app.addr, Some(&cust)).await;
     let padding = " ".repeat(20_000);
     ws.subscribe(
         "s",
@@ -306,14 +314,14 @@ async fn messages_larger_than_the_read_buffer_arrive_whole() {
 /// over the WebSocket, as Apollo clients do with every operation) arrive.
 #[tokio::test]
 async fn large_results_reach_websocket_clients() {
-    let app = spawn_app().await;
-    let (cust, agent) = (app.customer("wordy"), app.agent("ann"));
+    let app = spawn(Options::default()).await;
+    let (cust, agent) = (tokens::customer("wordy"), tokens::agent("ann"));
     let sid = app.active_session(&cust, &agent).await;
     let body = "y".repeat(4000);
     for i in 0..60 {
         app.send(&cust, &sid, &body, &format!("w{i}")).await;
     }
-    let mut ws = WsClient::connect(app.addr, Some(&cust)).await;
+    let mut ws = ws::Client::connect(app.addr, Some(&cust)).await;
     ws.subscribe(
         "q",
         "query($s: ID!) { session(id: $s) { messages(first: 100) { nodes { seq body } } } }",
@@ -331,8 +339,8 @@ async fn large_results_reach_websocket_clients() {
 /// writes than frames, complete and in order.
 #[tokio::test]
 async fn frames_ready_together_share_writes() {
-    let app = spawn_app().await;
-    let cust = app.customer("batch");
+    let app = spawn(Options::default()).await;
+    let cust = tokens::customer("batch");
     let sid = app.start_session(&cust).await;
     const SENT: i64 = 40;
     for i in 1..=SENT {

@@ -1,0 +1,27 @@
+//! The test kit: everything a Switchboard test needs besides the test
+//! itself, in one place for every test binary (tests/api, api/tests,
+//! loadgen/tests).
+//!
+//! - [`db`]: a fresh Postgres database per test, and private Postgres
+//!   clusters a test may stop and start.
+//! - [`server`]: the server on a random port, in this process ([`server::spawn`])
+//!   or as the real binary in a child process ([`server::spawn_process`]),
+//!   both from one [`server::Options`] over the same test settings.
+//! - [`graphql`]: GraphQL over HTTP to one server, and the operations tests repeat.
+//! - [`ws`]: a graphql-transport-ws client, strict for tests of the protocol
+//!   and resilient for tests of servers that go away.
+//! - [`tokens`]: tokens signed with the secret every test server shares.
+//!
+//! Helpers panic with a message that shows what came instead, except the
+//! `try_…` ones, which report failures for tests that expect some.
+
+pub mod db;
+pub mod graphql;
+pub mod server;
+pub mod tokens;
+pub mod ws;
+
+use std::time::Duration;
+
+/// How long a test waits for an event before it fails.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);

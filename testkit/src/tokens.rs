@@ -1,0 +1,44 @@
+//! Tokens as an identity service would issue them, signed with the secret
+//! every test server is started with.
+
+use std::sync::OnceLock;
+
+use switchboard::auth::{JwtKeys, Role};
+use switchboard::config::JwtSecret;
+
+/// JWT_SECRET of every server the kit starts.
+pub const SECRET: &str = "integration-test-secret-0123456789";
+
+/// Lifetime of the tokens below: longer than any test.
+const TTL_SECS: i64 = 3600;
+
+/// The keys the servers verify with.
+pub fn keys() -> &'static JwtKeys {
+    static KEYS: OnceLock<JwtKeys> = OnceLock::new();
+    KEYS.get_or_init(|| JwtKeys::new(&JwtSecret::new(SECRET.as_bytes().to_vec())))
+}
+
+/// A token for `sub` in `role`, named "`sub` (name)", valid for `ttl_secs`.
+pub fn with_ttl(role: Role, sub: &str, ttl_secs: i64) -> String {
+    keys()
+        .issue(role, sub, Some(&format!("{sub} (name)")), ttl_secs)
+        .expect("token")
+}
+
+/// A token for `sub` in `role`, valid for an hour.
+pub fn token(role: Role, sub: &str) -> String {
+    with_ttl(role, sub, TTL_SECS)
+}
+
+pub fn customer(sub: &str) -> String {
+    token(Role::Customer, sub)
+}
+
+pub fn agent(sub: &str) -> String {
+    token(Role::Agent, sub)
+}
+
+/// The admin every test shares, `root`.
+pub fn admin() -> String {
+    token(Role::Admin, "root")
+}
