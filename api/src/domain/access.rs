@@ -134,8 +134,6 @@ pub fn may_note(viewer: &Viewer, s: &ChatSession, held_before: bool) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
-
     use super::*;
 
     const CUSTOMER: &str = "cust-1";
@@ -151,29 +149,14 @@ mod tests {
     }
 
     /// A session of CUSTOMER in `status`; offered to, held or last held by
-    /// AGENT unless it is WAITING (or ended before anyone took it).
+    /// AGENT when `served`.
     fn session(status: SessionStatus, served: bool) -> ChatSession {
-        let at = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
-        ChatSession {
-            id: uuid::Uuid::nil(),
-            customer_id: CUSTOMER.into(),
-            subject: None,
-            status,
-            agent_id: served.then(|| AGENT.into()),
-            created_at: at,
-            queued_at: at,
-            assigned_at: (served && status != SessionStatus::Offered).then_some(at),
-            offer_expires_at: None,
-            ended_at: None,
-            ended_by: None,
-            end_reason: None,
-            last_seq: 0,
-            customer_delivered_seq: 0,
-            customer_read_seq: 0,
-            agent_delivered_seq: 0,
-            agent_read_seq: 0,
-            customer_seen_at: None,
+        let mut s = ChatSession::sample(status, served.then_some(AGENT));
+        s.customer_id = CUSTOMER.into();
+        if served && status != SessionStatus::Offered {
+            s.assigned_at = Some(s.created_at);
         }
+        s
     }
 
     /// What one question answers: allowed (with the side, where it has

@@ -234,6 +234,36 @@ impl ChatSession {
 }
 
 #[cfg(test)]
+impl ChatSession {
+    /// A session of customer "c" for the domain's tests: created and queued
+    /// at noon, 2026-11-30, `agent_id` its agent, nothing else set.
+    pub(crate) fn sample(status: SessionStatus, agent_id: Option<&str>) -> ChatSession {
+        use chrono::TimeZone;
+        let noon = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+        ChatSession {
+            id: Uuid::nil(),
+            customer_id: "c".into(),
+            subject: None,
+            status,
+            agent_id: agent_id.map(Into::into),
+            created_at: noon,
+            queued_at: noon,
+            assigned_at: None,
+            offer_expires_at: None,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            last_seq: 0,
+            customer_delivered_seq: 0,
+            customer_read_seq: 0,
+            agent_delivered_seq: 0,
+            agent_read_seq: 0,
+            customer_seen_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::AgentStatus;
@@ -255,26 +285,10 @@ mod tests {
     }
 
     fn session(status: SessionStatus, agent_id: Option<&str>) -> ChatSession {
-        ChatSession {
-            id: Uuid::nil(),
-            customer_id: "c".into(),
-            subject: None,
-            status,
-            agent_id: agent_id.map(Into::into),
-            created_at: at(0),
-            queued_at: at(0),
-            assigned_at: None,
-            offer_expires_at: (status == SessionStatus::Offered).then(|| at(30)),
-            ended_at: None,
-            ended_by: None,
-            end_reason: None,
-            last_seq: 0,
-            customer_delivered_seq: 0,
-            customer_read_seq: 0,
-            agent_delivered_seq: 0,
-            agent_read_seq: 0,
-            customer_seen_at: Some(at(10)),
-        }
+        let mut s = ChatSession::sample(status, agent_id);
+        s.offer_expires_at = (status == SessionStatus::Offered).then(|| at(30));
+        s.customer_seen_at = Some(at(10));
+        s
     }
 
     #[test]

@@ -2,12 +2,13 @@
 
 use super::core::Core;
 use super::infra::outbox::Outbox;
+use super::sessions::parse_session_id;
 use crate::auth::{Role, Viewer};
 use crate::domain::HistoryKind;
-use crate::domain::{validate_capacity, validate_id, Agent, AgentStatus};
+use crate::domain::{validate_capacity, validate_id, Agent, AgentStatus, ChatSession};
 use crate::error::{AppError, AppResult};
 use crate::events::AgentEvent;
-use crate::repo::{self, agents};
+use crate::repo::{self, agents, sessions};
 
 /// One of the agent's own status changes.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +70,22 @@ impl Agents<'_> {
         agents::lock(txn, agent_id)
             .await?
             .ok_or_else(|| AppError::Internal(format!("agent {agent_id} has no row")))
+    }
+
+    /// A write transaction holding the calling agent's row, then the
+    /// session's: the lock order of every path that changes both.
+    pub(super) async fn lock_with_session(
+        &self,
+        viewer: &Viewer,
+        session_id: &str,
+    ) -> AppResult<(sea_orm::DatabaseTransaction, Agent, ChatSession)> {
+        let id = parse_session_id(session_id)?;
+        let txn = repo::begin_write(&self.core.db).await?;
+        let agent = self.lock_calling_agent(&txn, viewer).await?;
+        let session = sessions::lock(&txn, id)
+            .await?
+            .ok_or_else(AppError::session_not_found)?;
+        Ok((txn, agent, session))
     }
 
     /// The caller's agent record, when the caller is an agent.

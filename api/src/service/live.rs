@@ -2,14 +2,16 @@
 //! with no gap and no duplicate.
 
 use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use std::future::Future;
+
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::core::Core;
 use super::sessions::parse_session_id;
 use crate::auth::Viewer;
 use crate::domain::{access, ChatSession, Message, MessageStatus, MessageView, Party};
 use crate::error::{AppError, AppResult};
-use crate::events::{AgentEvent, QueueChanged, SessionEvent, SessionSignal};
+use crate::events::{AgentEvent, QueueChanged, SessionEvent, SessionSignal, TopicReceiver};
 use crate::metrics::GaugeGuard;
 use crate::repo::{messages, sessions};
 
@@ -278,18 +280,8 @@ impl Live<'_> {
         viewer: &Viewer,
     ) -> AppResult<impl Stream<Item = AgentEvent> + Send + 'static> {
         let agent_id = viewer.require_agent()?;
-        let mut events = self.core.bus().subscribe_agent(agent_id);
-        let subscribed = GaugeGuard::new(self.core.metrics(), |m| &m.subscriptions);
-        Ok(async_stream::stream! {
-            let _subscribed = subscribed;
-            loop {
-                match events.recv().await {
-                    Ok(event) => yield event,
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => break,
-                }
-            }
-        })
+        let events = self.core.bus().subscribe_agent(agent_id);
+        Ok(skipping_lag(events, self.subscribed()))
     }
 
     /// Agent or admin: the queue as it changes. A watcher that lags skips
@@ -299,17 +291,51 @@ impl Live<'_> {
         viewer: &Viewer,
     ) -> AppResult<impl Stream<Item = QueueChanged> + Send + 'static> {
         viewer.require_staff()?;
-        let mut events = self.core.bus().subscribe_queue();
-        let subscribed = GaugeGuard::new(self.core.metrics(), |m| &m.subscriptions);
-        Ok(async_stream::stream! {
-            let _subscribed = subscribed;
-            loop {
-                match events.recv().await {
-                    Ok(event) => yield event,
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => break,
-                }
+        let events = self.core.bus().subscribe_queue();
+        Ok(skipping_lag(events, self.subscribed()))
+    }
+
+    /// Counts a feed in the subscriptions gauge for as long as it is held.
+    fn subscribed(&self) -> GaugeGuard {
+        GaugeGuard::new(self.core.metrics(), |m| &m.subscriptions)
+    }
+}
+
+/// Where a staff feed's events come from: the bus's per-agent topic or its
+/// queue broadcast.
+trait EventSource: Send + 'static {
+    type Event: Send + 'static;
+    fn next(&mut self) -> impl Future<Output = Result<Self::Event, RecvError>> + Send;
+}
+
+impl<E: Clone + Send + Sync + 'static> EventSource for TopicReceiver<String, E> {
+    type Event = E;
+    fn next(&mut self) -> impl Future<Output = Result<E, RecvError>> + Send {
+        self.recv()
+    }
+}
+
+impl<E: Clone + Send + Sync + 'static> EventSource for broadcast::Receiver<E> {
+    type Event = E;
+    fn next(&mut self) -> impl Future<Output = Result<E, RecvError>> + Send {
+        self.recv()
+    }
+}
+
+/// A staff feed: every event as it comes. One that lags skips what it
+/// missed (the next event carries fresh state); it ends with the bus.
+fn skipping_lag<S: EventSource>(
+    mut source: S,
+    subscribed: GaugeGuard,
+) -> impl Stream<Item = S::Event> + Send + 'static {
+    async_stream::stream! {
+        let _subscribed = subscribed;
+        loop {
+            match source.next().await {
+                Ok(event) => yield event,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
             }
-        })
+        }
     }
 }

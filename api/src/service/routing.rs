@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::core::Core;
 use super::infra::outbox::Outbox;
 use super::sessions::parse_session_id;
-use super::transitions::Requeue;
+use super::transitions::{Giving, Requeue};
 use crate::auth::Viewer;
 use crate::domain::{access, validate_id, AgentStatus, ChatSession, HistoryKind};
 use crate::error::{AppError, AppResult};
@@ -151,13 +151,13 @@ impl Routing<'_> {
         session_id: &str,
     ) -> AppResult<ChatSession> {
         let agent_id = viewer.require_agent()?;
-        let id = parse_session_id(session_id)?;
         let now = self.core.now();
-        let txn = repo::begin_write(&self.core.db).await?;
-        self.core.agents().lock_calling_agent(&txn, viewer).await?;
-        let s = sessions::lock(&txn, id)
-            .await?
-            .ok_or_else(AppError::session_not_found)?;
+        let (txn, _, s) = self
+            .core
+            .agents()
+            .lock_with_session(viewer, session_id)
+            .await?;
+        let id = s.id;
         s.decline_by(agent_id)?;
         let mut outbox = Outbox::default();
         let why = Requeue {
@@ -291,21 +291,16 @@ impl Routing<'_> {
                 let target = find(target_id)
                     .ok_or_else(|| AppError::NotFound(format!("no agent {target_id:?}")))?;
                 target.ensure_room(&format!("{} is", target.id))?;
-                let s = self
-                    .core
-                    .transitions()
-                    .give_session(
-                        &txn,
-                        id,
-                        &target.id,
-                        &target.name,
-                        HistoryKind::Transferred,
-                        Some(&viewer.id),
-                        now,
-                        &mut outbox,
-                    )
+                let giving = Giving {
+                    to: &target,
+                    kind: HistoryKind::Transferred,
+                    actor: Some(&viewer.id),
+                    to_back_of_line: true,
+                };
+                let transitions = self.core.transitions();
+                let s = transitions
+                    .give_session(&txn, id, giving, now, &mut outbox)
                     .await?;
-                agents::set_idle_since(&txn, &target.id, now).await?;
                 if let Some(a) = agents::find(&txn, &target.id).await? {
                     outbox.agent_changed(a);
                 }
@@ -376,21 +371,16 @@ impl Routing<'_> {
             target.ensure_below_capacity(&format!("{} is", target.id))?;
         }
         let mut outbox = Outbox::default();
-        let given = self
-            .core
-            .transitions()
-            .give_session(
-                &txn,
-                id,
-                &target.id,
-                &target.name,
-                HistoryKind::Assigned,
-                Some(&viewer.id),
-                now,
-                &mut outbox,
-            )
+        let giving = Giving {
+            to: &target,
+            kind: HistoryKind::Assigned,
+            actor: Some(&viewer.id),
+            to_back_of_line: true,
+        };
+        let transitions = self.core.transitions();
+        let given = transitions
+            .give_session(&txn, id, giving, now, &mut outbox)
             .await?;
-        agents::set_idle_since(&txn, &target.id, now).await?;
         outbox.queue(given.clone());
         for a in &locked {
             if let Some(fresh) = agents::find(&txn, &a.id).await? {

@@ -12,7 +12,7 @@ use super::core::Core;
 use super::infra::batch_queue::{self, ArrivalRequest, BatchQueue, Batched, Pending};
 use super::infra::outbox::Outbox;
 use super::pagination::{page_size, Page, PageArgs};
-use super::transitions::Ender;
+use super::transitions::{Ender, Giving};
 use crate::auth::{Role, Viewer};
 use crate::domain::{access, HistoryKind};
 use crate::domain::{validate_subject, Acceptance, AgentStatus, ChatSession, SessionStatus};
@@ -194,13 +194,13 @@ impl Sessions<'_> {
         session_id: &str,
     ) -> AppResult<ChatSession> {
         let agent_id = viewer.require_agent()?;
-        let id = parse_session_id(session_id)?;
         let now = self.core.now();
-        let txn = repo::begin_write(&self.core.db).await?;
-        let agent = self.core.agents().lock_calling_agent(&txn, viewer).await?;
-        let session = sessions::lock(&txn, id)
-            .await?
-            .ok_or_else(AppError::session_not_found)?;
+        let (txn, agent, session) = self
+            .core
+            .agents()
+            .lock_with_session(viewer, session_id)
+            .await?;
+        let id = session.id;
         match session.accept_by(&agent, self.core.policy.routing_mode)? {
             // A retried accept of what is already ours succeeds.
             Acceptance::AlreadyHeld => return Ok(session),
@@ -209,25 +209,18 @@ impl Sessions<'_> {
             Acceptance::PickFromQueue => {}
         }
         let mut outbox = Outbox::default();
-        let accepted = self
-            .core
-            .transitions()
-            .give_session(
-                &txn,
-                id,
-                agent_id,
-                &agent.name,
-                HistoryKind::Accepted,
-                Some(agent_id),
-                now,
-                &mut outbox,
-            )
+        let giving = Giving {
+            to: &agent,
+            kind: HistoryKind::Accepted,
+            actor: Some(agent_id),
+            // Picked from the queue: given a session now. (An offer moved
+            // the agent when it was made.)
+            to_back_of_line: session.status == SessionStatus::Waiting,
+        };
+        let transitions = self.core.transitions();
+        let accepted = transitions
+            .give_session(&txn, id, giving, now, &mut outbox)
             .await?;
-        if session.status == SessionStatus::Waiting {
-            // Picked from the queue: given a session now. (An offer set this
-            // when it was made.)
-            agents::set_idle_since(&txn, agent_id, now).await?;
-        }
         if let Some(a) = agents::find(&txn, agent_id).await? {
             outbox.agent_changed(a);
         }

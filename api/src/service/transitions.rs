@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::core::Core;
 use super::infra::outbox::Outbox;
 use crate::auth::{Role, Viewer};
-use crate::domain::{access, AgentStatus, ChatSession, HistoryKind, Message, SenderRole};
+use crate::domain::{access, Agent, AgentStatus, ChatSession, HistoryKind, Message, SenderRole};
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, SessionEvent};
 use crate::matching;
@@ -197,14 +197,21 @@ impl Transitions<'_> {
         &self,
         txn: &DatabaseTransaction,
         id: Uuid,
-        agent_id: &str,
-        agent_name: &str,
-        kind: HistoryKind,
-        actor: Option<&str>,
+        giving: Giving<'_>,
         now: DateTime<Utc>,
         outbox: &mut Outbox,
     ) -> AppResult<ChatSession> {
+        let Giving {
+            to,
+            kind,
+            actor,
+            to_back_of_line,
+        } = giving;
+        let (agent_id, agent_name) = (to.id.as_str(), to.name.as_str());
         sessions::mark_active(txn, id, agent_id, now).await?;
+        if to_back_of_line {
+            agents::set_idle_since(txn, agent_id, now).await?;
+        }
         let line = match kind {
             HistoryKind::Transferred => format!("The chat was transferred to {agent_name}."),
             _ => format!("{agent_name} joined the chat."),
@@ -344,6 +351,17 @@ impl Transitions<'_> {
         outbox.queue(back.clone());
         Ok(back)
     }
+}
+
+/// To whom and how a session is given.
+pub(super) struct Giving<'a> {
+    pub to: &'a Agent,
+    pub kind: HistoryKind,
+    /// Who gave it, when someone did.
+    pub actor: Option<&'a str>,
+    /// Being given a session sends the agent to the back of the idle line;
+    /// false where an offer already did so when it was made.
+    pub to_back_of_line: bool,
 }
 
 /// Why a session goes back to the queue, for its history and its transcript.
