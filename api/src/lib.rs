@@ -17,6 +17,7 @@
 //!   live subscribers, and relays them to the other processes (Postgres
 //!   LISTEN/NOTIFY or NATS).
 //! - [`repo`] is the only code that touches SeaORM entities and queries.
+//! - [`clock`] is where every part reads the time, so tests can drive it.
 
 pub mod auth;
 pub mod cli;

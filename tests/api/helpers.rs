@@ -101,13 +101,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server; `overrides` are environment-style settings.
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    spawn_app_with_clock(overrides, switchboard::service::system_clock()).await
+    spawn_app_with_clock(overrides, switchboard::clock::Clock::system()).await
 }
 
-/// Starts a server that reads the time from `clock`.
+/// Starts a server that reads the time from `clock` (a test moves a
+/// `Clock::manual` instead of sleeping); its tokens are issued by it too.
 pub async fn spawn_app_with_clock(
     overrides: &[(&str, &str)],
-    clock: switchboard::service::Clock,
+    clock: switchboard::clock::Clock,
 ) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         switchboard::telemetry::init(false);
@@ -144,6 +145,8 @@ pub async fn spawn_app_with_clock(
         vars.insert(k.to_string(), v.to_string());
     }
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
+    let keys =
+        JwtKeys::new(&JwtSecret::new(TEST_SECRET.as_bytes().to_vec())).with_clock(clock.clone());
     let app = Application::build_with_clock(settings, clock)
         .await
         .expect("server starts");
@@ -157,7 +160,7 @@ pub async fn spawn_app_with_clock(
         addr,
         http: reqwest::Client::new(),
         database_url: vars.get("DATABASE_URL").filter(|u| !u.is_empty()).cloned(),
-        keys: JwtKeys::new(&JwtSecret::new(TEST_SECRET.as_bytes().to_vec())),
+        keys,
         stop: Some(stop),
         service,
     }

@@ -362,11 +362,11 @@ impl CuttableProxy {
 async fn queue_order_holds_across_servers_with_skewed_clocks() {
     let a = spawn_app_with(&[]).await;
     let db = a.database_url.clone().unwrap();
-    let slow: switchboard::service::Clock =
-        std::sync::Arc::new(|| chrono::Utc::now() - chrono::Duration::seconds(60));
+    let slow =
+        switchboard::clock::Clock::manual(chrono::Utc::now() - chrono::Duration::seconds(60));
     let b = crate::helpers::spawn_app_with_clock(
         &[("DATABASE_URL", &db), ("ROUTING_MODE", "manual")],
-        slow,
+        slow.clock(),
     )
     .await;
     let first = a.start_session(&a.customer("early")).await;

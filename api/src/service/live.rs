@@ -136,8 +136,7 @@ impl ChatService {
         let svc = self.clone();
 
         let follows_as_customer = party == Some(Party::Customer);
-        let mut heartbeat = tokio::time::interval(self.presence_heartbeat());
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = self.clock.interval(self.presence_heartbeat());
 
         let subscribed = GaugeGuard::new(self.metrics(), |m| &m.subscriptions);
 
@@ -168,7 +167,7 @@ impl ChatService {
                 party,
                 up_to: None,
             });
-            let receipt_timer = tokio::time::sleep(RECEIPT_WINDOW);
+            let receipt_timer = svc.clock.sleep(RECEIPT_WINDOW);
             tokio::pin!(receipt_timer);
             loop {
                 // What to read from storage before going on, and a live
@@ -246,7 +245,7 @@ impl ChatService {
                     }
                 }
                 if let Some(m) = live_message {
-                    let latency = (chrono::Utc::now() - m.created_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    let latency = (svc.clock.now() - m.created_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
                     svc.metrics.delivery_latency.observe(latency);
                     if m.seq > sent {
                         sent = m.seq;
@@ -256,7 +255,7 @@ impl ChatService {
                 }
                 if let (Some(r), true) = (receipt.as_mut(), reached_recipient) {
                     if r.up_to.is_none() {
-                        receipt_timer.as_mut().reset(tokio::time::Instant::now() + RECEIPT_WINDOW);
+                        receipt_timer.as_mut().reset(svc.clock.deadline(RECEIPT_WINDOW));
                     }
                     r.up_to = Some(sent);
                 }

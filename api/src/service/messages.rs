@@ -78,7 +78,7 @@ impl ChatService {
             validate_client_message_id(client_message_id).map_err(AppError::BadUserInput)?;
         if !self
             .message_limiter
-            .try_take(&viewer.key(), std::time::Instant::now())
+            .try_take(&viewer.key(), self.clock.instant())
         {
             return Err(AppError::RateLimited(format!(
                 "slow down: at most {} messages per second, bursts of {}",

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
+use crate::clock::Clock;
 use crate::events::EventBus;
 use crate::matching::RoutingMode;
 use crate::metrics::Metrics;
@@ -61,13 +62,6 @@ pub struct Policy {
     pub offer_timeout: chrono::Duration,
     /// How long a customer may stay away before their chat is closed.
     pub resume_grace: chrono::Duration,
-}
-
-/// Where "now" comes from; tests inject a fixed or moving clock.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
 }
 
 /// The chat use cases over one database and one event bus. Cheap to clone.
@@ -125,7 +119,7 @@ impl ChatService {
     /// out before it is stored must read the same as after.
     fn now(&self) -> DateTime<Utc> {
         use chrono::SubsecRound;
-        (self.clock)().trunc_subsecs(6)
+        self.clock.now().trunc_subsecs(6)
     }
 
     /// "Now" for ordering and deadlines that several processes compare: the
@@ -145,6 +139,11 @@ impl ChatService {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Where every part of the server reads the time.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {

@@ -66,7 +66,7 @@ impl ChatService {
         if let Some(ip) = from {
             if !self
                 .session_limiter
-                .try_take(&ip.to_string(), std::time::Instant::now())
+                .try_take(&ip.to_string(), self.clock.instant())
             {
                 self.metrics
                     .refused_by_ip_limit

@@ -12,11 +12,12 @@ use async_graphql::http::WsMessage;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{Peekable, SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, Stream, StreamExt};
-use tokio::time::Instant;
+use std::time::Instant;
 
 use super::inbox::Inbox;
 use super::protocol::{Outgoing, ProtocolState};
 use super::{Close, Settings, FORBIDDEN, INIT_TIMEOUT, MESSAGE_TOO_BIG, SERVICE_RESTART};
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownWatch;
 
@@ -62,13 +63,13 @@ where
         async move {
             // One timer: the deadline for connection_init, then (once the
             // caller is known) the token's expiry.
-            let deadline = tokio::time::sleep(self.settings.init_timeout);
+            let clock = &self.settings.clock;
+            let deadline = clock.sleep(self.settings.init_timeout);
             let mut deadline = std::pin::pin!(deadline);
             let mut token_expiry_armed = false;
-            let mut ping = tokio::time::interval(self.settings.keepalive);
-            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ping = clock.interval(self.settings.keepalive);
             ping.reset();
-            let mut last_heard = Instant::now();
+            let mut last_heard = clock.instant();
 
             let mut closed_by_peer = false;
             let close: Option<Close> = loop {
@@ -78,7 +79,7 @@ where
                         break Some(Close::new(SERVICE_RESTART, "server restarting; reconnect"));
                     }
                     frame = self.source.next(), if self.to_engine.len() < ENGINE_INPUT => {
-                        last_heard = Instant::now();
+                        last_heard = self.settings.clock.instant();
                         let bytes = match frame {
                             Some(Err(e)) => {
                                 break too_big(e).then(|| Close::new(MESSAGE_TOO_BIG, "message too big"));
@@ -113,7 +114,7 @@ where
                                 Outgoing::Drop => {}
                                 Outgoing::Acknowledged => {
                                     let expires_at = self.expiry.load(Ordering::Relaxed);
-                                    if let Some(at) = deadline_of(expires_at) {
+                                    if let Some(at) = deadline_of(&self.settings.clock, expires_at) {
                                         deadline.as_mut().reset(at);
                                         token_expiry_armed = true;
                                     }
@@ -131,7 +132,7 @@ where
                             continue;
                         }
                         let sent = frames.len() as u64;
-                        if let Err(stalled) = send_all(&mut self.sink, frames, self.settings.send_timeout).await {
+                        if let Err(stalled) = send_all(&mut self.sink, frames, &self.settings.clock, self.settings.send_timeout).await {
                             if stalled {
                                 self.metrics.slow_consumer_disconnects.fetch_add(1, Ordering::Relaxed);
                                 tracing::info!("WebSocket peer does not read what it is sent; disconnecting it");
@@ -149,27 +150,33 @@ where
                         break Some(Close::new(INIT_TIMEOUT, "Connection initialisation timeout"));
                     }
                     _ = ping.tick() => {
-                        if last_heard.elapsed() > self.settings.keepalive * 2 {
+                        let silent = self.settings.clock.instant().saturating_duration_since(last_heard);
+                        if silent > self.settings.keepalive * 2 {
                             break Some(Close::new(GOING_AWAY, "no answer to pings"));
                         }
-                        if send(&mut self.sink, Message::Ping(Default::default()), self.settings.send_timeout).await.is_err() {
+                        if send(&mut self.sink, Message::Ping(Default::default()), &self.settings.clock, self.settings.send_timeout).await.is_err() {
                             break None;
                         }
                     }
                 }
             };
+            // Timers that will not be waited on again go now: a clock
+            // driven by a test waits for the ones it set off (see
+            // `ManualClock::advance`).
+            drop(ping);
             if let Some(close) = close {
                 let frame = Message::Close(Some(CloseFrame {
                     code: close.code,
                     reason: close.reason.into(),
                 }));
                 // A peer that stopped reading will not get it; don't wait for it.
-                let _ = send(&mut self.sink, frame, CLOSE_TIMEOUT).await;
+                let _ = send(&mut self.sink, frame, &self.settings.clock, CLOSE_TIMEOUT).await;
             } else if closed_by_peer {
                 // The close handshake: tungstenite queued the echo of the
                 // peer's Close frame when it read it; closing the sink
                 // flushes it. Dropped unsent, the client saw 1006.
-                let _ = within(CLOSE_TIMEOUT, futures_util::SinkExt::close(&mut self.sink)).await;
+                let close = futures_util::SinkExt::close(&mut self.sink);
+                let _ = within(&self.settings.clock, CLOSE_TIMEOUT, close).await;
             }
             // Ends the connection's life here. Without a use of the whole,
             // the block would capture only the fields it reads, and `_hold`
@@ -187,22 +194,23 @@ fn too_big(error: axum::Error) -> bool {
         .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)))
 }
 
-/// When a token that expires at `unix_secs` runs out, as a timer deadline.
-fn deadline_of(unix_secs: i64) -> Option<Instant> {
+/// When a token that expires at `unix_secs` runs out, as a deadline of
+/// `clock`.
+fn deadline_of(clock: &Clock, unix_secs: i64) -> Option<Instant> {
     if unix_secs == i64::MAX {
         return None;
     }
-    let left = unix_secs.saturating_sub(chrono::Utc::now().timestamp());
-    Some(Instant::now() + Duration::from_secs(left.max(0) as u64))
+    let left = unix_secs.saturating_sub(clock.now().timestamp()).max(0) as u64;
+    Some(clock.deadline(Duration::from_secs(left)))
 }
 
 /// Sends one message within `limit`. `Err(true)`: the peer is not reading;
 /// `Err(false)`: the socket is gone.
-async fn send<S>(sink: &mut S, message: Message, limit: Duration) -> Result<(), bool>
+async fn send<S>(sink: &mut S, message: Message, clock: &Clock, limit: Duration) -> Result<(), bool>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
-    within(limit, sink.send(message)).await
+    within(clock, limit, sink.send(message)).await
 }
 
 /// The engine's next text frame if it has one ready now. A close or the
@@ -227,18 +235,27 @@ where
 /// the flush) gets `limit`: a peer that stopped reading is caught as soon
 /// as one step stalls, and one that reads slowly has as long per frame as
 /// when frames went one by one.
-async fn send_all<S>(sink: &mut S, frames: Vec<Message>, limit: Duration) -> Result<(), bool>
+async fn send_all<S>(
+    sink: &mut S,
+    frames: Vec<Message>,
+    clock: &Clock,
+    limit: Duration,
+) -> Result<(), bool>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
     for frame in frames {
-        within(limit, sink.feed(frame)).await?;
+        within(clock, limit, sink.feed(frame)).await?;
     }
-    within(limit, sink.flush()).await
+    within(clock, limit, sink.flush()).await
 }
 
-async fn within<E>(limit: Duration, step: impl Future<Output = Result<(), E>>) -> Result<(), bool> {
-    match tokio::time::timeout(limit, step).await {
+async fn within<E>(
+    clock: &Clock,
+    limit: Duration,
+    step: impl Future<Output = Result<(), E>>,
+) -> Result<(), bool> {
+    match clock.timeout(limit, step).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(false),
         Err(_) => Err(true),

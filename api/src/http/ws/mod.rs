@@ -30,6 +30,7 @@ use async_graphql::Data;
 use axum::extract::ws::WebSocket;
 use futures_util::StreamExt;
 
+use crate::clock::Clock;
 use crate::graphql::Gateway;
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownWatch;
@@ -67,6 +68,8 @@ pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// What the driver needs besides the socket.
 pub struct Settings {
     pub protocol: WebSocketProtocols,
+    /// Every timer of the connection runs on it.
+    pub clock: Clock,
     pub keepalive: Duration,
     pub init_timeout: Duration,
     pub send_timeout: Duration,
