@@ -28,9 +28,11 @@
 //!   live subscribers, and relays them to the other processes (Postgres
 //!   LISTEN/NOTIFY or NATS).
 //! - [`repo`] is the only code that touches SeaORM entities and queries.
+//! - [`clock`] is where every part reads the time, so tests can drive it.
 
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;

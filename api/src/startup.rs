@@ -14,6 +14,7 @@ use sea_orm::{
 use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
+use crate::clock::Clock;
 use crate::config::{EventBusKind, JwtSecret, Settings};
 use crate::events::{nats, EventBus, Relay, RelayError};
 use crate::graphql;
@@ -21,7 +22,7 @@ use crate::http::serve::{serve, ConnectionLimits};
 use crate::http::{router, AppState};
 use crate::matching::RoutingMode;
 use crate::repo;
-use crate::service::{system_clock, Clock, Core, Policy, Services};
+use crate::service::{Core, Policy, Services};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -148,10 +149,11 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        Self::build_with_clock(settings, system_clock()).await
+        Self::build_with_clock(settings, Clock::system()).await
     }
 
-    /// As [`Self::build`], with time read from `clock`.
+    /// As [`Self::build`], with time read from `clock`: the services, token
+    /// checks, WebSocket timers and background loops all follow it.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
         let data_dir = DataDirLock::claim(&settings)?;
         let jwt_secret = load_jwt_secret(&settings)?;
@@ -199,6 +201,9 @@ impl Application {
             }
         };
         let bus = relay.start(EventBus::in_process()).await?;
+        let keys = JwtKeys::new(&jwt_secret)
+            .with_max_ttl(settings.max_token_ttl_secs)
+            .with_clock(clock.clone());
         let service = Core::start(db, bus, policy, clock);
         let shutdown = Shutdown::default();
         let connection_limits = ConnectionLimits {
@@ -209,7 +214,7 @@ impl Application {
         let state = AppState {
             gateway: graphql::gateway(service.clone(), &limits),
             service: service.clone(),
-            keys: JwtKeys::new(&jwt_secret).with_max_ttl(settings.max_token_ttl_secs),
+            keys,
             limits,
             shutdown: shutdown.clone(),
             connections: Default::default(),
@@ -287,10 +292,8 @@ const MATCH_SWEEP: Duration = Duration::from_secs(5);
 /// Lapses offers past their deadline and sweeps the queue. Every process
 /// runs one; the routing lock and row locks make them agree.
 async fn routing_loop(service: Services) {
-    let mut lapse = tokio::time::interval(LAPSE_CHECK);
-    let mut sweep = tokio::time::interval(MATCH_SWEEP);
-    lapse.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lapse = service.clock().interval(LAPSE_CHECK);
+    let mut sweep = service.clock().interval(MATCH_SWEEP);
     loop {
         tokio::select! {
             _ = lapse.tick() => {
@@ -307,8 +310,7 @@ async fn routing_loop(service: Services) {
 const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
 
 async fn retention_loop(service: Services) {
-    let mut tick = tokio::time::interval(RETENTION_SWEEP);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = service.clock().interval(RETENTION_SWEEP);
     loop {
         tick.tick().await;
         if let Err(e) = service.retention().purge_expired().await {
@@ -322,8 +324,9 @@ async fn retention_loop(service: Services) {
 /// period: presence could not be recorded meanwhile, and the outage is ours,
 /// not the customers'.
 async fn presence_loop(service: Services) {
-    let mut tick = tokio::time::interval(service.presence().presence_heartbeat());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = service
+        .clock()
+        .interval(service.presence().presence_heartbeat());
     let mut presence_unrecorded = false;
     loop {
         tick.tick().await;

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Deref;
 
+use switchboard::clock::Clock;
 use switchboard::config::Settings;
-use switchboard::service::{Clock, Services};
+use switchboard::service::Services;
 use switchboard::startup::Application;
 
 pub use process::{spawn_process, Process};
@@ -149,9 +150,7 @@ pub async fn spawn(options: impl Into<Options>) -> Server {
     }
     let vars = options.resolve(Defaults::ApiTests).await;
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
-    let clock = options
-        .clock
-        .unwrap_or_else(switchboard::service::system_clock);
+    let clock = options.clock.unwrap_or_else(Clock::system);
     let app = Application::build_with_clock(settings, clock)
         .await
         .expect("server starts");

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use switchboard::auth::{JwtKeys, Role};
+use switchboard::clock::Clock;
 use switchboard::config::JwtSecret;
 
 /// JWT_SECRET of every server the kit starts.
@@ -20,9 +21,43 @@ pub fn keys() -> &'static JwtKeys {
 
 /// A token for `sub` in `role`, named "`sub` (name)", valid for `ttl_secs`.
 pub fn with_ttl(role: Role, sub: &str, ttl_secs: i64) -> String {
-    keys()
-        .issue(role, sub, Some(&format!("{sub} (name)")), ttl_secs)
+    issue(keys(), role, sub, ttl_secs)
+}
+
+fn issue(keys: &JwtKeys, role: Role, sub: &str, ttl_secs: i64) -> String {
+    keys.issue(role, sub, Some(&format!("{sub} (name)")), ttl_secs)
         .expect("token")
+}
+
+/// Tokens issued at `clock`'s time, for a server on a driven clock: one
+/// whose date was moved days ahead finds tokens of the real time expired.
+pub fn issued_by(clock: &Clock) -> Issuer {
+    Issuer {
+        keys: keys().clone().with_clock(clock.clone()),
+    }
+}
+
+/// Issues tokens by one clock; see [`issued_by`].
+pub struct Issuer {
+    keys: JwtKeys,
+}
+
+impl Issuer {
+    pub fn with_ttl(&self, role: Role, sub: &str, ttl_secs: i64) -> String {
+        issue(&self.keys, role, sub, ttl_secs)
+    }
+
+    pub fn customer(&self, sub: &str) -> String {
+        self.with_ttl(Role::Customer, sub, TTL_SECS)
+    }
+
+    pub fn agent(&self, sub: &str) -> String {
+        self.with_ttl(Role::Agent, sub, TTL_SECS)
+    }
+
+    pub fn admin(&self) -> String {
+        self.with_ttl(Role::Admin, "root", TTL_SECS)
+    }
 }
 
 /// A token for `sub` in `role`, valid for an hour.

@@ -1,38 +1,29 @@
 //! Retention and history windows, driven by an injected clock.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-
 use chrono::{Duration, Utc};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
+use switchboard::clock::Clock;
 
 use testkit::server::{spawn, Options};
 use testkit::tokens;
 
-/// A clock that starts now and moves only when told.
-fn movable_clock() -> (switchboard::service::Clock, Arc<AtomicI64>) {
-    let offset_days = Arc::new(AtomicI64::new(0));
-    let read = offset_days.clone();
-    let clock: switchboard::service::Clock =
-        Arc::new(move || Utc::now() + Duration::days(read.load(Ordering::SeqCst)));
-    (clock, offset_days)
-}
-
 #[tokio::test]
 async fn customers_list_fourteen_days_and_data_is_purged_after_ninety() {
-    let (clock, days) = movable_clock();
-    let app = spawn(Options::default().clock(clock)).await;
-    let cust = tokens::customer("rita");
-    let ann = tokens::agent("ann");
+    // The date moves, the timers do not: the test runs the purge itself.
+    let clock = Clock::manual(Utc::now());
+    let app = spawn(Options::default().clock(clock.clock())).await;
+    let cust = tokens::issued_by(&clock.clock()).customer("rita");
+    let ann = tokens::issued_by(&clock.clock()).agent("ann");
     app.start_shift(&ann).await;
     let old = app.start_session(&cust).await;
     app.accept(&ann, &old).await;
     app.send(&cust, &old, "an old question", "k1").await;
     app.end(&cust, &old).await;
 
-    // Ten days later: still listed. A new chat starts.
-    days.store(10, Ordering::SeqCst);
+    // Ten days later: still listed. A new chat starts (with a token of the day).
+    clock.step_wall(Duration::days(10));
+    let cust = tokens::issued_by(&clock.clock()).customer("rita");
     let recent = app.start_session(&cust).await;
     app.end(&cust, &recent).await;
     let ids = |v: &serde_json::Value| -> Vec<String> {
@@ -50,7 +41,8 @@ async fn customers_list_fourteen_days_and_data_is_purged_after_ninety() {
 
     // Fifteen days after the first: it drops out of the customer's list but
     // can still be read, and nothing is purged yet.
-    days.store(15, Ordering::SeqCst);
+    clock.step_wall(Duration::days(5));
+    let cust = tokens::issued_by(&clock.clock()).customer("rita");
     let listed = app
         .ok(&cust, "{ mySessions { nodes { id } } }", json!({}))
         .await;
@@ -72,9 +64,9 @@ async fn customers_list_fourteen_days_and_data_is_purged_after_ninety() {
     assert_eq!(app.service.retention().purge_expired().await.unwrap(), 0);
 
     // Ninety-one days after the first chat ended: it is purged, the newer one stays.
-    days.store(91, Ordering::SeqCst);
+    clock.step_wall(Duration::days(76));
     assert_eq!(app.service.retention().purge_expired().await.unwrap(), 1);
-    let admin = tokens::admin();
+    let admin = tokens::issued_by(&clock.clock()).admin();
     let gone = app
         .ok(
             &admin,

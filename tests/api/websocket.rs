@@ -3,17 +3,43 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use switchboard::auth::Role;
+use switchboard::clock::Clock;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::MaybeTlsStream;
 
 use testkit::{
     graphql::code_of,
     server::{spawn, Options},
-    tokens, ws,
+    tokens, ws, EVENT_TIMEOUT,
 };
+
+/// The next frame from the server, or a failure after [`EVENT_TIMEOUT`].
+async fn next_frame(ws: &mut ws::Client) -> Option<Result<WsMessage, impl std::fmt::Debug>> {
+    tokio::time::timeout(EVENT_TIMEOUT, ws.socket().next())
+        .await
+        .expect("timed out waiting for the server")
+}
+
+/// A WebSocket ping answered: the server's driver for this socket runs, so
+/// its timers are set, and it has read everything sent before.
+async fn round_trip(ws: &mut ws::Client) {
+    ws.socket()
+        .send(WsMessage::Ping(b"rt".to_vec().into()))
+        .await
+        .unwrap();
+    loop {
+        match next_frame(ws).await {
+            Some(Ok(WsMessage::Pong(p))) if &p[..] == b"rt" => return,
+            Some(Ok(WsMessage::Close(c))) => panic!("closed before the pong: {c:?}"),
+            Some(Ok(_)) => {}
+            other => panic!("socket ended: {other:?}"),
+        }
+    }
+}
 
 const SUBSCRIBE: &str = r#"{"type":"subscribe","id":"1","payload":{"query":"subscription { queueEvents { stats { waiting } } }"}}"#;
 
@@ -65,8 +91,11 @@ async fn an_id_is_free_again_once_its_operation_completed() {
 
 #[tokio::test]
 async fn a_socket_without_connection_init_is_closed_with_4408() {
-    let app = spawn(&[("WS_INIT_TIMEOUT_SECS", "1")]).await;
+    let clock = Clock::manual(Utc::now());
+    let app = spawn(Options::from(&[("WS_INIT_TIMEOUT_SECS", "1")]).clock(clock.clock())).await;
     let mut ws = ws::Client::open(app.addr).await;
+    round_trip(&mut ws).await;
+    clock.advance(Duration::from_secs(1)).await;
     assert_eq!(ws.closed().await.0, 4408);
 }
 
@@ -74,13 +103,15 @@ async fn a_socket_without_connection_init_is_closed_with_4408() {
 /// reconnects with a fresh one instead of failing every operation.
 #[tokio::test]
 async fn a_socket_whose_token_expires_is_closed_with_4403() {
-    let app = spawn(Options::default()).await;
-    let sid = app.start_session(&tokens::customer("brief")).await;
-    // Long enough to connect and subscribe on a busy machine.
-    let short = tokens::with_ttl(Role::Customer, "brief", 4);
+    let clock = Clock::manual(Utc::now());
+    let app = spawn(Options::default().clock(clock.clock())).await;
+    let tokens = tokens::issued_by(&clock.clock());
+    let sid = app.start_session(&tokens.customer("brief")).await;
+    let short = tokens.with_ttl(Role::Customer, "brief", 4);
     let mut ws = ws::Client::connect(app.addr, Some(&short)).await;
     ws.session_events("s", &sid, 0).await;
     ws.next_of("sessionEvents", "CaughtUp").await;
+    clock.advance(Duration::from_secs(5)).await;
     let (code, reason) = ws.closed().await;
     assert_eq!(code, 4403, "{reason}");
 }
@@ -89,25 +120,35 @@ async fn a_socket_whose_token_expires_is_closed_with_4403() {
 /// stays quiet, and one that does not is closed.
 #[tokio::test]
 async fn the_server_pings_and_keeps_quiet_clients_that_answer() {
-    // A peer silent for two periods (4 s) is closed; the reads below leave
-    // a busy test machine that much slack.
-    let app = spawn(&[("WS_KEEPALIVE_SECS", "2")]).await;
-    let (cust, agent) = (tokens::customer("quiet"), tokens::agent("ann"));
+    // A peer silent for more than two periods (4 s) is closed.
+    const KEEPALIVE: Duration = Duration::from_secs(2);
+    let clock = Clock::manual(Utc::now());
+    let app = spawn(Options::from(&[("WS_KEEPALIVE_SECS", "2")]).clock(clock.clock())).await;
+    let tokens = tokens::issued_by(&clock.clock());
+    let (cust, agent) = (tokens.customer("quiet"), tokens.agent("ann"));
     let sid = app.active_session(&cust, &agent).await;
     let mut ws = ws::Client::connect(app.addr, Some(&cust)).await;
     ws.session_events("s", &sid, 0).await;
     ws.next_of("sessionEvents", "CaughtUp").await;
 
-    // Read (which answers pings) for three keepalive periods, sending nothing.
+    // Three keepalive periods pass; the client reads each period's ping
+    // (which answers it) and sends nothing.
     let mut pings = 0;
-    let quiet = tokio::time::Instant::now() + Duration::from_secs(6);
-    while let Ok(frame) = tokio::time::timeout_at(quiet, ws.socket().next()).await {
-        match frame {
-            Some(Ok(WsMessage::Ping(_))) => pings += 1,
-            Some(Ok(WsMessage::Close(c))) => panic!("a quiet client was closed: {c:?}"),
-            Some(Ok(_)) => {}
-            other => panic!("socket ended: {other:?}"),
+    for _ in 0..3 {
+        clock.advance(KEEPALIVE).await;
+        loop {
+            match next_frame(&mut ws).await {
+                Some(Ok(WsMessage::Ping(_))) => {
+                    pings += 1;
+                    break;
+                }
+                Some(Ok(WsMessage::Close(c))) => panic!("a quiet client was closed: {c:?}"),
+                Some(Ok(_)) => {}
+                other => panic!("socket ended: {other:?}"),
+            }
         }
+        // The answer leaves with the next read or flush.
+        ws.socket().flush().await.unwrap();
     }
     assert!(pings >= 2, "expected server pings, got {pings}");
     app.send(&agent, &sid, "still there?", "k1").await;
@@ -115,8 +156,12 @@ async fn the_server_pings_and_keeps_quiet_clients_that_answer() {
     assert_eq!(m["message"]["body"], "still there?");
 
     // A client that stops answering (reads nothing) is closed.
+    // Time passes off the period's grid, as real ticks come a little late:
+    // the server pings once, unanswered, and closes at the next tick.
     let mut silent = ws::Client::connect(app.addr, Some(&cust)).await;
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    for _ in 0..5 {
+        clock.advance(Duration::from_millis(1500)).await;
+    }
     assert_eq!(silent.closed().await.0, 1001);
 }
 
@@ -124,8 +169,10 @@ async fn the_server_pings_and_keeps_quiet_clients_that_answer() {
 /// than buffered for; it resumes by seq when it comes back.
 #[tokio::test]
 async fn a_subscriber_that_stops_reading_is_disconnected() {
-    let app = spawn(&[("WS_SEND_TIMEOUT_SECS", "1")]).await;
-    let (cust, agent) = (tokens::customer("slow"), tokens::agent("ann"));
+    let clock = Clock::manual(Utc::now());
+    let app = spawn(Options::from(&[("WS_SEND_TIMEOUT_SECS", "1")]).clock(clock.clock())).await;
+    let tokens = tokens::issued_by(&clock.clock());
+    let (cust, agent) = (tokens.customer("slow"), tokens.agent("ann"));
     let sid = app.active_session(&cust, &agent).await;
 
     // A client with a small receive window, so the server's writes block soon.
@@ -148,7 +195,18 @@ async fn a_subscriber_that_stops_reading_is_disconnected() {
         let sent = app.send(&agent, &sid, &body, &format!("k{i}")).await;
         assert!(sent.get("errors").is_none(), "{sent}");
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The server's writes to it stall; time passes until they time out
+    // (one period is enough once they have stalled).
+    for _ in 0..20 {
+        if app
+            .counter("switchboard_slow_consumer_disconnects_total")
+            .await
+            > 0
+        {
+            break;
+        }
+        clock.advance(Duration::from_secs(1)).await;
+    }
 
     // Now read: what was buffered arrives, then the connection ends.
     let ended = tokio::time::timeout(Duration::from_secs(20), async {

@@ -4,6 +4,7 @@ use jsonwebtoken::{
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, Role, Viewer};
+use crate::clock::Clock;
 use crate::config::JwtSecret;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,21 +36,30 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     max_ttl_secs: i64,
+    clock: Clock,
 }
 
 impl JwtKeys {
     pub fn new(secret: &JwtSecret) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.leeway = LEEWAY_SECS as u64;
+        // jsonwebtoken would read the system's time; `verify` checks exp
+        // and nbf against this server's clock instead.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         JwtKeys {
             encoding: EncodingKey::from_secret(secret.expose()),
             decoding: DecodingKey::from_secret(secret.expose()),
             validation,
             max_ttl_secs: DEFAULT_MAX_TTL_SECS,
+            clock: Clock::system(),
         }
+    }
+
+    /// Issues and verifies by `clock`'s time (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Refuses tokens that claim to live longer than `secs` (exp − iat, or
@@ -67,7 +77,7 @@ impl JwtKeys {
         name: Option<&str>,
         ttl_secs: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         let claims = Claims {
             sub: sub.to_owned(),
             role: role.as_claim().to_owned(),
@@ -83,8 +93,6 @@ impl JwtKeys {
         refuse_critical_headers(token)?;
         let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
             match e.kind() {
-                ErrorKind::ExpiredSignature => "token expired",
-                ErrorKind::ImmatureSignature => "token is not valid yet (nbf)",
                 ErrorKind::InvalidSignature => "token signature is invalid",
                 ErrorKind::InvalidAlgorithm => "token algorithm is not accepted",
                 ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (sub, exp)",
@@ -93,11 +101,17 @@ impl JwtKeys {
             .to_owned()
         })?;
         let claims = data.claims;
-        let issued = if claims.iat > 0 {
-            claims.iat
-        } else {
-            chrono::Utc::now().timestamp()
-        };
+        let now = self.clock.now().timestamp();
+        if claims.exp < now.saturating_sub(LEEWAY_SECS) {
+            return Err("token expired".into());
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
+        {
+            return Err("token is not valid yet (nbf)".into());
+        }
+        let issued = if claims.iat > 0 { claims.iat } else { now };
         if claims.exp.saturating_sub(issued) > self.max_ttl_secs + LEEWAY_SECS {
             return Err(format!(
                 "token lives longer than {} seconds (MAX_TOKEN_TTL_SECS)",
@@ -195,6 +209,17 @@ mod tests {
     fn expired_tokens_are_refused() {
         let k = keys();
         let t = k.issue(Role::Customer, "c", None, -60).unwrap();
+        assert_eq!(k.verify(&t).unwrap_err(), "token expired");
+    }
+
+    #[tokio::test]
+    async fn expiry_is_judged_by_the_servers_clock() {
+        let hand = Clock::manual(chrono::Utc::now());
+        let k = keys().with_clock(hand.clock());
+        let t = k.issue(Role::Customer, "c", None, 60).unwrap();
+        assert!(k.verify(&t).is_ok());
+        hand.advance(std::time::Duration::from_secs(60 + LEEWAY_SECS as u64 + 1))
+            .await;
         assert_eq!(k.verify(&t).unwrap_err(), "token expired");
     }
 

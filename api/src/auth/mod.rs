@@ -5,6 +5,7 @@ mod jwt;
 
 pub use jwt::{Claims, JwtKeys};
 
+use crate::clock::Clock;
 use crate::error::AppError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -95,11 +96,12 @@ pub enum Caller {
 }
 
 impl Caller {
-    pub fn viewer(&self) -> Result<&Viewer, AppError> {
+    /// The verified caller, if its token is still valid by `clock`.
+    pub fn viewer(&self, clock: &Clock) -> Result<&Viewer, AppError> {
         match self {
             // A WebSocket keeps the caller of its connection_init; the token
             // may run out while the socket stays open.
-            Caller::Verified(v) if v.expires_at < chrono::Utc::now().timestamp() => Err(
+            Caller::Verified(v) if v.expires_at < clock.now().timestamp() => Err(
                 AppError::Unauthenticated("token expired; reconnect with a fresh one".into()),
             ),
             Caller::Verified(v) => Ok(v),

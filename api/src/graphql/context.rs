@@ -8,7 +8,7 @@ use crate::service::Services;
 /// The verified caller, or UNAUTHENTICATED.
 pub fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Viewer> {
     match ctx.data_opt::<Caller>() {
-        Some(caller) => caller.viewer().gql(),
+        Some(caller) => caller.viewer(service(ctx)?.clock()).gql(),
         None => Err(to_gql(AppError::Unauthenticated("missing token".into()))),
     }
 }

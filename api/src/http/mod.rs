@@ -265,6 +265,7 @@ async fn graphql_ws(
     let max = limits.ws_max_message_bytes;
     let settings = ws::Settings {
         protocol,
+        clock: state.service.clock().clone(),
         keepalive: Duration::from_secs(limits.ws_keepalive_secs),
         init_timeout: Duration::from_secs(limits.ws_init_timeout_secs),
         send_timeout: Duration::from_secs(limits.ws_send_timeout_secs),

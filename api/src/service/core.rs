@@ -20,9 +20,8 @@ use super::retention::Retention;
 use super::routing::Routing;
 use super::sessions::Sessions;
 use super::transitions::Transitions;
-use super::{
-    Clock, Policy, ARRIVAL_BATCH, DELIVERY_BATCH, DELIVERY_WRITERS, SEND_BATCH, SEND_WRITERS,
-};
+use super::{Policy, ARRIVAL_BATCH, DELIVERY_BATCH, DELIVERY_WRITERS, SEND_BATCH, SEND_WRITERS};
+use crate::clock::Clock;
 use crate::domain::ChatSession;
 use crate::error::{AppError, AppResult};
 use crate::events::EventBus;
@@ -115,7 +114,7 @@ impl Core {
     /// out before it is stored must read the same as after.
     pub(super) fn now(&self) -> DateTime<Utc> {
         use chrono::SubsecRound;
-        (self.clock)().trunc_subsecs(6)
+        self.clock.now().trunc_subsecs(6)
     }
 
     /// "Now" for ordering and deadlines that several processes compare: the
@@ -155,6 +154,11 @@ impl Core {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Where every part of the server reads the time.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {

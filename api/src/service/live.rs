@@ -138,8 +138,10 @@ impl Live<'_> {
         let core = std::sync::Arc::clone(self.core);
 
         let follows_as_customer = party == Some(Party::Customer);
-        let mut heartbeat = tokio::time::interval(self.core.presence().presence_heartbeat());
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = self
+            .core
+            .clock
+            .interval(self.core.presence().presence_heartbeat());
 
         let subscribed = GaugeGuard::new(self.core.metrics(), |m| &m.subscriptions);
 
@@ -170,7 +172,7 @@ impl Live<'_> {
                 party,
                 up_to: None,
             });
-            let receipt_timer = tokio::time::sleep(RECEIPT_WINDOW);
+            let receipt_timer = core.clock.sleep(RECEIPT_WINDOW);
             tokio::pin!(receipt_timer);
             loop {
                 // What to read from storage before going on, and a live
@@ -248,7 +250,7 @@ impl Live<'_> {
                     }
                 }
                 if let Some(m) = live_message {
-                    let latency = (chrono::Utc::now() - m.created_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    let latency = (core.clock.now() - m.created_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
                     core.metrics.delivery_latency.observe(latency);
                     if m.seq > sent {
                         sent = m.seq;
@@ -258,7 +260,7 @@ impl Live<'_> {
                 }
                 if let (Some(r), true) = (receipt.as_mut(), reached_recipient) {
                     if r.up_to.is_none() {
-                        receipt_timer.as_mut().reset(tokio::time::Instant::now() + RECEIPT_WINDOW);
+                        receipt_timer.as_mut().reset(core.clock.deadline(RECEIPT_WINDOW));
                     }
                     r.up_to = Some(sent);
                 }

@@ -53,7 +53,7 @@ impl Messages<'_> {
         if !self
             .core
             .message_limiter
-            .try_take(&viewer.key(), std::time::Instant::now())
+            .try_take(&viewer.key(), self.core.clock.instant())
         {
             return Err(AppError::RateLimited(format!(
                 "slow down: at most {} messages per second, bursts of {}",

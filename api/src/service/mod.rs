@@ -71,10 +71,3 @@ pub struct Policy {
     /// How long a customer may stay away before their chat is closed.
     pub resume_grace: chrono::Duration,
 }
-
-/// Where "now" comes from; tests inject a fixed or moving clock.
-pub type Clock = std::sync::Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    std::sync::Arc::new(chrono::Utc::now)
-}

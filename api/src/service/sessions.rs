@@ -51,7 +51,7 @@ impl Sessions<'_> {
             if !self
                 .core
                 .session_limiter
-                .try_take(&ip.to_string(), std::time::Instant::now())
+                .try_take(&ip.to_string(), self.core.clock.instant())
             {
                 self.core
                     .metrics
