@@ -31,6 +31,9 @@ pub struct Clock(Source);
 #[derive(Clone)]
 enum Source {
     System,
+    /// This machine's clock, off by the given amount (tests of skew
+    /// between processes); timers run in real time.
+    Skewed(chrono::TimeDelta),
     Manual(Arc<Manual>),
 }
 
@@ -38,6 +41,7 @@ impl std::fmt::Debug for Clock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
             Source::System => f.write_str("Clock::System"),
+            Source::Skewed(by) => write!(f, "Clock::Skewed({by})"),
             Source::Manual(m) => write!(f, "Clock::Manual({})", m.now()),
         }
     }
@@ -62,6 +66,21 @@ impl Clock {
         Clock(Source::System)
     }
 
+    /// The operating system's time off by `by`: one machine's wrong clock,
+    /// for tests that processes agree whatever their clocks say.
+    pub fn skewed(by: chrono::TimeDelta) -> Clock {
+        Clock(Source::Skewed(by))
+    }
+
+    /// Whether this clock stands for time itself rather than for one
+    /// machine's reading of it: a test's manual clock, which every process
+    /// of the test shares. Times that several processes compare are then
+    /// taken from it instead of the database's clock, so that a test moving
+    /// it moves them too.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Source::Manual(_))
+    }
+
     /// A clock that reads `start` until [`ManualClock::advance`] moves it.
     pub fn manual(start: DateTime<Utc>) -> ManualClock {
         ManualClock(Arc::new(Manual {
@@ -77,6 +96,7 @@ impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
         match &self.0 {
             Source::System => Utc::now(),
+            Source::Skewed(by) => Utc::now() + *by,
             Source::Manual(m) => m.now(),
         }
     }
@@ -85,7 +105,7 @@ impl Clock {
     #[inline]
     pub fn instant(&self) -> Instant {
         match &self.0 {
-            Source::System => Instant::now(),
+            Source::System | Source::Skewed(_) => Instant::now(),
             Source::Manual(m) => m.instant(),
         }
     }
@@ -108,7 +128,7 @@ impl Clock {
 
     fn sleeper(&self, deadline: Instant, periodic: bool) -> Sleep {
         let inner = match &self.0 {
-            Source::System => SleepInner::System {
+            Source::System | Source::Skewed(_) => SleepInner::System {
                 sleep: tokio::time::sleep_until(deadline.into()),
             },
             Source::Manual(m) => SleepInner::Manual {

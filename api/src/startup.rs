@@ -179,6 +179,7 @@ impl Application {
             retention_days: settings.retention_days,
             max_message_chars: settings.max_message_chars,
             offer_timeout: chrono::Duration::seconds(settings.offer_timeout_secs),
+            skill_wait: chrono::Duration::seconds(settings.skill_wait_secs),
             resume_grace: chrono::Duration::seconds(settings.resume_grace_secs),
             message_rate_per_sec: settings.message_rate_per_sec,
             message_burst: settings.message_burst,

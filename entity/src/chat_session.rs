@@ -27,6 +27,10 @@ pub struct Model {
     pub agent_read_seq: i32,
     /// When the customer was last connected or active.
     pub customer_seen_at: Option<DateTimeUtc>,
+    /// LOW 0, NORMAL 1, HIGH 2, URGENT 3: the queue is served by priority, then queued_at.
+    pub priority: i16,
+    /// Skills an agent needs to be offered it, comma-joined.
+    pub required_skills: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,4 +5,5 @@
 pub mod agent;
 pub mod chat_session;
 pub mod message;
+pub mod routing_decision;
 pub mod session_event;

@@ -369,11 +369,10 @@ impl CuttableProxy {
 async fn queue_order_holds_across_servers_with_skewed_clocks() {
     let a = spawn(Options::default()).await;
     let db = a.database_url.clone().unwrap();
-    let slow =
-        switchboard::clock::Clock::manual(chrono::Utc::now() - chrono::Duration::seconds(60));
+    let slow = switchboard::clock::Clock::skewed(-chrono::Duration::seconds(60));
     let b = spawn(
         Options::from(&[("DATABASE_URL", db.as_str()), ("ROUTING_MODE", "manual")])
-            .clock(slow.clock()),
+            .clock(slow),
     )
     .await;
     let first = a.start_session(&tokens::customer("early")).await;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Caller, Role, Viewer};
 use crate::clock::Clock;
 use crate::config::JwtSecret;
+use crate::domain::Priority;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -19,6 +20,10 @@ pub struct Claims {
     /// Not valid before (Unix seconds), if the issuer says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// A customer's priority (LOW, NORMAL, HIGH, URGENT), set by the shop's
+    /// backend that signs the token; customers cannot choose their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
 }
 
 const MAX_SUB_LEN: usize = 200;
@@ -85,8 +90,15 @@ impl JwtKeys {
             exp: now + ttl_secs,
             iat: now,
             nbf: None,
+            priority: None,
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        self.sign(&claims)
+    }
+
+    /// Signs claims as they are (tests, and tools that mint tokens with
+    /// claims `issue` does not set, such as a customer's priority).
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
     }
 
     pub fn verify(&self, token: &str) -> Result<Viewer, String> {
@@ -146,8 +158,15 @@ impl JwtKeys {
                     .collect::<String>()
             })
             .filter(|n| !n.is_empty());
+        let priority = match (role, claims.priority.as_deref()) {
+            (Role::Customer, Some(p)) => Some(p.parse::<Priority>().map_err(|_| {
+                format!("token priority {p:?} must be LOW, NORMAL, HIGH or URGENT")
+            })?),
+            _ => None,
+        };
         Ok(Viewer {
             id: sub.to_owned(),
+            priority,
             role,
             name,
             expires_at: claims.exp,
@@ -266,11 +285,39 @@ mod tests {
                 exp: chrono::Utc::now().timestamp() + 60,
                 iat: 0,
                 nbf: None,
+                priority: None,
             },
             &EncodingKey::from_secret(secret.expose()),
         )
         .unwrap();
         assert!(k.verify(&t).is_err());
+    }
+
+    #[test]
+    fn a_customers_priority_comes_from_the_signed_claim_only() {
+        let k = keys();
+        let with = |role: &str, priority: &str| {
+            k.sign(&Claims {
+                sub: "c".into(),
+                role: role.into(),
+                name: None,
+                exp: chrono::Utc::now().timestamp() + 60,
+                iat: 0,
+                nbf: None,
+                priority: Some(priority.into()),
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            k.verify(&with("customer", "HIGH")).unwrap().priority,
+            Some(Priority::High)
+        );
+        assert!(k.verify(&with("customer", "high")).is_err());
+        assert!(k.verify(&with("customer", "SUPER")).is_err());
+        // Only customers are queued; the claim means nothing on staff.
+        assert_eq!(k.verify(&with("agent", "URGENT")).unwrap().priority, None);
+        let plain = k.issue(Role::Customer, "c", None, 60).unwrap();
+        assert_eq!(k.verify(&plain).unwrap().priority, None);
     }
 
     fn signed(header: serde_json::Value, claims: serde_json::Value) -> String {

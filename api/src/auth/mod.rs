@@ -43,6 +43,8 @@ pub struct Viewer {
     pub name: Option<String>,
     /// Unix seconds at which the token stops being valid.
     pub expires_at: i64,
+    /// A customer's priority from the token's signed `priority` claim.
+    pub priority: Option<crate::domain::Priority>,
 }
 
 impl Viewer {

@@ -141,6 +141,7 @@ pub struct Settings {
     /// wait this long before it fails.
     pub db_acquire_timeout_secs: u64,
     pub offer_timeout_secs: i64,
+    pub skill_wait_secs: i64,
     pub resume_grace_secs: i64,
     pub message_rate_per_sec: f64,
     pub message_burst: u32,
@@ -302,6 +303,7 @@ impl Settings {
             db_pool_size: env.int(&DB_POOL_SIZE)?,
             db_acquire_timeout_secs: env.int(&DB_ACQUIRE_TIMEOUT_SECS)?,
             offer_timeout_secs: env.int(&OFFER_TIMEOUT_SECS)?,
+            skill_wait_secs: env.int(&SKILL_WAIT_SECS)?,
             resume_grace_secs: env.int(&RESUME_GRACE_SECS)?,
             message_rate_per_sec: env.float(&MESSAGE_RATE_PER_SEC)?,
             message_burst: env.int(&MESSAGE_BURST)?,

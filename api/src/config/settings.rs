@@ -127,6 +127,12 @@ settings! {
         show: |s| s.offer_timeout_secs.to_string(),
         help: "How long an agent has to accept an offer",
     }
+    SKILL_WAIT_SECS {
+        kind: Int { default: 60, min: 0, max: 7 * DAY },
+        mask: Plain,
+        show: |s| s.skill_wait_secs.to_string(),
+        help: "How long a session's skills are required; after that any agent may take it",
+    }
     RESUME_GRACE_SECS {
         kind: Int { default: 600, min: 1, max: 7 * DAY },
         mask: Plain,

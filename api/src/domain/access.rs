@@ -97,6 +97,18 @@ pub fn may_transfer(viewer: &Viewer, s: &ChatSession) -> Result<(), Refusal> {
     }
 }
 
+/// May move the session within the queue by priority: the agent it is
+/// offered to, or an admin. (While it is queued: the session's rule.)
+pub fn may_set_priority(viewer: &Viewer, s: &ChatSession) -> Result<(), Refusal> {
+    if viewer.role == Role::Admin || is_its_agent(viewer, s) {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden(
+            "only the agent holding the session or an admin may change its priority".into(),
+        ))
+    }
+}
+
 /// May rate the session: its own customer, once it ended after an agent
 /// served it. (How often, and until when, is the rating's own rule.)
 pub fn may_rate(viewer: &Viewer, s: &ChatSession) -> Result<(), Refusal> {
@@ -145,6 +157,7 @@ mod tests {
             role,
             name: None,
             expires_at: i64::MAX,
+            priority: None,
         }
     }
 
@@ -214,34 +227,34 @@ mod tests {
         let its_agent = viewer(Role::Agent, AGENT);
         let other_agent = viewer(Role::Agent, "agent-b");
         let admin = viewer(Role::Admin, "boss");
-        // (who, status, served): view, follow, write, read, end, transfer, rate, note
+        // (who, status, served): view, follow, write, read, end, transfer, rate, note, priority
         #[rustfmt::skip]
-        let table: [(&Viewer, SessionStatus, bool, [A; 8]); 25] = [
-            (&own,         Waiting, false, [Yes, Yes, Cu, Cu, Yes, No, C, No]),
-            (&own,         Offered, true,  [Yes, Yes, Cu, Cu, Yes, No, C, No]),
-            (&own,         Active,  true,  [Yes, Yes, Cu, Cu, Yes, No, C, No]),
-            (&own,         Ended,   true,  [Yes, Yes, C, Cu, Yes, No, Yes, No]),
-            (&own,         Ended,   false, [Yes, Yes, C, Cu, Yes, No, C, No]),
-            (&stranger,    Waiting, false, [No, No, No, No, No, No, No, No]),
-            (&stranger,    Offered, true,  [No, No, No, No, No, No, No, No]),
-            (&stranger,    Active,  true,  [No, No, No, No, No, No, No, No]),
-            (&stranger,    Ended,   true,  [No, No, No, No, No, No, No, No]),
-            (&stranger,    Ended,   false, [No, No, No, No, No, No, No, No]),
-            (&its_agent,   Waiting, false, [Yes, No, No, No, No, No, No, No]),
-            (&its_agent,   Offered, true,  [Yes, Yes, C, No, No, Yes, No, Yes]),
-            (&its_agent,   Active,  true,  [Yes, Yes, Ag, Ag, Yes, Yes, No, Yes]),
-            (&its_agent,   Ended,   true,  [Yes, Yes, C, Ag, Yes, Yes, No, Yes]),
-            (&its_agent,   Ended,   false, [No, No, No, No, No, No, No, No]),
-            (&other_agent, Waiting, false, [Yes, No, No, No, No, No, No, No]),
-            (&other_agent, Offered, true,  [Yes, No, No, No, No, No, No, No]),
-            (&other_agent, Active,  true,  [No, No, No, No, No, No, No, No]),
-            (&other_agent, Ended,   true,  [No, No, No, No, No, No, No, No]),
-            (&other_agent, Ended,   false, [No, No, No, No, No, No, No, No]),
-            (&admin,       Waiting, false, [Yes, Yes, No, No, Yes, Yes, No, Yes]),
-            (&admin,       Offered, true,  [Yes, Yes, No, No, Yes, Yes, No, Yes]),
-            (&admin,       Active,  true,  [Yes, Yes, No, No, Yes, Yes, No, Yes]),
-            (&admin,       Ended,   true,  [Yes, Yes, No, No, Yes, Yes, No, Yes]),
-            (&admin,       Ended,   false, [Yes, Yes, No, No, Yes, Yes, No, Yes]),
+        let table: [(&Viewer, SessionStatus, bool, [A; 9]); 25] = [
+            (&own,         Waiting, false, [Yes, Yes, Cu, Cu, Yes, No, C, No, No]),
+            (&own,         Offered, true,  [Yes, Yes, Cu, Cu, Yes, No, C, No, No]),
+            (&own,         Active,  true,  [Yes, Yes, Cu, Cu, Yes, No, C, No, No]),
+            (&own,         Ended,   true,  [Yes, Yes, C, Cu, Yes, No, Yes, No, No]),
+            (&own,         Ended,   false, [Yes, Yes, C, Cu, Yes, No, C, No, No]),
+            (&stranger,    Waiting, false, [No, No, No, No, No, No, No, No, No]),
+            (&stranger,    Offered, true,  [No, No, No, No, No, No, No, No, No]),
+            (&stranger,    Active,  true,  [No, No, No, No, No, No, No, No, No]),
+            (&stranger,    Ended,   true,  [No, No, No, No, No, No, No, No, No]),
+            (&stranger,    Ended,   false, [No, No, No, No, No, No, No, No, No]),
+            (&its_agent,   Waiting, false, [Yes, No, No, No, No, No, No, No, No]),
+            (&its_agent,   Offered, true,  [Yes, Yes, C, No, No, Yes, No, Yes, Yes]),
+            (&its_agent,   Active,  true,  [Yes, Yes, Ag, Ag, Yes, Yes, No, Yes, Yes]),
+            (&its_agent,   Ended,   true,  [Yes, Yes, C, Ag, Yes, Yes, No, Yes, Yes]),
+            (&its_agent,   Ended,   false, [No, No, No, No, No, No, No, No, No]),
+            (&other_agent, Waiting, false, [Yes, No, No, No, No, No, No, No, No]),
+            (&other_agent, Offered, true,  [Yes, No, No, No, No, No, No, No, No]),
+            (&other_agent, Active,  true,  [No, No, No, No, No, No, No, No, No]),
+            (&other_agent, Ended,   true,  [No, No, No, No, No, No, No, No, No]),
+            (&other_agent, Ended,   false, [No, No, No, No, No, No, No, No, No]),
+            (&admin,       Waiting, false, [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes]),
+            (&admin,       Offered, true,  [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes]),
+            (&admin,       Active,  true,  [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes]),
+            (&admin,       Ended,   true,  [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes]),
+            (&admin,       Ended,   false, [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes]),
         ];
         for (who, status, served, expected) in table {
             let s = session(status, served);
@@ -254,6 +267,7 @@ mod tests {
                 answer(may_transfer(who, &s)),
                 answer(may_rate(who, &s)),
                 answer(may_note(who, &s, false)),
+                answer(may_set_priority(who, &s)),
             ];
             assert_eq!(
                 got, expected,

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{named_enum, Refusal};
+use super::{named_enum, Refusal, Skills};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AgentStatus {
@@ -109,6 +109,9 @@ pub struct Agent {
     /// OFFERED + ACTIVE sessions held now.
     pub active_session_count: i32,
     pub idle_since: Option<DateTime<Utc>>,
+    /// Topics the agent handles; sessions that require skills go only to
+    /// agents having all of them (until the requirement is relaxed).
+    pub skills: Skills,
 }
 
 impl Agent {
@@ -187,6 +190,7 @@ mod tests {
             capacity: 2,
             active_session_count: held,
             idle_since: None,
+            skills: super::Skills::default(),
         };
         assert!(agent(Available, 1).ensure_room("a is").is_ok());
         assert!(agent(Available, 2).ensure_room("a is").is_err());

@@ -7,6 +7,7 @@ pub mod access;
 mod agent;
 mod history;
 mod message;
+mod routing;
 mod session;
 
 pub use agent::{validate_capacity, Agent, AgentStatus, MAX_CAPACITY};
@@ -14,6 +15,9 @@ pub use history::{HistoryEntry, HistoryKind};
 pub use message::{
     has_bidi_controls, message_status, validate_body, validate_client_message_id, validate_id,
     validate_subject, Message, MessageStatus, MessageView, SenderRole,
+};
+pub use routing::{
+    DecisionKind, Priority, RoutingDecision, RoutingMode, Skills, MAX_SKILLS, MAX_SKILL_CHARS,
 };
 pub use session::{Acceptance, ChatSession, EndReason, Party, SessionStatus};
 

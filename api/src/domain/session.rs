@@ -2,9 +2,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{named_enum, Agent, Refusal};
+use super::{named_enum, Agent, Priority, Refusal, RoutingMode, Skills};
 use crate::auth::Role;
-use crate::matching::RoutingMode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SessionStatus {
@@ -77,6 +76,9 @@ pub struct ChatSession {
     pub agent_read_seq: i32,
     /// When the customer was last connected or active.
     pub customer_seen_at: Option<DateTime<Utc>>,
+    pub priority: Priority,
+    /// Skills an agent needs to be given it (until they are relaxed).
+    pub required_skills: Skills,
 }
 
 impl ChatSession {
@@ -210,6 +212,17 @@ impl ChatSession {
         }
     }
 
+    /// Its priority may change only while it is in the queue.
+    pub fn reprioritizable(&self) -> Result<(), Refusal> {
+        if self.status.is_queued() {
+            Ok(())
+        } else {
+            Err(Refusal::Conflict(
+                "only a WAITING or OFFERED session can change priority".into(),
+            ))
+        }
+    }
+
     /// Someone (`by`) ends the session on purpose: why it ends, or `None`
     /// when it already has (a retry changes nothing).
     pub fn end_on_purpose(&self, by: Role) -> Option<EndReason> {
@@ -259,6 +272,8 @@ impl ChatSession {
             agent_delivered_seq: 0,
             agent_read_seq: 0,
             customer_seen_at: None,
+            priority: Priority::Normal,
+            required_skills: Skills::default(),
         }
     }
 }
@@ -281,6 +296,7 @@ mod tests {
             capacity: 2,
             active_session_count: held,
             idle_since: None,
+            skills: crate::domain::Skills::default(),
         }
     }
 

@@ -46,6 +46,9 @@ pub enum SessionEvent {
 }
 
 /// What a session subscriber receives.
+// Nearly every signal is an event: boxing it would cost an allocation per
+// publish on the hot path to save bytes on the rare StoredUpTo.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum SessionSignal {
     Event(SessionEvent),

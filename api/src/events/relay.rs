@@ -230,6 +230,7 @@ mod tests {
                     capacity: 2,
                     active_session_count: 0,
                     idle_since: None,
+                    skills: Default::default(),
                 }),
             },
         );

@@ -50,6 +50,12 @@ fn items_of(field: &str) -> Option<Items> {
         // has a few hundred of either.
         "queue" | "agents" => Items::About(100),
         "history" => Items::About(20),
+        // Query.routingDecisions pages by `first` (100 by default); a
+        // session's own list is shorter, and counted as generously.
+        "routingDecisions" => Items::Page { default: 100 },
+        // Skill lists are bounded when set; candidates are agents.
+        "skills" | "requiredSkills" => Items::About(crate::domain::MAX_SKILLS as u64),
+        "candidates" => Items::About(100),
         _ => return None,
     })
 }

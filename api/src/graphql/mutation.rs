@@ -2,7 +2,9 @@ use async_graphql::{Context, MergedObject, Object, ID};
 
 use super::context::caller_and_service;
 use super::error::GqlResultExt;
-use super::types::{AgentGql, ChatSessionGql, MessageGql, SendMessageInput, StartSessionInput};
+use super::types::{
+    AgentGql, ChatSessionGql, MessageGql, PriorityGql, SendMessageInput, StartSessionInput,
+};
 use crate::http::client_ip::ClientIp;
 use crate::service::ShiftAction;
 
@@ -25,7 +27,12 @@ impl SessionMutations {
         let from = ctx.data_opt::<ClientIp>().map(|c| c.0);
         Ok(svc
             .sessions()
-            .start_session(viewer, input.subject.as_deref(), from)
+            .start_session(
+                viewer,
+                input.subject.as_deref(),
+                input.skills.as_deref().unwrap_or_default(),
+                from,
+            )
             .await
             .gql()?
             .into())
@@ -217,6 +224,38 @@ impl AgentMutations {
         Ok(svc
             .agents()
             .set_agent_capacity(viewer, &agent_id, capacity)
+            .await
+            .gql()?
+            .into())
+    }
+
+    /// Admin: an agent's skills.
+    async fn set_agent_skills(
+        &self,
+        ctx: &Context<'_>,
+        agent_id: ID,
+        skills: Vec<String>,
+    ) -> async_graphql::Result<AgentGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .agents()
+            .set_agent_skills(viewer, &agent_id, &skills)
+            .await
+            .gql()?
+            .into())
+    }
+
+    /// Agent holding the session, or admin, while WAITING or OFFERED: moves it within the queue by priority, keeping queuedAt.
+    async fn set_session_priority(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+        priority: PriorityGql,
+    ) -> async_graphql::Result<ChatSessionGql> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .queue()
+            .set_priority(viewer, &session_id, priority.into())
             .await
             .gql()?
             .into())

@@ -1,8 +1,11 @@
 use async_graphql::{Context, Object, ID};
+use chrono::{DateTime, Utc};
 
 use super::context::caller_and_service;
 use super::error::GqlResultExt;
-use super::types::{AgentGql, ChatSessionConnection, ChatSessionGql, QueueStatsGql, ViewerGql};
+use super::types::{
+    AgentGql, ChatSessionConnection, ChatSessionGql, QueueStatsGql, RoutingDecisionGql, ViewerGql,
+};
 use crate::service::PageArgs;
 
 #[derive(Default)]
@@ -65,7 +68,7 @@ impl QueryRoot {
     async fn queue(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ChatSessionGql>> {
         let (viewer, svc) = caller_and_service(ctx)?;
         Ok(svc
-            .sessions()
+            .queue()
             .queue(viewer)
             .await
             .gql()?
@@ -80,7 +83,27 @@ impl QueryRoot {
     /// Agent or admin.
     async fn queue_stats(&self, ctx: &Context<'_>) -> async_graphql::Result<QueueStatsGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        Ok(svc.sessions().queue_stats(viewer).await.gql()?.into())
+        Ok(svc.queue().queue_stats(viewer).await.gql()?.into())
+    }
+
+    /// Admin: decisions in [from, to), oldest first: the fairness audit.
+    async fn routing_decisions(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Vec<RoutingDecisionGql>> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .audit()
+            .between(viewer, from, to, first, after.as_deref())
+            .await
+            .gql()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// Agent or admin.

@@ -1,66 +1,43 @@
 //! Routing: who is served next. This module is the policy only — plain data
 //! in, decisions out, no I/O. The service layer loads the queue and the
 //! agents inside a transaction that excludes every other matcher, asks
-//! [`plan`], and persists the answer.
+//! [`plan`], and persists the answer with a record of each decision.
 //!
 //! The rules:
-//! - customers are served first come, first served by the time their
-//!   session entered the queue (a session sent back keeps its place);
-//! - among AVAILABLE agents below capacity, the one idle the longest
-//!   (earliest `idle_since`) gets the next session, and being given a session
-//!   sends an agent to the back of that line;
+//! - the queue is served by priority (URGENT first), then first come, first
+//!   served by the time the session entered the queue (a session sent back,
+//!   or moved by priority, keeps that time);
+//! - a session goes only to an agent having every skill it requires, until
+//!   it has waited the skill wait: then to any agent (the decision records
+//!   the relaxation);
+//! - among the eligible AVAILABLE agents below capacity, the one idle the
+//!   longest (earliest `idle_since`; never given work first) gets it, and
+//!   being given a session sends an agent to the back of that line;
 //! - an agent who declined a session is not offered it again;
+//! - a session no free agent can take does not hold up the ones behind it
+//!   that one can (no head-of-line blocking); it keeps its place, so it is
+//!   the first served once an agent who can take it is free;
 //! - as many pairs as possible are made at once.
+//!
+//! Ties go by session id and by agent id, so a plan never depends on the
+//! order rows were read in.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashSet};
-use std::fmt;
-use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-/// How WAITING sessions reach agents.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum RoutingMode {
-    /// The engine offers the head of the queue to the next agent, who
-    /// accepts or declines; unanswered offers lapse.
-    #[default]
-    Fair,
-    /// The engine assigns straight away, in the same order.
-    Auto,
-    /// Agents pick any WAITING session with `acceptSession`; the first taker wins.
-    Manual,
-}
-
-impl fmt::Display for RoutingMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RoutingMode::Fair => "fair",
-            RoutingMode::Auto => "auto",
-            RoutingMode::Manual => "manual",
-        })
-    }
-}
-
-impl FromStr for RoutingMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "fair" => Ok(RoutingMode::Fair),
-            "auto" => Ok(RoutingMode::Auto),
-            "manual" => Ok(RoutingMode::Manual),
-            other => Err(format!(
-                "unknown routing mode {other:?}; use fair, auto or manual"
-            )),
-        }
-    }
-}
+pub use crate::domain::RoutingMode;
+use crate::domain::{Priority, Skills};
 
 /// A WAITING session as the engine sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuedSession {
     pub id: Uuid,
     pub queued_at: DateTime<Utc>,
+    pub priority: Priority,
+    pub required_skills: Skills,
 }
 
 /// An AVAILABLE agent as the engine sees it.
@@ -70,13 +47,46 @@ pub struct AgentSlots {
     pub idle_since: Option<DateTime<Utc>>,
     /// Capacity minus sessions held (OFFERED + ACTIVE); may be ≤ 0.
     pub free: i32,
+    pub skills: Skills,
 }
 
-/// One decision: give `session` to `agent`.
+/// One decision: give `session` to `agent`, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pairing {
     pub session: Uuid,
     pub agent: String,
+    /// The agents that could have had it, in the order the rule ranks
+    /// them; `agent` is the first.
+    pub candidates: Vec<String>,
+    /// The session had waited past the skill wait, so its skills were not
+    /// required.
+    pub skills_relaxed: bool,
+    /// The agent's place in the idle line when chosen: their `idle_since`,
+    /// or when they were given a session earlier in this plan, `now`.
+    pub agent_idle_since: Option<DateTime<Utc>>,
+    /// Sessions given to the agent earlier in this plan.
+    pub given_earlier: i32,
+}
+
+/// What the rules need besides the queue and the agents.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    /// The time of the pass (the clock every process shares).
+    pub now: DateTime<Utc>,
+    /// How long a session's skills are required before any agent may
+    /// take it.
+    pub skill_wait: Duration,
+}
+
+/// The order the queue is served in: priority, then `queued_at`, then id.
+pub fn queue_key(s: &QueuedSession) -> (Reverse<Priority>, DateTime<Utc>, Uuid) {
+    (Reverse(s.priority), s.queued_at, s.id)
+}
+
+/// Whether a session that entered the queue at `queued_at` may go to an
+/// agent without its skills at `now`.
+pub fn skills_relaxed(queued_at: DateTime<Utc>, now: DateTime<Utc>, skill_wait: Duration) -> bool {
+    now >= queued_at + skill_wait
 }
 
 /// Pairs the queue with free agents. `queue` may come in any order;
@@ -85,14 +95,15 @@ pub fn plan(
     queue: &[QueuedSession],
     agents: &[AgentSlots],
     declined: &HashSet<(Uuid, String)>,
+    rules: Rules,
 ) -> Vec<Pairing> {
     let mut sessions: Vec<&QueuedSession> = queue.iter().collect();
-    sessions.sort_by_key(|s| (s.queued_at, s.id));
+    sessions.sort_by_key(|s| queue_key(s));
 
-    // The idle line: (when idle, tie-break, agent index). An agent with no
-    // idle_since has never been given work and goes first; ties go by id.
-    // Agents given a session in this round rejoin at the back, in the order
-    // they were given one.
+    // The idle line: (when idle, tie-break, agent id, agent index). An agent
+    // with no idle_since has never been given work and goes first; ties go
+    // by id. Agents given a session in this round rejoin at the back, in
+    // the order they were given one.
     let mut line: BTreeSet<(Option<DateTime<Utc>>, u64, String, usize)> = agents
         .iter()
         .enumerate()
@@ -107,15 +118,26 @@ pub fn plan(
         if line.is_empty() {
             break;
         }
-        let Some(entry) = line
+        let relaxed = !s.required_skills.is_empty()
+            && skills_relaxed(s.queued_at, rules.now, rules.skill_wait);
+        let eligible: Vec<&(Option<DateTime<Utc>>, u64, String, usize)> = line
             .iter()
-            .find(|(_, _, id, _)| !declined.contains(&(s.id, id.clone())))
-            .cloned()
-        else {
-            continue; // every free agent declined this one; it keeps its place
+            .filter(|(_, _, id, i)| {
+                !declined.contains(&(s.id, id.clone()))
+                    && (relaxed || agents[*i].skills.covers(&s.required_skills))
+            })
+            .collect();
+        let Some(&chosen) = eligible.first() else {
+            // No free agent may take it: it keeps its place, and the ones
+            // behind it go on.
+            continue;
         };
-        line.remove(&entry);
-        let (_, _, agent_id, i) = entry;
+        let candidates: Vec<String> = eligible.iter().map(|(_, _, id, _)| id.clone()).collect();
+        let chosen = chosen.clone();
+        line.remove(&chosen);
+        let (idle, earlier, agent_id, i) = chosen;
+        let agent_idle_since = if earlier > 0 { Some(rules.now) } else { idle };
+        let given_earlier = agents[i].free - free[i];
         free[i] -= 1;
         given += 1;
         if free[i] > 0 {
@@ -126,6 +148,10 @@ pub fn plan(
         pairings.push(Pairing {
             session: s.id,
             agent: agent_id,
+            candidates,
+            skills_relaxed: relaxed,
+            agent_idle_since,
+            given_earlier,
         });
     }
     pairings
@@ -144,6 +170,8 @@ mod tests {
         QueuedSession {
             id: Uuid::from_u128(n),
             queued_at: at(queued),
+            priority: Priority::Normal,
+            required_skills: Skills::default(),
         }
     }
 
@@ -152,7 +180,28 @@ mod tests {
             id: id.into(),
             idle_since: idle.map(at),
             free,
+            skills: Skills::default(),
         }
+    }
+
+    fn skills(names: &[&str]) -> Skills {
+        Skills::parse(names).unwrap()
+    }
+
+    /// A pass at `now` seconds, skills required for 60 s.
+    fn rules(now: i64) -> Rules {
+        Rules {
+            now: at(now),
+            skill_wait: Duration::seconds(60),
+        }
+    }
+
+    fn plan(
+        queue: &[QueuedSession],
+        agents: &[AgentSlots],
+        declined: &HashSet<(Uuid, String)>,
+    ) -> Vec<Pairing> {
+        super::plan(queue, agents, declined, rules(10))
     }
 
     fn pairs(p: &[Pairing]) -> Vec<(u128, &str)> {
@@ -161,13 +210,158 @@ mod tests {
             .collect()
     }
 
+    /// One queue entry of a table: (id, queued at, priority, skills).
+    type Entry<'a> = (u128, i64, Priority, &'a [&'a str]);
+    /// One agent of a table: (id, idle since, free slots, skills).
+    type Desk<'a> = (&'a str, Option<i64>, i32, &'a [&'a str]);
+
     #[test]
-    fn modes_parse_case_insensitively() {
-        assert_eq!("Manual".parse::<RoutingMode>(), Ok(RoutingMode::Manual));
-        assert_eq!(" fair ".parse::<RoutingMode>(), Ok(RoutingMode::Fair));
-        assert_eq!("AUTO".parse::<RoutingMode>(), Ok(RoutingMode::Auto));
-        assert!("lottery".parse::<RoutingMode>().is_err());
-        assert_eq!(RoutingMode::default(), RoutingMode::Fair);
+    fn priorities_skills_relaxation_and_ties_table() {
+        use Priority::*;
+        #[allow(clippy::type_complexity)]
+        let table: &[(&str, i64, &[Entry], &[Desk], &[(u128, &str)])] = &[
+            (
+                "urgent before high before normal before low, FIFO within each",
+                10,
+                &[
+                    (1, 0, Low, &[]),
+                    (2, 1, Normal, &[]),
+                    (3, 2, Urgent, &[]),
+                    (4, 3, High, &[]),
+                    (5, 4, Urgent, &[]),
+                ],
+                &[("a", Some(0), 5, &[])],
+                &[(3, "a"), (5, "a"), (4, "a"), (2, "a"), (1, "a")],
+            ),
+            (
+                "a moved-up session keeps its queued_at among its new peers",
+                10,
+                &[(1, 5, High, &[]), (2, 0, High, &[]), (3, 1, Normal, &[])],
+                &[("a", Some(0), 2, &[])],
+                &[(2, "a"), (1, "a")],
+            ),
+            (
+                "skills: the session waits for an agent who has them all",
+                10,
+                &[(1, 0, Normal, &["billing", "de"]), (2, 1, Normal, &[])],
+                &[
+                    ("plain", Some(0), 1, &[]),
+                    ("billing", Some(1), 1, &["billing"]),
+                    ("both", Some(2), 1, &["billing", "de", "fr"]),
+                ],
+                &[(1, "both"), (2, "plain")],
+            ),
+            (
+                "no head-of-line blocking: a head nobody free can take lets later ones through",
+                10,
+                &[
+                    (1, 0, Urgent, &["fr"]),
+                    (2, 1, Normal, &[]),
+                    (3, 2, Low, &["de"]),
+                ],
+                &[("a", Some(0), 2, &["de"]), ("b", Some(1), 1, &[])],
+                &[(2, "a"), (3, "a")],
+            ),
+            (
+                "after the skill wait any agent will do, the earliest idle first",
+                70,
+                &[(1, 0, Normal, &["fr"]), (2, 30, Normal, &["fr"])],
+                &[("late", Some(5), 1, &[]), ("early", Some(1), 1, &[])],
+                &[(1, "early")],
+            ),
+            (
+                "exactly at the skill wait the requirement is relaxed",
+                60,
+                &[(1, 0, Normal, &["fr"])],
+                &[("a", Some(0), 1, &[])],
+                &[(1, "a")],
+            ),
+            (
+                "ties: same priority and time go by session id; same idle time by agent id",
+                10,
+                &[(9, 0, High, &[]), (8, 0, High, &[])],
+                &[("y", Some(3), 1, &[]), ("x", Some(3), 1, &[])],
+                &[(8, "x"), (9, "y")],
+            ),
+        ];
+        for (what, now, entries, desks, expected) in table {
+            let queue: Vec<QueuedSession> = entries
+                .iter()
+                .map(|(n, queued, priority, needs)| QueuedSession {
+                    id: Uuid::from_u128(*n),
+                    queued_at: at(*queued),
+                    priority: *priority,
+                    required_skills: skills(needs),
+                })
+                .collect();
+            let agents: Vec<AgentSlots> = desks
+                .iter()
+                .map(|(id, idle, free, has)| AgentSlots {
+                    id: (*id).into(),
+                    idle_since: idle.map(at),
+                    free: *free,
+                    skills: skills(has),
+                })
+                .collect();
+            let got = super::plan(&queue, &agents, &HashSet::new(), rules(*now));
+            assert_eq!(pairs(&got), expected.to_vec(), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_decision_names_its_candidates_in_rule_order_and_its_relaxation() {
+        let mut fr = session(1, 0);
+        fr.required_skills = skills(&["fr"]);
+        let agents = [
+            agent("c", Some(3), 1),
+            AgentSlots {
+                skills: skills(&["fr"]),
+                ..agent("b", Some(2), 1)
+            },
+            agent("a", Some(1), 2),
+        ];
+        let before = super::plan(&[fr.clone()], &agents, &HashSet::new(), rules(59));
+        assert_eq!(before[0].agent, "b");
+        assert_eq!(before[0].candidates, ["b"]);
+        assert!(!before[0].skills_relaxed);
+        let after = super::plan(&[fr], &agents, &HashSet::new(), rules(60));
+        assert_eq!(after[0].agent, "a");
+        assert_eq!(after[0].candidates, ["a", "b", "c"]);
+        assert!(after[0].skills_relaxed);
+        // A second session for the same agent records where they stood then.
+        let two = super::plan(
+            &[session(1, 0), session(2, 1), session(3, 2), session(4, 3)],
+            &agents,
+            &HashSet::new(),
+            rules(10),
+        );
+        let a_second = two.iter().filter(|p| p.agent == "a").nth(1).unwrap();
+        assert_eq!(a_second.given_earlier, 1);
+        assert_eq!(a_second.agent_idle_since, Some(at(10)));
+    }
+
+    #[test]
+    fn the_session_passed_over_is_first_once_its_agent_is_free() {
+        // Pass one: the French speaker is busy, so the later session goes first.
+        let mut head = session(1, 0);
+        head.required_skills = skills(&["fr"]);
+        let queue = [head.clone(), session(2, 1)];
+        let french = |free| AgentSlots {
+            skills: skills(&["fr"]),
+            ..agent("fr", Some(0), free)
+        };
+        let first = super::plan(
+            &queue,
+            &[french(0), agent("en", Some(1), 1)],
+            &HashSet::new(),
+            rules(10),
+        );
+        assert_eq!(pairs(&first), vec![(2, "en")]);
+        // Pass two: the French speaker frees a slot; a newer session that
+        // anyone could take waits behind the one passed over.
+        let queue = [head, session(3, 2)];
+        let second = super::plan(&queue, &[french(1)], &HashSet::new(), rules(11));
+        assert_eq!(pairs(&second), vec![(1, "fr")]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use sea_orm::{
 use sea_orm::{DatabaseBackend, Order};
 
 use super::parse;
-use crate::domain::{Agent, AgentStatus};
+use crate::domain::{Agent, AgentStatus, Skills};
 
 const HELD: [&str; 2] = ["OFFERED", "ACTIVE"];
 
@@ -22,6 +22,7 @@ fn to_domain(m: agent::Model, held: i64) -> Result<Agent, DbErr> {
         capacity: m.capacity,
         active_session_count: i32::try_from(held).unwrap_or(i32::MAX),
         idle_since: m.idle_since,
+        skills: Skills::from_stored(&m.skills),
     })
 }
 
@@ -41,6 +42,7 @@ pub async fn insert_if_absent<C: ConnectionTrait>(
         idle_since: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        skills: Set(String::new()),
     };
     agent::Entity::insert(row)
         .on_conflict(
@@ -163,6 +165,23 @@ pub async fn set_capacity<C: ConnectionTrait>(
     agent::ActiveModel {
         id: Set(id.to_owned()),
         capacity: Set(capacity),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_skills<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    skills: &Skills,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    agent::ActiveModel {
+        id: Set(id.to_owned()),
+        skills: Set(skills.to_stored()),
         updated_at: Set(now),
         ..Default::default()
     }

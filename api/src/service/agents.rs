@@ -5,7 +5,7 @@ use super::infra::outbox::Outbox;
 use super::sessions::parse_session_id;
 use crate::auth::{Role, Viewer};
 use crate::domain::HistoryKind;
-use crate::domain::{validate_capacity, validate_id, Agent, AgentStatus, ChatSession};
+use crate::domain::{validate_capacity, validate_id, Agent, AgentStatus, ChatSession, Skills};
 use crate::error::{AppError, AppResult};
 use crate::events::AgentEvent;
 use crate::repo::{self, agents, sessions};
@@ -113,9 +113,11 @@ impl Agents<'_> {
         action: ShiftAction,
     ) -> AppResult<Agent> {
         let agent_id = viewer.require_agent()?;
-        let now = self.core.now();
         let txn = repo::begin_write(&self.core.db).await?;
         let agent = self.lock_calling_agent(&txn, viewer).await?;
+        // The agent row is held: stamp on the shared clock, so idle times
+        // order as the changes took effect.
+        let now = self.core.shared_now(&txn).await?;
         let mut outbox = Outbox::default();
         let leaving = matches!(action, ShiftAction::RequestBreak | ShiftAction::EndShift);
         // Someone leaving AVAILABLE gets nothing new: open offers go to the next agent.
@@ -183,6 +185,36 @@ impl Agents<'_> {
         self.core
             .bus
             .publish_agent(agent_id, AgentEvent::AgentChanged(agent.clone()));
+        self.core.routing().rematch().await;
+        Ok(agent)
+    }
+
+    /// Admin: the topics an agent handles. Sessions that require skills
+    /// go only to agents having all of them, until they have waited
+    /// SKILL_WAIT_SECS.
+    pub async fn set_agent_skills(
+        &self,
+        viewer: &Viewer,
+        agent_id: &str,
+        skills: &[String],
+    ) -> AppResult<Agent> {
+        viewer.require_admin()?;
+        validate_id(agent_id).map_err(AppError::BadUserInput)?;
+        let skills = Skills::parse(skills).map_err(AppError::BadUserInput)?;
+        let txn = repo::begin_write(&self.core.db).await?;
+        agents::lock(&txn, agent_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no agent {agent_id:?}")))?;
+        let now = self.core.shared_now(&txn).await?;
+        agents::set_skills(&txn, agent_id, &skills, now).await?;
+        let agent = agents::find(&txn, agent_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("agent vanished".into()))?;
+        txn.commit().await?;
+        self.core
+            .bus
+            .publish_agent(agent_id, AgentEvent::AgentChanged(agent.clone()));
+        // Sessions waiting for these skills may go to them now.
         self.core.routing().rematch().await;
         Ok(agent)
     }

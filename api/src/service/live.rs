@@ -63,7 +63,8 @@ impl Drop for PendingReceipt {
     }
 }
 
-/// What woke a live feed.
+/// What woke a live feed. Lives on the stack for one turn of the loop.
+#[allow(clippy::large_enum_variant)]
 enum Wake {
     Live(Result<SessionSignal, RecvError>),
     Heartbeat,

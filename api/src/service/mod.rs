@@ -1,10 +1,11 @@
 //! Use cases, one service per aggregate over a shared [`Core`]:
 //!
-//! - [`Sessions`]: start (the queue entry), accept, end, reading sessions,
-//!   the queue and its figures;
+//! - [`Sessions`]: start (the queue entry), accept, end, reading sessions;
+//! - [`Queue`]: the queue's order, places, estimated waits and figures, and
+//!   moving a session in it by priority;
 //! - [`Messages`]: sends, receipts, typing, transcripts;
 //! - [`Routing`]: the matcher, offers and their lapse, decline, transfer,
-//!   assignment by hand;
+//!   assignment by hand, and the record of every routing decision;
 //! - [`Agents`]: first sight, shifts and breaks, capacity, listings;
 //! - [`Live`]: the subscription feeds (a session's, an agent's, the queue);
 //! - [`Presence`] and [`Retention`]: the sweeps.
@@ -19,12 +20,14 @@
 //! about GraphQL; errors are [`AppError`](crate::error::AppError)s.
 
 mod agents;
+mod audit;
 mod core;
 mod infra;
 mod live;
 mod messages;
 mod pagination;
 mod presence;
+mod queue;
 mod retention;
 mod routing;
 mod sessions;
@@ -32,10 +35,12 @@ mod transitions;
 
 pub use self::core::{Core, Services};
 pub use agents::{Agents, ShiftAction};
+pub use audit::{Audit, ListedDecision};
 pub use live::{Live, LiveItem};
 pub use messages::Messages;
 pub use pagination::{Page, PageArgs};
 pub use presence::Presence;
+pub use queue::Queue;
 pub use retention::Retention;
 pub use routing::Routing;
 pub use sessions::Sessions;
@@ -68,6 +73,8 @@ pub struct Policy {
     pub ip_session_burst: u32,
     /// How long an agent has to accept an offer (fair routing).
     pub offer_timeout: chrono::Duration,
+    /// How long a session's skills are required before any agent may take it.
+    pub skill_wait: chrono::Duration,
     /// How long a customer may stay away before their chat is closed.
     pub resume_grace: chrono::Duration,
 }

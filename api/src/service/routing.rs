@@ -15,12 +15,15 @@ use super::infra::outbox::Outbox;
 use super::sessions::parse_session_id;
 use super::transitions::{Giving, Requeue};
 use crate::auth::Viewer;
-use crate::domain::{access, validate_id, AgentStatus, ChatSession, HistoryKind};
+use crate::domain::{
+    access, validate_id, Agent, AgentStatus, ChatSession, DecisionKind, HistoryKind,
+    RoutingDecision,
+};
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, SessionEvent};
-use crate::matching::{self, AgentSlots, QueuedSession, RoutingMode};
+use crate::matching::{self, AgentSlots, QueuedSession, RoutingMode, Rules};
 use crate::repo::history;
-use crate::repo::{self, agents, sessions};
+use crate::repo::{self, agents, decisions, sessions};
 
 /// Who is served next, and by whom: the matcher, offers and their lapse, decline, transfer and assignment by hand.
 pub struct Routing<'a> {
@@ -35,7 +38,6 @@ impl Routing<'_> {
         if self.core.policy.routing_mode == RoutingMode::Manual {
             return Ok(0);
         }
-        let now = self.core.now();
         let txn = repo::begin_write(&self.core.db).await?;
         repo::lock_routing(&txn).await?;
         let free_agents = agents::lock_available(&txn).await?;
@@ -48,6 +50,9 @@ impl Routing<'_> {
             txn.commit().await?;
             return Ok(0);
         }
+        // Every lock is held: from here on, times are the shared clock's,
+        // so that what this pass records sorts after what it waited for.
+        let now = self.core.shared_now(&txn).await?;
         let ids: Vec<Uuid> = waiting.iter().map(|s| s.id).collect();
         let declined = history::declines(&txn, &ids).await?;
         let queue: Vec<QueuedSession> = waiting
@@ -55,6 +60,8 @@ impl Routing<'_> {
             .map(|s| QueuedSession {
                 id: s.id,
                 queued_at: s.queued_at,
+                priority: s.priority,
+                required_skills: s.required_skills.clone(),
             })
             .collect();
         let slots: Vec<AgentSlots> = free_agents
@@ -63,15 +70,49 @@ impl Routing<'_> {
                 id: a.id.clone(),
                 idle_since: a.idle_since,
                 free: a.free_slots(),
+                skills: a.skills.clone(),
             })
             .collect();
-        let pairings = matching::plan(&queue, &slots, &declined);
+        let rules = Rules {
+            now,
+            skill_wait: self.core.policy.skill_wait,
+        };
+        let pairings = matching::plan(&queue, &slots, &declined, rules);
         if pairings.is_empty() {
             txn.commit().await?;
             return Ok(0);
         }
+        let kind = match self.core.policy.routing_mode {
+            RoutingMode::Fair => DecisionKind::Offered,
+            RoutingMode::Auto | RoutingMode::Manual => DecisionKind::Assigned,
+        };
+        let by_id: HashMap<Uuid, &ChatSession> = waiting.iter().map(|s| (s.id, s)).collect();
+        let agent_by_id: HashMap<&str, &Agent> =
+            free_agents.iter().map(|a| (a.id.as_str(), a)).collect();
+        let decisions: Vec<RoutingDecision> = pairings
+            .iter()
+            .filter_map(|p| {
+                let s = by_id.get(&p.session)?;
+                let a = agent_by_id.get(p.agent.as_str())?;
+                Some(RoutingDecision {
+                    session_id: s.id,
+                    agent_id: a.id.clone(),
+                    kind,
+                    priority: s.priority,
+                    queued_at: s.queued_at,
+                    agent_idle_since: p.agent_idle_since,
+                    agent_held: a.active_session_count + p.given_earlier,
+                    agent_capacity: a.capacity,
+                    candidates: p.candidates.clone(),
+                    required_skills: s.required_skills.clone(),
+                    skills_relaxed: p.skills_relaxed,
+                    at: now,
+                })
+            })
+            .collect();
+        decisions::record_many(&txn, &decisions).await?;
 
-        let deadline_base = self.core.shared_now(&txn).await?;
+        let deadline_base = now;
         let names: HashMap<&str, &str> = free_agents
             .iter()
             .map(|a| (a.id.as_str(), a.name.as_str()))
@@ -151,12 +192,12 @@ impl Routing<'_> {
         session_id: &str,
     ) -> AppResult<ChatSession> {
         let agent_id = viewer.require_agent()?;
-        let now = self.core.now();
         let (txn, _, s) = self
             .core
             .agents()
             .lock_with_session(viewer, session_id)
             .await?;
+        let now = self.core.shared_now(&txn).await?;
         let id = s.id;
         s.decline_by(agent_id)?;
         let mut outbox = Outbox::default();
@@ -217,6 +258,8 @@ impl Routing<'_> {
             if !locked.offer_lapses(agent_id, now) {
                 continue;
             }
+            // Locks held: what this lapse records is stamped after them.
+            let now = self.core.shared_now(&txn).await?;
             let mut outbox = Outbox::default();
             let why = Requeue {
                 kind: HistoryKind::Lapsed,
@@ -269,7 +312,6 @@ impl Routing<'_> {
             .ok_or_else(AppError::session_not_found)?;
         access::may_transfer(viewer, &seen)?;
         let from = seen.transfer_to(to_agent)?.to_owned();
-        let now = self.core.now();
         let txn = repo::begin_write(&self.core.db).await?;
         let mut lock_ids = vec![from.as_str()];
         lock_ids.extend(to_agent);
@@ -283,6 +325,7 @@ impl Routing<'_> {
                 "the session changed meanwhile; try again".into(),
             ));
         }
+        let now = self.core.shared_now(&txn).await?;
         let from_agent =
             find(&from).ok_or_else(|| AppError::Internal("holder has no row".into()))?;
         let mut outbox = Outbox::default();
@@ -296,6 +339,7 @@ impl Routing<'_> {
                     kind: HistoryKind::Transferred,
                     actor: Some(&viewer.id),
                     to_back_of_line: true,
+                    decision: Some(DecisionKind::Transferred),
                 };
                 let transitions = self.core.transitions();
                 let s = transitions
@@ -347,7 +391,6 @@ impl Routing<'_> {
             .await?
             .ok_or_else(AppError::session_not_found)?;
         seen.assignable()?;
-        let now = self.core.now();
         let txn = repo::begin_write(&self.core.db).await?;
         repo::lock_routing(&txn).await?;
         let mut lock_ids = vec![agent_id];
@@ -366,6 +409,7 @@ impl Routing<'_> {
                 "the session changed meanwhile; try again".into(),
             ));
         }
+        let now = self.core.shared_now(&txn).await?;
         let already_offered_to_target = s.agent_id.as_deref() == Some(agent_id);
         if !already_offered_to_target {
             target.ensure_below_capacity(&format!("{} is", target.id))?;
@@ -376,6 +420,7 @@ impl Routing<'_> {
             kind: HistoryKind::Assigned,
             actor: Some(&viewer.id),
             to_back_of_line: true,
+            decision: Some(DecisionKind::AdminAssigned),
         };
         let transitions = self.core.transitions();
         let given = transitions

@@ -15,9 +15,10 @@ use super::pagination::{page_size, Page, PageArgs};
 use super::transitions::{Ender, Giving};
 use crate::auth::{Role, Viewer};
 use crate::domain::{access, HistoryKind};
-use crate::domain::{validate_subject, Acceptance, AgentStatus, ChatSession, SessionStatus};
+use crate::domain::{
+    validate_subject, Acceptance, ChatSession, DecisionKind, SessionStatus, Skills,
+};
 use crate::error::{AppError, AppResult};
-use crate::events::QueueStats;
 use crate::repo::history;
 use crate::repo::{self, agents, sessions};
 
@@ -38,10 +39,12 @@ impl Sessions<'_> {
         &self,
         viewer: &Viewer,
         subject: Option<&str>,
+        skills: &[String],
         from: Option<IpAddr>,
     ) -> AppResult<ChatSession> {
         let customer = viewer.require_customer()?;
         let subject = validate_subject(subject).map_err(AppError::BadUserInput)?;
+        let required_skills = Skills::parse(skills).map_err(AppError::BadUserInput)?;
         if let Some(open) = sessions::find_open_for_customer(&self.core.db, customer).await? {
             // Coming back to it is being here.
             sessions::touch_customer(&self.core.db, open.id, self.core.now()).await?;
@@ -68,6 +71,9 @@ impl Sessions<'_> {
             ArrivalRequest {
                 customer_id: customer.to_owned(),
                 subject,
+                // Only the shop's signed claim sets it; customers cannot.
+                priority: viewer.priority.unwrap_or_default(),
+                required_skills,
                 at: self.core.now(),
             },
         )
@@ -113,6 +119,8 @@ impl Sessions<'_> {
                 subject: arrival.subject.clone(),
                 now: arrival.at,
                 queued_at: first + chrono::Duration::microseconds(entering.len() as i64),
+                priority: arrival.priority,
+                required_skills: arrival.required_skills.clone(),
             });
         }
         let created = match sessions::insert_waiting(&txn, entering).await {
@@ -194,18 +202,20 @@ impl Sessions<'_> {
         session_id: &str,
     ) -> AppResult<ChatSession> {
         let agent_id = viewer.require_agent()?;
-        let now = self.core.now();
         let (txn, agent, session) = self
             .core
             .agents()
             .lock_with_session(viewer, session_id)
             .await?;
         let id = session.id;
-        match session.accept_by(&agent, self.core.policy.routing_mode)? {
+        let acceptance = session.accept_by(&agent, self.core.policy.routing_mode)?;
+        // Rows held: the shared clock (which also set offer deadlines)
+        // stamps the change after everything it waited for.
+        let now = self.core.shared_now(&txn).await?;
+        match acceptance {
             // A retried accept of what is already ours succeeds.
             Acceptance::AlreadyHeld => return Ok(session),
-            // Offer deadlines were set by the database clock; compare with it.
-            Acceptance::TakeOffer => session.take_offer(self.core.shared_now(&txn).await?)?,
+            Acceptance::TakeOffer => session.take_offer(now)?,
             Acceptance::PickFromQueue => {}
         }
         let mut outbox = Outbox::default();
@@ -216,6 +226,7 @@ impl Sessions<'_> {
             // Picked from the queue: given a session now. (An offer moved
             // the agent when it was made.)
             to_back_of_line: session.status == SessionStatus::Waiting,
+            decision: (acceptance == Acceptance::PickFromQueue).then_some(DecisionKind::Accepted),
         };
         let transitions = self.core.transitions();
         let accepted = transitions
@@ -288,69 +299,6 @@ impl Sessions<'_> {
             has_previous_page: after.is_some(),
             has_next_page,
         })
-    }
-
-    /// WAITING and OFFERED sessions in routing order, each with its queue
-    /// position (WAITING only).
-    pub async fn queue(&self, viewer: &Viewer) -> AppResult<Vec<(ChatSession, Option<i32>)>> {
-        viewer.require_staff()?;
-        let mut position = 0;
-        Ok(sessions::queue(&self.core.db)
-            .await?
-            .into_iter()
-            .map(|s| {
-                let pos = (s.status == SessionStatus::Waiting).then(|| {
-                    position += 1;
-                    position
-                });
-                (s, pos)
-            })
-            .collect())
-    }
-
-    /// 1-based place in the queue while WAITING.
-    pub async fn queue_position(&self, s: &ChatSession) -> AppResult<Option<i32>> {
-        if s.status != SessionStatus::Waiting {
-            return Ok(None);
-        }
-        let p = sessions::queue_position(&self.core.db, s).await?;
-        Ok(Some(i32::try_from(p).unwrap_or(i32::MAX)))
-    }
-
-    pub async fn queue_stats(&self, viewer: &Viewer) -> AppResult<QueueStats> {
-        viewer.require_staff()?;
-        self.compute_queue_stats().await
-    }
-
-    pub(crate) async fn compute_queue_stats(&self) -> AppResult<QueueStats> {
-        let mut stats = QueueStats::default();
-        for (status, n) in sessions::count_by_status(&self.core.db).await? {
-            let n = i32::try_from(n).unwrap_or(i32::MAX);
-            match status.parse::<SessionStatus>() {
-                Ok(SessionStatus::Waiting) => stats.waiting = n,
-                Ok(SessionStatus::Offered) => stats.offered = n,
-                Ok(SessionStatus::Active) => stats.active = n,
-                _ => {}
-            }
-        }
-        for a in agents::list(&self.core.db).await? {
-            if a.status == AgentStatus::Available {
-                stats.available_agents += 1;
-                stats.free_slots += a.free_slots();
-            }
-        }
-        if let Some(since) = sessions::oldest_waiting_since(&self.core.db).await? {
-            stats.longest_wait_seconds =
-                i32::try_from((self.core.now() - since).num_seconds().max(0)).unwrap_or(i32::MAX);
-        }
-        Ok(stats)
-    }
-
-    /// Tells queue watchers that `session` entered, moved in or left the queue.
-    pub(crate) async fn publish_queue_change(&self, session: &ChatSession) {
-        let mut outbox = Outbox::default();
-        outbox.queue(session.clone());
-        outbox.publish(self.core).await;
     }
 
     /// The assignment history of a session, for admins.

@@ -17,13 +17,16 @@ use uuid::Uuid;
 use super::core::Core;
 use super::infra::outbox::Outbox;
 use crate::auth::{Role, Viewer};
-use crate::domain::{access, Agent, AgentStatus, ChatSession, HistoryKind, Message, SenderRole};
+use crate::domain::{
+    access, Agent, AgentStatus, ChatSession, DecisionKind, HistoryKind, Message, RoutingDecision,
+    SenderRole,
+};
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, SessionEvent};
 use crate::matching;
 use crate::repo::history;
 use crate::repo::sessions::SeqTake;
-use crate::repo::{self, agents, messages, sessions};
+use crate::repo::{self, agents, decisions, messages, sessions};
 
 /// Who ends a session.
 #[derive(Clone, Copy)]
@@ -54,7 +57,6 @@ impl Transitions<'_> {
             if !seen.status.is_open() {
                 return Ok(seen);
             }
-            let now = self.core.now();
             let txn = repo::begin_write(&self.core.db).await?;
             let agent = match seen.agent_id.as_deref() {
                 Some(a) => agents::lock(&txn, a).await?,
@@ -66,6 +68,10 @@ impl Transitions<'_> {
             if session.agent_id != seen.agent_id {
                 continue; // reassigned meanwhile: lock the new holder
             }
+            // Rows held: the end (and the slot it frees) is stamped on the
+            // shared clock after them, so no later assignment of the slot
+            // can carry an earlier time.
+            let now = self.core.shared_now(&txn).await?;
             let (by, reason, line, actor) = match ender {
                 Ender::Person(viewer) => {
                     let Some(reason) = session.end_on_purpose(viewer.role) else {
@@ -128,7 +134,7 @@ impl Transitions<'_> {
                     .publish_agent(&a.id.clone(), AgentEvent::AgentChanged(a));
             }
             if session.status.is_queued() {
-                self.core.sessions().publish_queue_change(&ended).await;
+                self.core.queue().publish_queue_change(&ended).await;
             }
             // A slot (or, for an offer, a queue head) was freed.
             if session.agent_id.is_some() {
@@ -206,6 +212,7 @@ impl Transitions<'_> {
             kind,
             actor,
             to_back_of_line,
+            decision,
         } = giving;
         let (agent_id, agent_name) = (to.id.as_str(), to.name.as_str());
         sessions::mark_active(txn, id, agent_id, now).await?;
@@ -219,6 +226,24 @@ impl Transitions<'_> {
         let joined = self.append_system_message(txn, id, &line, now).await?;
         history::record(txn, id, kind, Some(agent_id), actor, now).await?;
         let s = self.core.reload(txn, id).await?;
+        if let Some(kind) = decision {
+            let decided = RoutingDecision {
+                session_id: id,
+                agent_id: to.id.clone(),
+                kind,
+                priority: s.priority,
+                queued_at: s.queued_at,
+                agent_idle_since: to.idle_since,
+                agent_held: to.active_session_count,
+                agent_capacity: to.capacity,
+                // A person chose: the only candidate is the one chosen.
+                candidates: vec![to.id.clone()],
+                required_skills: s.required_skills.clone(),
+                skills_relaxed: !to.skills.covers(&s.required_skills),
+                at: now,
+            };
+            decisions::record_many(txn, &[decided]).await?;
+        }
         if kind != HistoryKind::Transferred {
             let waited = (now - s.queued_at).num_milliseconds() as f64 / 1000.0;
             self.core.metrics.queue_wait.observe(waited);
@@ -362,6 +387,9 @@ pub(super) struct Giving<'a> {
     /// Being given a session sends the agent to the back of the idle line;
     /// false where an offer already did so when it was made.
     pub to_back_of_line: bool,
+    /// The routing decision this is, when a person made it here (an offer
+    /// taken was decided, and recorded, when it was made).
+    pub decision: Option<DecisionKind>,
 }
 
 /// Why a session goes back to the queue, for its history and its transcript.

@@ -45,6 +45,8 @@ pub struct AgentGql {
     pub active_session_count: i32,
     /// When the agent last became free for a new session: shift start, break end, session end, or last assignment. Fair routing serves the earliest first.
     pub idle_since: Option<DateTime<Utc>>,
+    /// Topics the agent handles; sessions that require skills go to agents having all of them.
+    pub skills: Vec<String>,
 }
 
 impl From<domain::Agent> for AgentGql {
@@ -56,6 +58,7 @@ impl From<domain::Agent> for AgentGql {
             capacity: a.capacity,
             active_session_count: a.active_session_count,
             idle_since: a.idle_since,
+            skills: a.skills.names().to_vec(),
         }
     }
 }

@@ -5,7 +5,10 @@
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
-use super::{AgentGql, CustomerGql, MessageConnection, PageInfo, RoleGql, SessionHistoryEntry};
+use super::{
+    AgentGql, CustomerGql, MessageConnection, PageInfo, PriorityGql, RoleGql, RoutingDecisionGql,
+    SessionHistoryEntry,
+};
 use crate::domain;
 use crate::graphql::context::caller_and_service;
 use crate::graphql::error::GqlResultExt;
@@ -121,7 +124,40 @@ impl ChatSessionGql {
             return Ok(known);
         }
         let (_, svc) = caller_and_service(ctx)?;
-        svc.sessions().queue_position(&self.inner).await.gql()
+        svc.queue().queue_position(&self.inner).await.gql()
+    }
+    async fn priority(&self) -> PriorityGql {
+        self.inner.priority.into()
+    }
+    async fn required_skills(&self) -> Vec<String> {
+        self.inner.required_skills.names().to_vec()
+    }
+    /// When the session entered the queue; the queue is served by priority, then by this time. Kept when it returns to the queue.
+    async fn queued_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.inner.queued_at)
+    }
+    /// For the customer while WAITING: a live estimate from recent service times; null when unknown.
+    async fn estimated_wait_seconds(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<i32>> {
+        let (_, svc) = caller_and_service(ctx)?;
+        svc.queue().estimated_wait_seconds(&self.inner).await.gql()
+    }
+    /// Admin: every routing decision on the session, oldest first.
+    async fn routing_decisions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<RoutingDecisionGql>> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        Ok(svc
+            .audit()
+            .for_session(viewer, &self.inner)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
     /// seq of the newest message; 0 when there is none.
     async fn last_seq(&self) -> i32 {
@@ -205,4 +241,6 @@ impl From<Page<domain::ChatSession>> for ChatSessionConnection {
 #[derive(InputObject)]
 pub struct StartSessionInput {
     pub subject: Option<String>,
+    /// Topics the customer chose (e.g. billing); agents need all of them, relaxed after SKILL_WAIT_SECS.
+    pub skills: Option<Vec<String>>,
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{all_to_domain, find_many, to_domain};
 use crate::auth::Role;
-use crate::domain::{ChatSession, EndReason, SessionStatus};
+use crate::domain::{ChatSession, EndReason, Priority, SessionStatus, Skills};
 
 /// A session about to enter the queue.
 pub struct NewWaiting<'a> {
@@ -20,6 +20,8 @@ pub struct NewWaiting<'a> {
     pub subject: Option<String>,
     pub now: DateTime<Utc>,
     pub queued_at: DateTime<Utc>,
+    pub priority: Priority,
+    pub required_skills: Skills,
 }
 
 fn waiting_row(new: NewWaiting<'_>) -> chat_session::ActiveModel {
@@ -42,6 +44,8 @@ fn waiting_row(new: NewWaiting<'_>) -> chat_session::ActiveModel {
         agent_delivered_seq: Set(0),
         agent_read_seq: Set(0),
         customer_seen_at: Set(Some(new.now)),
+        priority: Set(new.priority.rank()),
+        required_skills: Set(new.required_skills.to_stored()),
     }
 }
 
@@ -95,6 +99,22 @@ pub async fn assign_many<C: ConnectionTrait>(
     }
     update.exec(txn).await?;
     find_many(txn, &ids).await
+}
+
+/// Moves a queued session by priority (its queued_at stays).
+pub async fn set_priority<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    priority: Priority,
+) -> Result<(), DbErr> {
+    chat_session::ActiveModel {
+        id: Set(id),
+        priority: Set(priority.rank()),
+        ..Default::default()
+    }
+    .update(txn)
+    .await?;
+    Ok(())
 }
 
 /// Reserves the session for `agent_id` until `expires_at`.

@@ -23,7 +23,7 @@ use sea_orm::DbErr;
 
 use super::parse;
 use crate::auth::Role;
-use crate::domain::{ChatSession, EndReason};
+use crate::domain::{ChatSession, EndReason, Priority, Skills};
 
 fn to_domain(m: chat_session::Model) -> Result<ChatSession, DbErr> {
     Ok(ChatSession {
@@ -53,6 +53,9 @@ fn to_domain(m: chat_session::Model) -> Result<ChatSession, DbErr> {
         agent_delivered_seq: m.agent_delivered_seq,
         agent_read_seq: m.agent_read_seq,
         customer_seen_at: m.customer_seen_at,
+        priority: Priority::from_rank(m.priority)
+            .ok_or_else(|| DbErr::Type(format!("unknown priority {}", m.priority)))?,
+        required_skills: Skills::from_stored(&m.required_skills),
     })
 }
 

@@ -73,8 +73,9 @@ pub async fn expired_offers<C: ConnectionTrait>(
     )
 }
 
-/// WAITING and OFFERED sessions in queue order: by when they entered the
-/// queue, ties broken by id so every reader sees the same order.
+/// WAITING and OFFERED sessions in queue order: by priority, then by when
+/// they entered the queue, ties broken by id so every reader sees the same
+/// order (the matcher's, [`crate::matching::queue_key`]).
 pub async fn queue<C: ConnectionTrait>(db: &C) -> Result<Vec<ChatSession>, DbErr> {
     all_to_domain(
         chat_session::Entity::find()
@@ -82,6 +83,7 @@ pub async fn queue<C: ConnectionTrait>(db: &C) -> Result<Vec<ChatSession>, DbErr
                 SessionStatus::Waiting.as_str(),
                 SessionStatus::Offered.as_str(),
             ]))
+            .order_by_desc(Column::Priority)
             .order_by_asc(Column::QueuedAt)
             .order_by_asc(Column::Id)
             .all(db)
@@ -89,16 +91,25 @@ pub async fn queue<C: ConnectionTrait>(db: &C) -> Result<Vec<ChatSession>, DbErr
     )
 }
 
-/// 1-based place among WAITING sessions.
+/// 1-based place among WAITING sessions, in queue order.
 pub async fn queue_position<C: ConnectionTrait>(db: &C, s: &ChatSession) -> Result<i64, DbErr> {
+    let rank = s.priority.rank();
     let ahead = chat_session::Entity::find()
         .filter(Column::Status.eq(SessionStatus::Waiting.as_str()))
         .filter(
-            Condition::any().add(Column::QueuedAt.lt(s.queued_at)).add(
-                Condition::all()
-                    .add(Column::QueuedAt.eq(s.queued_at))
-                    .add(Column::Id.lt(s.id)),
-            ),
+            Condition::any()
+                .add(Column::Priority.gt(rank))
+                .add(
+                    Condition::all()
+                        .add(Column::Priority.eq(rank))
+                        .add(Column::QueuedAt.lt(s.queued_at)),
+                )
+                .add(
+                    Condition::all()
+                        .add(Column::Priority.eq(rank))
+                        .add(Column::QueuedAt.eq(s.queued_at))
+                        .add(Column::Id.lt(s.id)),
+                ),
         )
         .count(db)
         .await?;

@@ -1,5 +1,5 @@
 //! Retention: ended sessions are deleted after a while, with their
-//! messages and history.
+//! messages, history and routing decisions.
 
 use chrono::{DateTime, Utc};
 use entity::chat_session::{self, Column};
@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use uuid::Uuid;
 
 use crate::domain::SessionStatus;
-use crate::repo::{history, messages};
+use crate::repo::{decisions, history, messages};
 
 /// Deletes up to `batch` sessions that ended before `cutoff`, with their
 /// messages and history, in one short transaction. Returns how many went.
@@ -32,6 +32,7 @@ pub async fn purge_ended_before<C: ConnectionTrait>(
     // explicit deletes keep each statement's work visible and bounded.
     messages::delete_for_sessions(db, &ids).await?;
     history::delete_for_sessions(db, &ids).await?;
+    decisions::delete_for_sessions(db, &ids).await?;
     let res = chat_session::Entity::delete_many()
         .filter(Column::Id.is_in(ids))
         .exec(db)

@@ -45,6 +45,8 @@ pub(crate) type PendingSend = Pending<SendRequest, MessageView>;
 pub(crate) struct ArrivalRequest {
     pub customer_id: String,
     pub subject: Option<String>,
+    pub priority: crate::domain::Priority,
+    pub required_skills: crate::domain::Skills,
     pub at: DateTime<Utc>,
 }
 
@@ -221,6 +223,7 @@ mod tests {
                     role: Role::Customer,
                     name: None,
                     expires_at: 0,
+                    priority: None,
                 },
                 session_id: Uuid::nil(),
                 body: n.to_string(),

@@ -46,7 +46,7 @@ impl Outbox {
             return;
         }
         // One stats read for the whole batch: they describe the queue after it.
-        match core.sessions().compute_queue_stats().await {
+        match core.queue().compute_queue_stats().await {
             Ok(stats) => {
                 for session in self.queue {
                     core.bus.publish_queue(QueueChanged {
