@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use switchboard::auth::{JwtKeys, Role};
+use switchboard::auth::{Claims, JwtKeys, Role};
 use switchboard::clock::Clock;
 use switchboard::config::JwtSecret;
 
@@ -71,6 +71,23 @@ pub fn customer(sub: &str) -> String {
 
 pub fn agent(sub: &str) -> String {
     token(Role::Agent, sub)
+}
+
+/// A customer whose shop signed a `priority` claim (LOW, NORMAL, HIGH,
+/// URGENT; anything else to see it refused).
+pub fn customer_with_priority(sub: &str, priority: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    keys()
+        .sign(&Claims {
+            sub: sub.to_owned(),
+            role: "customer".into(),
+            name: Some(format!("{sub} (name)")),
+            exp: now + TTL_SECS,
+            iat: now,
+            nbf: None,
+            priority: Some(priority.to_owned()),
+        })
+        .expect("token")
 }
 
 /// The admin every test shares, `root`.

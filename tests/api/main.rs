@@ -9,6 +9,7 @@ mod lifecycle;
 mod limits;
 mod meta;
 mod presence;
+mod priorities;
 mod retention;
 mod routing;
 mod scale_out;

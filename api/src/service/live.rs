@@ -9,7 +9,9 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::core::Core;
 use super::sessions::parse_session_id;
 use crate::auth::Viewer;
-use crate::domain::{access, ChatSession, Message, MessageStatus, MessageView, Party};
+use crate::domain::{
+    access, ChatSession, Message, MessageStatus, MessageView, Party, SessionStatus,
+};
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentEvent, QueueChanged, SessionEvent, SessionSignal, TopicReceiver};
 use crate::metrics::GaugeGuard;
@@ -69,6 +71,20 @@ enum Wake {
     Live(Result<SessionSignal, RecvError>),
     Heartbeat,
     ReceiptDue,
+    /// The queue changed somewhere: a waiting customer's place may have.
+    QueueMoved,
+    PlaceDue,
+}
+
+/// How long a waiting customer's feed lets queue changes gather before it
+/// looks at its place again: a burst of assignments costs one look.
+const PLACE_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A waiting customer's place and estimated wait, as last pushed to them.
+struct Place {
+    queue: broadcast::Receiver<QueueChanged>,
+    pushed: Option<(Option<i32>, Option<i32>)>,
+    due: bool,
 }
 
 /// One item of a session's live feed.
@@ -139,6 +155,14 @@ impl Live<'_> {
         let core = std::sync::Arc::clone(self.core);
 
         let follows_as_customer = party == Some(Party::Customer);
+        // A waiting customer is told their place and estimated wait as the
+        // queue moves (SessionChanged), until an agent takes the session.
+        let mut place =
+            (follows_as_customer && session.status == SessionStatus::Waiting).then(|| Place {
+                queue: self.core.bus.subscribe_queue(),
+                pushed: None,
+                due: false,
+            });
         let mut heartbeat = self
             .core
             .clock
@@ -175,15 +199,30 @@ impl Live<'_> {
             });
             let receipt_timer = core.clock.sleep(RECEIPT_WINDOW);
             tokio::pin!(receipt_timer);
+            let place_timer = core.clock.sleep(PLACE_WINDOW);
+            tokio::pin!(place_timer);
             loop {
                 // What to read from storage before going on, and a live
                 // message (from this process) to send after it.
                 let mut missed_events = false;
                 let receipt_pending = receipt.as_ref().is_some_and(|r| r.up_to.is_some());
+                let place_due = place.as_ref().is_some_and(|p| p.due);
+                let queue_moved = async {
+                    match place.as_mut() {
+                        Some(p) => p.queue.recv().await.map(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                };
                 let wake = tokio::select! {
                     r = live.recv() => Wake::Live(r),
                     _ = heartbeat.tick(), if follows_as_customer => Wake::Heartbeat,
                     _ = &mut receipt_timer, if receipt_pending => Wake::ReceiptDue,
+                    moved = queue_moved => match moved {
+                        Err(RecvError::Closed) => { place = None; continue; }
+                        // Lagged or not, the place is worth a look.
+                        _ => Wake::QueueMoved,
+                    },
+                    _ = &mut place_timer, if place_due => Wake::PlaceDue,
                 };
                 let received = match wake {
                     Wake::Live(received) => received,
@@ -195,6 +234,35 @@ impl Live<'_> {
                     Wake::ReceiptDue => {
                         if let Some(r) = receipt.as_mut() {
                             r.flush().await?;
+                        }
+                        continue;
+                    }
+                    Wake::QueueMoved => {
+                        if let Some(p) = place.as_mut() {
+                            if !p.due {
+                                p.due = true;
+                                place_timer.as_mut().reset(core.clock.deadline(PLACE_WINDOW));
+                            }
+                        }
+                        continue;
+                    }
+                    Wake::PlaceDue => {
+                        let Some(p) = place.as_mut() else { continue };
+                        p.due = false;
+                        let now = sessions::find(&core.db, id).await?.ok_or_else(AppError::session_not_found)?;
+                        if now.status != SessionStatus::Waiting {
+                            // Its own SessionChanged tells the rest.
+                            place = None;
+                            continue;
+                        }
+                        let queue = core.queue();
+                        let seen = (
+                            queue.queue_position(&now).await?,
+                            queue.estimated_wait_seconds(&now).await?,
+                        );
+                        if p.pushed != Some(seen) {
+                            p.pushed = Some(seen);
+                            yield LiveItem::Event(SessionEvent::SessionChanged(now));
                         }
                         continue;
                     }
@@ -225,6 +293,18 @@ impl Live<'_> {
                         // ends the old agent's view of it.
                         if !access::may_follow(&viewer, &changed) {
                             Err(AppError::Forbidden("you no longer have access to this session".into()))?;
+                        }
+                        match (changed.status == SessionStatus::Waiting, place.is_some()) {
+                            (false, _) => place = None,
+                            // Back in the queue (declined, lapsed, sent back).
+                            (true, false) if follows_as_customer => {
+                                place = Some(Place {
+                                    queue: core.bus.subscribe_queue(),
+                                    pushed: None,
+                                    due: false,
+                                });
+                            }
+                            _ => {}
                         }
                         yield LiveItem::Event(SessionEvent::SessionChanged(changed));
                         continue;
