@@ -57,6 +57,10 @@ pub struct Core {
     pub(super) message_limiter: TokenBuckets,
     pub(super) session_limiter: TokenBuckets,
     pub(super) metrics: Arc<Metrics>,
+    /// How many sessions left the queue lately, and when that was counted:
+    /// every waiting customer's estimate reads it, so it is counted at most
+    /// once a second per process (see `Queue::estimated_wait_seconds`).
+    pub(super) recently_served: Mutex<Option<(DateTime<Utc>, u64)>>,
 }
 
 impl Core {
@@ -77,6 +81,7 @@ impl Core {
             deliveries: BatchQueue::new(DELIVERY_WRITERS, DELIVERY_BATCH),
             arrivals: BatchQueue::new(1, ARRIVAL_BATCH),
             metrics: Arc::new(Metrics::default()),
+            recently_served: Mutex::new(None),
         })
     }
 

@@ -91,9 +91,7 @@ impl Queue<'_> {
         if s.status != SessionStatus::Waiting {
             return Ok(None);
         }
-        let now = self.core.now();
-        let since = now - Duration::minutes(SERVICE_WINDOW_MINUTES);
-        let served = decisions::served_since(&self.core.db, since).await?;
+        let served = self.recently_served().await?;
         if served == 0 {
             return Ok(None);
         }
@@ -101,6 +99,28 @@ impl Queue<'_> {
         let per_session = (SERVICE_WINDOW_MINUTES * 60) as f64 / served as f64;
         let seconds = (place as f64 * per_session).ceil();
         Ok(Some(seconds.min(i32::MAX as f64) as i32))
+    }
+
+    /// Sessions that left the queue for an agent in the last ten minutes,
+    /// counted at most once a second.
+    async fn recently_served(&self) -> AppResult<u64> {
+        let now = self.core.now();
+        let fresh = |cached: &Option<(chrono::DateTime<chrono::Utc>, u64)>| {
+            cached.filter(|(at, _)| now - *at < Duration::seconds(1))
+        };
+        let lock = || {
+            self.core
+                .recently_served
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        if let Some((_, served)) = fresh(&lock()) {
+            return Ok(served);
+        }
+        let since = now - Duration::minutes(SERVICE_WINDOW_MINUTES);
+        let served = decisions::served_since(&self.core.db, since).await?;
+        *lock() = Some((now, served));
+        Ok(served)
     }
 
     /// The agent it is offered to, or an admin, moves a WAITING or OFFERED
