@@ -19,6 +19,8 @@ pub enum AgentStatusGql {
     OnBreak,
     /// Ending the shift: keeps current sessions, receives no new ones; OFFLINE when the last one ends.
     ShiftEnding,
+    /// Was AVAILABLE and has had no live connection for AGENT_AWAY_SECS: keeps current sessions, receives no new ones; AVAILABLE again when they reconnect.
+    Away,
 }
 
 impl From<domain::AgentStatus> for AgentStatusGql {
@@ -30,6 +32,7 @@ impl From<domain::AgentStatus> for AgentStatusGql {
             A::BreakRequested => AgentStatusGql::BreakRequested,
             A::OnBreak => AgentStatusGql::OnBreak,
             A::ShiftEnding => AgentStatusGql::ShiftEnding,
+            A::Away => AgentStatusGql::Away,
         }
     }
 }
