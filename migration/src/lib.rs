@@ -7,6 +7,7 @@ mod m20261122_000002_add_customer_presence;
 mod m20261123_000003_create_deployment;
 mod m20261123_000004_hot_session_updates;
 mod m20261130_000005_key_sends_by_sender_role;
+mod m20261201_000006_track_agent_connections;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_create_deployment::Migration),
             Box::new(m20261123_000004_hot_session_updates::Migration),
             Box::new(m20261130_000005_key_sends_by_sender_role::Migration),
+            Box::new(m20261201_000006_track_agent_connections::Migration),
         ]
     }
 }
