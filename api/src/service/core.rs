@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::agents::Agents;
 use super::infra::batch_queue::{self, BatchQueue};
 use super::infra::limiter::TokenBuckets;
+use super::infra::live_connections::LiveConnections;
 use super::infra::shared_passes::SharedPasses;
 use super::live::Live;
 use super::messages::Messages;
@@ -54,6 +55,8 @@ pub struct Core {
     pub(super) arrivals: BatchQueue<batch_queue::PendingArrival>,
     pub(super) message_limiter: TokenBuckets,
     pub(super) session_limiter: TokenBuckets,
+    /// Agents' live WebSockets on this process (see `Presence`).
+    pub(super) connections: LiveConnections,
     pub(super) metrics: Arc<Metrics>,
 }
 
@@ -74,6 +77,7 @@ impl Core {
             sends: BatchQueue::new(SEND_WRITERS, SEND_BATCH),
             deliveries: BatchQueue::new(DELIVERY_WRITERS, DELIVERY_BATCH),
             arrivals: BatchQueue::new(1, ARRIVAL_BATCH),
+            connections: LiveConnections::new(),
             metrics: Arc::new(Metrics::default()),
         })
     }
