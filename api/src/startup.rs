@@ -181,6 +181,10 @@ impl Application {
             offer_timeout: chrono::Duration::seconds(settings.offer_timeout_secs),
             skill_wait: chrono::Duration::seconds(settings.skill_wait_secs),
             resume_grace: chrono::Duration::seconds(settings.resume_grace_secs),
+            agent_absence: crate::domain::AbsenceRule {
+                away_after: chrono::Duration::seconds(settings.agent_away_secs),
+                abandon_after: chrono::Duration::seconds(settings.agent_abandon_secs),
+            },
             message_rate_per_sec: settings.message_rate_per_sec,
             message_burst: settings.message_burst,
             ip_session_rate_per_min: settings.ip_session_rate_per_min,
@@ -252,6 +256,7 @@ impl Application {
             .then(|| tokio::spawn(routing_loop(self.service.clone())));
         let retention = tokio::spawn(retention_loop(self.service.clone()));
         let presence = tokio::spawn(presence_loop(self.service.clone()));
+        let agent_presence = tokio::spawn(agent_presence_loop(self.service.clone()));
         let sockets = self.shutdown.clone();
         let served = serve(
             self.listener,
@@ -275,6 +280,15 @@ impl Application {
         }
         retention.abort();
         presence.abort();
+        agent_presence.abort();
+        // Agents connected here count as gone now, not a heartbeat bound
+        // from now (a process that dies without this gets the bound).
+        let forget = self.service.presence();
+        let forgotten =
+            tokio::time::timeout(Duration::from_secs(5), forget.forget_agent_connections());
+        if forgotten.await.is_err() {
+            tracing::warn!("could not record agents' closed connections in time");
+        }
         served
     }
 
@@ -347,6 +361,41 @@ async fn presence_loop(service: Services) {
         if let Err(e) = service.presence().close_abandoned().await {
             tracing::warn!(error = %e, "closing abandoned chats failed; retrying");
             presence_unrecorded = e.retryable();
+        }
+    }
+}
+
+/// Vouches for this process's agent connections each heartbeat, then
+/// applies the absence rule (AWAY, chats back to the queue). Judging waits a
+/// whole bound after the start and after the database was unreachable, so
+/// that every process has had its chance to vouch for its connections
+/// first: the outage was ours, not the agents'.
+async fn agent_presence_loop(service: Services) {
+    let presence = service.presence();
+    let clock = service.clock();
+    let mut tick = clock.interval(presence.agent_heartbeat());
+    let bound = presence.agent_stale_after();
+    let mut vouching_since = None;
+    loop {
+        tick.tick().await;
+        match presence.vouch_for_agents().await {
+            Ok(()) => {
+                vouching_since.get_or_insert_with(|| clock.instant());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "agent heartbeat failed; retrying");
+                vouching_since = None;
+                continue;
+            }
+        }
+        let judging = vouching_since.is_some_and(|since| clock.instant() - since >= bound);
+        if judging {
+            if let Err(e) = presence.sweep_agents().await {
+                tracing::warn!(error = %e, "agent presence sweep failed; retrying");
+                if e.retryable() {
+                    vouching_since = None;
+                }
+            }
         }
     }
 }

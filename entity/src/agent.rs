@@ -11,6 +11,8 @@ pub struct Model {
     pub status: String,
     pub capacity: i32,
     pub idle_since: Option<DateTimeUtc>,
+    /// When the agent's last live connection closed (see `agent_connection`).
+    pub last_seen_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     /// Topics the agent handles, comma-joined.

@@ -3,6 +3,7 @@
 //! Postgres store them alike.
 
 pub mod agent;
+pub mod agent_connection;
 pub mod chat_session;
 pub mod message;
 pub mod routing_decision;

@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server against a fresh Postgres
 //! database and talks to it over HTTP and graphql-transport-ws.
 
+mod agent_presence;
 mod auth;
 mod concurrency;
 mod graphiql;

@@ -117,6 +117,8 @@ async fn skills_wait_for_an_agent_who_has_them_until_the_skill_wait_relaxes_them
     let issue = tokens::issued_by(&clock.clock());
     let admin = issue.admin();
     let ann = issue.agent("ann");
+    // Connected all along: an agent with no live connection goes AWAY.
+    let _ann_online = app.ws(Some(&ann)).await;
     app.start_shift(&ann).await;
     // Ann speaks no French; Bea (off shift) does.
     let skills = "mutation($a: ID!, $s: [String!]!) { setAgentSkills(agentId: $a, skills: $s) { id skills } }";

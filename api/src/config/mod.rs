@@ -143,6 +143,11 @@ pub struct Settings {
     pub offer_timeout_secs: i64,
     pub skill_wait_secs: i64,
     pub resume_grace_secs: i64,
+    /// How long an AVAILABLE agent may be without a connection before AWAY.
+    pub agent_away_secs: i64,
+    /// How long an agent may be without a connection before their chats
+    /// go back to the queue; at least `agent_away_secs`.
+    pub agent_abandon_secs: i64,
     pub message_rate_per_sec: f64,
     pub message_burst: u32,
     /// New sessions one client address may start per minute, and the burst.
@@ -286,6 +291,16 @@ impl Settings {
                 cdn.to_owned()
             },
         };
+        let agent_away_secs = env.int(&AGENT_AWAY_SECS)?;
+        let agent_abandon_secs: i64 = env.int(&AGENT_ABANDON_SECS)?;
+        if agent_abandon_secs < agent_away_secs {
+            // An agent whose chats were sent back while still AVAILABLE
+            // would be given new ones at once.
+            return Err(invalid(
+                &AGENT_ABANDON_SECS,
+                format!("must be at least AGENT_AWAY_SECS ({agent_away_secs})"),
+            ));
+        }
         Ok(Settings {
             limits,
             event_bus,
@@ -305,6 +320,8 @@ impl Settings {
             offer_timeout_secs: env.int(&OFFER_TIMEOUT_SECS)?,
             skill_wait_secs: env.int(&SKILL_WAIT_SECS)?,
             resume_grace_secs: env.int(&RESUME_GRACE_SECS)?,
+            agent_away_secs,
+            agent_abandon_secs,
             message_rate_per_sec: env.float(&MESSAGE_RATE_PER_SEC)?,
             message_burst: env.int(&MESSAGE_BURST)?,
             ip_session_rate_per_min: env.float(&IP_SESSION_RATE_PER_MIN)?,

@@ -140,6 +140,22 @@ settings! {
         help: "How long a customer may stay away; then a queued chat ends \
             CANCELLED, an accepted one ABANDONED",
     }
+    AGENT_AWAY_SECS {
+        kind: Int { default: 60, min: 1, max: DAY },
+        mask: Plain,
+        show: |s| s.agent_away_secs.to_string(),
+        help: "How long an AVAILABLE agent may be without a WebSocket (on any \
+            process) before they turn `AWAY`: no new sessions, open offers go \
+            to the next agent; `AVAILABLE` again when they reconnect",
+    }
+    AGENT_ABANDON_SECS {
+        kind: Int { default: 300, min: 1, max: 7 * DAY },
+        mask: Plain,
+        show: |s| s.agent_abandon_secs.to_string(),
+        help: "How long an agent may be without a WebSocket before their \
+            accepted chats go back to the queue, in their places. At least \
+            `AGENT_AWAY_SECS`",
+    }
     EVENT_BUS {
         kind: Text { default: "`postgres` on Postgres, `in-process` on SQLite" },
         mask: Credentials,

@@ -256,3 +256,25 @@ fn the_help_lists_every_setting_with_its_default() {
         .lines()
         .all(|l| l.chars().count() <= 78 || !l.contains(' ')));
 }
+
+#[test]
+fn agents_are_away_before_their_chats_are_abandoned() {
+    let dir = temp_dir();
+    let d = dir.to_str().unwrap();
+    let defaults = settings(&[("DATA_DIR", d)]).unwrap();
+    assert_eq!(
+        (defaults.agent_away_secs, defaults.agent_abandon_secs),
+        (60, 300)
+    );
+    let equal = settings(&[
+        ("DATA_DIR", d),
+        ("AGENT_AWAY_SECS", "30"),
+        ("AGENT_ABANDON_SECS", "30"),
+    ]);
+    assert!(equal.is_ok());
+    // Chats sent back while the agent is still AVAILABLE would come back
+    // to them at once.
+    let err = settings(&[("DATA_DIR", d), ("AGENT_ABANDON_SECS", "59")]).unwrap_err();
+    assert!(err.to_string().contains("AGENT_ABANDON_SECS"), "{err}");
+    assert!(settings(&[("DATA_DIR", d), ("AGENT_AWAY_SECS", "0")]).is_err());
+}

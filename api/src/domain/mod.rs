@@ -1,5 +1,6 @@
 //! The rules that need no I/O: who may do what ([`access`]), session and
-//! agent states and their transitions, capacity, message validation,
+//! agent states and their transitions, capacity, agent presence and what
+//! absence does, message validation,
 //! receipt status and history kinds. No SeaORM and no
 //! GraphQL here; `repo` converts rows into these types.
 
@@ -10,7 +11,10 @@ mod message;
 mod routing;
 mod session;
 
-pub use agent::{validate_capacity, Agent, AgentStatus, MAX_CAPACITY};
+pub use agent::{
+    validate_capacity, AbsenceRule, Agent, AgentPresence, AgentStatus, ConnectionRow, Verdict,
+    MAX_CAPACITY,
+};
 pub use history::{HistoryEntry, HistoryKind};
 pub use message::{
     has_bidi_controls, message_status, validate_body, validate_client_message_id, validate_id,

@@ -109,13 +109,21 @@ impl QueryRoot {
     /// Agent or admin.
     async fn agents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AgentGql>> {
         let (viewer, svc) = caller_and_service(ctx)?;
-        Ok(svc
-            .agents()
-            .agents(viewer)
-            .await
-            .gql()?
+        let agents = svc.agents().agents(viewer).await.gql()?;
+        // Presence for the whole list in one read, when it is asked for.
+        let look = ctx.look_ahead();
+        let mut presence = if look.field("online").exists() || look.field("lastSeenAt").exists() {
+            let ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+            svc.presence().agents_presence(&ids).await.gql()?
+        } else {
+            Default::default()
+        };
+        Ok(agents
             .into_iter()
-            .map(Into::into)
+            .map(|a| {
+                let p = presence.remove(&a.id);
+                AgentGql::from(a).with_presence(p)
+            })
             .collect())
     }
 }

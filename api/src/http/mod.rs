@@ -37,7 +37,7 @@ use crate::config::Limits;
 use crate::error::ErrorCode;
 use crate::graphql::{Gateway, SubscriptionBudget};
 use crate::metrics::GaugeGuard;
-use crate::service::Services;
+use crate::service::{AgentConnection, Services};
 use crate::shutdown::Shutdown;
 use client_ip::{ClientIp, ConnectionCounts};
 
@@ -286,11 +286,20 @@ async fn graphql_ws(
             let connected = GaugeGuard::new(metrics.clone(), |m| &m.websocket_connections);
             let shutdown = state.shutdown.watch();
             let gateway = state.gateway.clone();
+            // An agent's connection counts for their presence from its
+            // connection_init until the connection ends (this slot is
+            // dropped with the connection's other guards).
+            let presence: Arc<std::sync::Mutex<Option<AgentConnection>>> = Default::default();
+            let presence_at_init = presence.clone();
             let on_init = move |payload: serde_json::Value| async move {
                 let token = token_from_init(&payload);
                 let caller = state.caller(token.as_deref()).await;
                 let expires_at = match &caller {
-                    Caller::Verified(viewer) => Some(viewer.expires_at),
+                    Caller::Verified(viewer) => {
+                        let connection = state.service.presence().agent_connected(viewer).await;
+                        *presence_at_init.lock().unwrap_or_else(|p| p.into_inner()) = connection;
+                        Some(viewer.expires_at)
+                    }
                     _ => None,
                 };
                 let mut data = Data::default();
@@ -307,7 +316,7 @@ async fn graphql_ws(
                 on_init,
                 shutdown,
                 metrics,
-                (slot, connected),
+                (slot, connected, presence),
             )
             .instrument(span)
         })

@@ -40,6 +40,7 @@ pub async fn insert_if_absent<C: ConnectionTrait>(
         status: Set(AgentStatus::Offline.as_str().to_owned()),
         capacity: Set(capacity),
         idle_since: Set(None),
+        last_seen_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         skills: Set(String::new()),

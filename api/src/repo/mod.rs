@@ -2,6 +2,7 @@
 //! builders. Functions take any connection or transaction, so the service
 //! layer decides transaction boundaries.
 
+pub mod agent_presence;
 pub mod agents;
 pub mod decisions;
 pub mod deployment;

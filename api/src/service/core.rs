@@ -13,6 +13,7 @@ use super::agents::Agents;
 use super::audit::Audit;
 use super::infra::batch_queue::{self, BatchQueue};
 use super::infra::limiter::TokenBuckets;
+use super::infra::live_connections::LiveConnections;
 use super::infra::shared_passes::SharedPasses;
 use super::live::Live;
 use super::messages::Messages;
@@ -56,6 +57,8 @@ pub struct Core {
     pub(super) arrivals: BatchQueue<batch_queue::PendingArrival>,
     pub(super) message_limiter: TokenBuckets,
     pub(super) session_limiter: TokenBuckets,
+    /// Agents' live WebSockets on this process (see `Presence`).
+    pub(super) connections: LiveConnections,
     pub(super) metrics: Arc<Metrics>,
     /// How many sessions left the queue lately, and when that was counted:
     /// every waiting customer's estimate reads it, so it is counted at most
@@ -80,6 +83,7 @@ impl Core {
             sends: BatchQueue::new(SEND_WRITERS, SEND_BATCH),
             deliveries: BatchQueue::new(DELIVERY_WRITERS, DELIVERY_BATCH),
             arrivals: BatchQueue::new(1, ARRIVAL_BATCH),
+            connections: LiveConnections::new(),
             metrics: Arc::new(Metrics::default()),
             recently_served: Mutex::new(None),
         })

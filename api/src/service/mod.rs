@@ -8,7 +8,9 @@
 //!   assignment by hand, and the record of every routing decision;
 //! - [`Agents`]: first sight, shifts and breaks, capacity, listings;
 //! - [`Live`]: the subscription feeds (a session's, an agent's, the queue);
-//! - [`Presence`] and [`Retention`]: the sweeps.
+//! - [`Presence`]: customers who left (their chats close) and agents'
+//!   connections across processes (online, AWAY, their chats requeued);
+//! - [`Retention`]: the purge.
 //!
 //! The transitions that several of them need (end a session, release an
 //! agent's slot, give a session, return sessions to the queue, write a
@@ -19,6 +21,7 @@
 //! limits, the after-commit buffer) is in `infra`. Nothing here knows
 //! about GraphQL; errors are [`AppError`](crate::error::AppError)s.
 
+mod agent_presence;
 mod agents;
 mod audit;
 mod core;
@@ -34,6 +37,7 @@ mod sessions;
 mod transitions;
 
 pub use self::core::{Core, Services};
+pub use agent_presence::AgentConnection;
 pub use agents::{Agents, ShiftAction};
 pub use audit::{Audit, ListedDecision};
 pub use live::{Live, LiveItem};
@@ -45,6 +49,7 @@ pub use retention::Retention;
 pub use routing::Routing;
 pub use sessions::Sessions;
 
+use crate::domain::AbsenceRule;
 use crate::matching::RoutingMode;
 
 /// Send transactions in flight at once per process, and most sends in one.
@@ -77,4 +82,7 @@ pub struct Policy {
     pub skill_wait: chrono::Duration,
     /// How long a customer may stay away before their chat is closed.
     pub resume_grace: chrono::Duration,
+    /// What happens to agents without a connection (AGENT_AWAY_SECS,
+    /// AGENT_ABANDON_SECS).
+    pub agent_absence: AbsenceRule,
 }

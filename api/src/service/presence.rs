@@ -1,4 +1,5 @@
 //! Presence: a customer who drops off keeps their chat for RESUME_GRACE_SECS.
+//! (Agents' presence is the other half of this service, in `agent_presence`.)
 //!
 //! Presence is a timestamp on the session, refreshed while the customer's
 //! live feed is open (a heartbeat) and when they write. It lives in the
@@ -15,7 +16,8 @@ use crate::repo::sessions;
 /// Sessions examined per sweep.
 const SWEEP_BATCH: u64 = 200;
 
-/// Customers' presence and the sweep that closes the chats of those who left.
+/// Customers' presence and the sweep that closes the chats of those who
+/// left; agents' connections and what their absence does.
 pub struct Presence<'a> {
     pub(super) core: &'a std::sync::Arc<Core>,
 }

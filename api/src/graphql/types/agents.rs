@@ -1,11 +1,16 @@
 //! Agents, and the events of an agent's feed (`agentEvents`).
 
-use async_graphql::{Enum, SimpleObject, Union, ID};
+use std::sync::Arc;
+
+use async_graphql::{ComplexObject, Context, Enum, SimpleObject, Union, ID};
 use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
 
 use super::ChatSessionGql;
-use crate::domain;
+use crate::domain::{self, AgentPresence};
 use crate::events;
+use crate::graphql::context::service;
+use crate::graphql::error::GqlResultExt;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(name = "AgentStatus")]
@@ -19,6 +24,8 @@ pub enum AgentStatusGql {
     OnBreak,
     /// Ending the shift: keeps current sessions, receives no new ones; OFFLINE when the last one ends.
     ShiftEnding,
+    /// Was AVAILABLE and has had no live connection for AGENT_AWAY_SECS: keeps current sessions, receives no new ones; AVAILABLE again when they reconnect.
+    Away,
 }
 
 impl From<domain::AgentStatus> for AgentStatusGql {
@@ -30,12 +37,13 @@ impl From<domain::AgentStatus> for AgentStatusGql {
             A::BreakRequested => AgentStatusGql::BreakRequested,
             A::OnBreak => AgentStatusGql::OnBreak,
             A::ShiftEnding => AgentStatusGql::ShiftEnding,
+            A::Away => AgentStatusGql::Away,
         }
     }
 }
 
 #[derive(SimpleObject, Clone)]
-#[graphql(name = "Agent")]
+#[graphql(name = "Agent", complex)]
 pub struct AgentGql {
     pub id: ID,
     pub name: String,
@@ -47,6 +55,52 @@ pub struct AgentGql {
     pub idle_since: Option<DateTime<Utc>>,
     /// Topics the agent handles; sessions that require skills go to agents having all of them.
     pub skills: Vec<String>,
+    /// Read once per object, on demand, unless the resolver that made it
+    /// read it for a whole list.
+    #[graphql(skip)]
+    pub presence: Arc<OnceCell<AgentPresence>>,
+}
+
+#[ComplexObject]
+impl AgentGql {
+    /// True while the agent has at least one live connection on any server.
+    async fn online(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.presence(ctx).await?.online)
+    }
+
+    /// When the agent last had a live connection: set when their last one closes (or when the server holding it stopped answering). While online, at most a heartbeat ago. Null if they never connected.
+    async fn last_seen_at(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<DateTime<Utc>>> {
+        Ok(self.presence(ctx).await?.last_seen_at)
+    }
+}
+
+impl AgentGql {
+    /// The agent with their presence already read.
+    pub fn with_presence(self, presence: Option<AgentPresence>) -> Self {
+        if let Some(p) = presence {
+            let _ = self.presence.set(p);
+        }
+        self
+    }
+
+    async fn presence(&self, ctx: &Context<'_>) -> async_graphql::Result<AgentPresence> {
+        let id = self.id.as_str();
+        let read = || async {
+            let found = service(ctx)?
+                .presence()
+                .agents_presence(&[id])
+                .await
+                .gql()?;
+            Ok::<_, async_graphql::Error>(found.get(id).copied().unwrap_or(AgentPresence {
+                online: false,
+                last_seen_at: None,
+            }))
+        };
+        self.presence.get_or_try_init(read).await.copied()
+    }
 }
 
 impl From<domain::Agent> for AgentGql {
@@ -59,6 +113,7 @@ impl From<domain::Agent> for AgentGql {
             active_session_count: a.active_session_count,
             idle_since: a.idle_since,
             skills: a.skills.names().to_vec(),
+            presence: Arc::default(),
         }
     }
 }
