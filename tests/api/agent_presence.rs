@@ -263,6 +263,9 @@ async fn an_agent_gone_five_minutes_has_their_chat_sent_back_to_its_place_in_the
 
     let ann_ws = b.ws(Some(&ann)).await;
     let held = a.active_session(&first, &ann).await;
+    // The second customer comes later (the driven clock stands still
+    // unless moved, and equal times would leave the order to the ids).
+    pass(&clock, Duration::from_secs(1)).await;
     let queued_after = a.start_session(&second).await;
     assert_eq!(session(&a, &clock, &queued_after).await["queuePosition"], 1);
 

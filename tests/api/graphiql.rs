@@ -6,30 +6,10 @@ use base64::Engine;
 use reqwest::header::HeaderMap;
 
 use testkit::{
+    html::{attr, tags},
     server::{spawn, Options, Server},
     tokens,
 };
-
-/// Attribute `name` of an HTML start tag (double-quoted, as the page writes them).
-fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
-    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
-    let len = tag[start..].find('"')?;
-    Some(&tag[start..start + len])
-}
-
-/// Every `<script …>` and `<link …>` start tag of the page.
-fn tags(html: &str) -> Vec<&str> {
-    let mut found = Vec::new();
-    for open in ["<script", "<link"] {
-        let mut rest = html;
-        while let Some(i) = rest.find(open) {
-            let len = rest[i..].find('>').expect("tag ends");
-            found.push(&rest[i..=i + len]);
-            rest = &rest[i + len..];
-        }
-    }
-    found
-}
 
 /// The files the page loads: (URL, integrity) of every external script and stylesheet.
 fn assets(html: &str) -> Vec<(String, String)> {

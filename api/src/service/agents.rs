@@ -10,6 +10,12 @@ use crate::error::{AppError, AppResult};
 use crate::events::AgentEvent;
 use crate::repo::{self, agents, sessions};
 
+/// An agent setting only admins change.
+enum Setting<'a> {
+    Capacity(i32),
+    Skills(&'a Skills),
+}
+
 /// One of the agent's own status changes.
 #[derive(Clone, Copy, Debug)]
 pub enum ShiftAction {
@@ -172,21 +178,8 @@ impl Agents<'_> {
         viewer.require_admin()?;
         validate_id(agent_id).map_err(AppError::BadUserInput)?;
         let capacity = validate_capacity(capacity).map_err(AppError::BadUserInput)?;
-        let now = self.core.now();
-        let txn = repo::begin_write(&self.core.db).await?;
-        agents::lock(&txn, agent_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no agent {agent_id:?}")))?;
-        agents::set_capacity(&txn, agent_id, capacity, now).await?;
-        let agent = agents::find(&txn, agent_id)
-            .await?
-            .ok_or_else(|| AppError::Internal("agent vanished".into()))?;
-        txn.commit().await?;
-        self.core
-            .bus
-            .publish_agent(agent_id, AgentEvent::AgentChanged(agent.clone()));
-        self.core.routing().rematch().await;
-        Ok(agent)
+        self.admin_update(agent_id, Setting::Capacity(capacity))
+            .await
     }
 
     /// Admin: the topics an agent handles. Sessions that require skills
@@ -201,12 +194,24 @@ impl Agents<'_> {
         viewer.require_admin()?;
         validate_id(agent_id).map_err(AppError::BadUserInput)?;
         let skills = Skills::parse(skills).map_err(AppError::BadUserInput)?;
+        self.admin_update(agent_id, Setting::Skills(&skills)).await
+    }
+
+    /// An admin's change to an agent's settings: under the agent's row
+    /// lock, stamped on the shared clock, told to the agent's feed, then a
+    /// matcher pass (the change may let the queue move).
+    async fn admin_update(&self, agent_id: &str, setting: Setting<'_>) -> AppResult<Agent> {
         let txn = repo::begin_write(&self.core.db).await?;
         agents::lock(&txn, agent_id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no agent {agent_id:?}")))?;
         let now = self.core.shared_now(&txn).await?;
-        agents::set_skills(&txn, agent_id, &skills, now).await?;
+        match setting {
+            Setting::Capacity(capacity) => {
+                agents::set_capacity(&txn, agent_id, capacity, now).await?
+            }
+            Setting::Skills(skills) => agents::set_skills(&txn, agent_id, skills, now).await?,
+        }
         let agent = agents::find(&txn, agent_id)
             .await?
             .ok_or_else(|| AppError::Internal("agent vanished".into()))?;
@@ -214,7 +219,6 @@ impl Agents<'_> {
         self.core
             .bus
             .publish_agent(agent_id, AgentEvent::AgentChanged(agent.clone()));
-        // Sessions waiting for these skills may go to them now.
         self.core.routing().rematch().await;
         Ok(agent)
     }

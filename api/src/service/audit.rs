@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 
 use super::core::Core;
-use super::pagination::page_size;
+use super::pagination::{decode_time_cursor, encode_time_cursor, page_size};
 use crate::auth::Viewer;
 use crate::domain::{ChatSession, RoutingDecision};
 use crate::error::{AppError, AppResult};
@@ -50,33 +49,16 @@ impl Audit<'_> {
             return Err(AppError::BadUserInput("`to` is before `from`".into()));
         }
         let limit = page_size("first", first, 100, 1000)?;
-        let after = after.map(decode_cursor).transpose()?;
+        let after = after.map(decode_time_cursor::<i64>).transpose()?;
         Ok(decisions::between(&self.core.db, from, to, after, limit)
             .await?
             .into_iter()
             .map(|(id, decision)| ListedDecision {
-                cursor: encode_cursor(decision.at, id),
+                cursor: encode_time_cursor(decision.at, id),
                 decision,
             })
             .collect())
     }
-}
-
-fn encode_cursor(at: DateTime<Utc>, id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()))
-}
-
-fn decode_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, i64)> {
-    let bad = || AppError::BadUserInput(format!("{cursor:?} is not a cursor from this list"));
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (micros, id) = raw.split_once('|').ok_or_else(bad)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    Ok((at, id.parse().map_err(|_| bad())?))
 }
 
 #[cfg(test)]
@@ -84,10 +66,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_refuse_garbage() {
+    fn decision_cursors_round_trip_and_refuse_garbage() {
         let at = DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap();
-        assert_eq!(decode_cursor(&encode_cursor(at, 42)).unwrap(), (at, 42));
-        assert!(decode_cursor("nope").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("1|x")).is_err());
+        let cursor = encode_time_cursor(at, 42);
+        assert_eq!(decode_time_cursor::<i64>(&cursor).unwrap(), (at, 42));
+        assert!(decode_time_cursor::<i64>("nope").is_err());
+        let not_an_id = encode_time_cursor(at, "x");
+        assert!(decode_time_cursor::<i64>(&not_an_id).is_err());
     }
 }

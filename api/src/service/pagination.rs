@@ -1,3 +1,6 @@
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Datelike, Utc};
+
 use crate::error::AppError;
 
 /// Relay-style arguments, validated.
@@ -23,6 +26,32 @@ impl<T> Page<T> {
     pub fn end_cursor(&self) -> Option<&str> {
         self.items.last().map(|(c, _)| c.as_str())
     }
+}
+
+/// A cursor of a list ordered by a time, ties broken by `key`: opaque to
+/// clients.
+pub fn encode_time_cursor(at: DateTime<Utc>, key: impl std::fmt::Display) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{key}", at.timestamp_micros()))
+}
+
+/// The time and key of a cursor from [`encode_time_cursor`]; anything else
+/// is BAD_USER_INPUT.
+pub fn decode_time_cursor<K: std::str::FromStr>(
+    cursor: &str,
+) -> Result<(DateTime<Utc>, K), AppError> {
+    let bad = || AppError::BadUserInput(format!("{cursor:?} is not a cursor from this list"));
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (micros, key) = raw.split_once('|').ok_or_else(bad)?;
+    // Every real cursor holds a stored time; the bounds keep forged ones
+    // inside what Postgres's timestamptz can compare (4713 BC to 294276 AD).
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .filter(|at| (0..=9999).contains(&at.year()))
+        .ok_or_else(bad)?;
+    Ok((at, key.parse().map_err(|_| bad())?))
 }
 
 /// Checks a page size argument: absent means `default`, else 0..=max.

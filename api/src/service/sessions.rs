@@ -3,15 +3,14 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::SqlErr;
 use uuid::Uuid;
 
 use super::core::Core;
 use super::infra::batch_queue::{self, ArrivalRequest, BatchQueue, Batched, Pending};
 use super::infra::outbox::Outbox;
-use super::pagination::{page_size, Page, PageArgs};
+use super::pagination::{decode_time_cursor, encode_time_cursor, page_size, Page, PageArgs};
 use super::transitions::{Ender, Giving};
 use crate::auth::{Role, Viewer};
 use crate::domain::{access, HistoryKind};
@@ -313,23 +312,11 @@ impl Sessions<'_> {
 }
 
 fn encode_session_cursor(s: &ChatSession) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", s.created_at.timestamp_micros(), s.id))
+    encode_time_cursor(s.created_at, s.id)
 }
 
 fn decode_session_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
-    let bad = || AppError::BadUserInput(format!("{cursor:?} is not a cursor from this list"));
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (micros, id) = raw.split_once('|').ok_or_else(bad)?;
-    // Every real cursor holds a creation time; the bounds keep forged ones
-    // inside what Postgres's timestamptz can compare (4713 BC to 294276 AD).
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .filter(|at| (0..=9999).contains(&at.year()))
-        .ok_or_else(bad)?;
-    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+    decode_time_cursor(cursor)
 }
 
 impl Batched for ArrivalRequest {
@@ -349,6 +336,7 @@ impl Batched for ArrivalRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 
     #[test]
     fn session_cursors_round_trip_and_reject_garbage() {

@@ -2,26 +2,11 @@
 
 use super::*;
 
-/// Attribute `name` of the HTML tag `tag` (as this module writes them).
-fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
-    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
-    let len = tag[start..].find('"')?;
-    Some(&tag[start..start + len])
-}
-
-/// Every `<script …>` and `<link …>` start tag in `html`.
-fn tags(html: &str) -> Vec<&str> {
-    let mut found = Vec::new();
-    for open in ["<script", "<link"] {
-        let mut rest = html;
-        while let Some(i) = rest.find(open) {
-            let len = rest[i..].find('>').expect("tag ends");
-            found.push(&rest[i..=i + len]);
-            rest = &rest[i + len..];
-        }
-    }
-    found
-}
+// The same helpers the integration tests use (testkit/src/html.rs),
+// included by path: the server's unit tests cannot depend on the kit.
+#[path = "../../../../testkit/src/html.rs"]
+mod html;
+use html::{attr, tags};
 
 #[test]
 fn pinned_assets_are_exact_versions_with_sri_hashes() {
