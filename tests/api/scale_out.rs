@@ -371,8 +371,7 @@ async fn queue_order_holds_across_servers_with_skewed_clocks() {
     let db = a.database_url.clone().unwrap();
     let slow = switchboard::clock::Clock::skewed(-chrono::Duration::seconds(60));
     let b = spawn(
-        Options::from(&[("DATABASE_URL", db.as_str()), ("ROUTING_MODE", "manual")])
-            .clock(slow),
+        Options::from(&[("DATABASE_URL", db.as_str()), ("ROUTING_MODE", "manual")]).clock(slow),
     )
     .await;
     let first = a.start_session(&tokens::customer("early")).await;

@@ -16,7 +16,7 @@ use super::sessions::parse_session_id;
 use super::transitions::{Giving, Requeue};
 use crate::auth::Viewer;
 use crate::domain::{
-    access, validate_id, Agent, AgentStatus, ChatSession, DecisionKind, HistoryKind,
+    access, validate_id, Agent, AgentStatus, ChatSession, DecisionKind, HistoryKind, PassAgent,
     RoutingDecision,
 };
 use crate::error::{AppError, AppResult};
@@ -86,6 +86,18 @@ impl Routing<'_> {
             RoutingMode::Fair => DecisionKind::Offered,
             RoutingMode::Auto | RoutingMode::Manual => DecisionKind::Assigned,
         };
+        // What the pass chose from, kept with each of its decisions.
+        let seen: Vec<PassAgent> = free_agents
+            .iter()
+            .filter(|a| a.free_slots() > 0)
+            .map(|a| PassAgent {
+                id: a.id.clone(),
+                idle_since: a.idle_since,
+                held: a.active_session_count,
+                capacity: a.capacity,
+                skills: a.skills.clone(),
+            })
+            .collect();
         let by_id: HashMap<Uuid, &ChatSession> = waiting.iter().map(|s| (s.id, s)).collect();
         let agent_by_id: HashMap<&str, &Agent> =
             free_agents.iter().map(|a| (a.id.as_str(), a)).collect();
@@ -107,6 +119,7 @@ impl Routing<'_> {
                     required_skills: s.required_skills.clone(),
                     skills_relaxed: p.skills_relaxed,
                     at: now,
+                    pass_agents: seen.clone(),
                 })
             })
             .collect();

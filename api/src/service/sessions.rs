@@ -152,6 +152,7 @@ impl Sessions<'_> {
                 agent_id: None,
                 actor_id: Some(&s.customer_id),
                 at: s.created_at,
+                priority: Some(s.priority),
             })
             .collect();
         history::record_many(&txn, &entries).await?;
