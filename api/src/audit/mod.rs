@@ -197,6 +197,29 @@ pub struct Report {
     pub violations: Vec<Violation>,
 }
 
+impl Report {
+    /// The report as `switchboard audit` prints it: the state at `from`,
+    /// each violation, then the count.
+    pub fn lines(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<String> {
+        let s = self.at_from;
+        let mut lines = vec![format!(
+            "audit of [{}, {}): at the start {} sessions waiting, {} held by {} agents",
+            stamp(from),
+            stamp(to),
+            s.waiting,
+            s.held,
+            s.agents_holding
+        )];
+        lines.extend(self.violations.iter().map(Violation::to_string));
+        lines.push(format!(
+            "checked {} decisions, {} violations",
+            self.checked,
+            self.violations.len()
+        ));
+        lines
+    }
+}
+
 /// Replays the period and checks every decision in it.
 pub fn check(period: &Period) -> Report {
     let mut state = State::new(&period.sessions, &period.idle_floors);

@@ -3,6 +3,7 @@
 //! layer decides transaction boundaries.
 
 pub mod agents;
+pub mod audit;
 pub mod decisions;
 pub mod deployment;
 pub mod history;
