@@ -403,6 +403,29 @@ async fn check_with_the_audit(db: &DatabaseConnection, started_at: chrono::DateT
         "the audit found violations:\n{}",
         report.lines(from, to).join("\n")
     );
+
+    // From the middle of the run: the state at `from` is rebuilt from the
+    // history of the sessions open then, and the rest checks as clean.
+    let mid = period.decisions[period.decisions.len() / 2].1.at;
+    let later = period.decisions.iter().filter(|(_, d)| d.at >= mid).count();
+    let period = switchboard::repo::audit::load_period(db, mid, to, skill_wait)
+        .await
+        .expect("load the second half");
+    let report = switchboard::audit::check(&period);
+    eprintln!(
+        "audit from the middle: {}",
+        report.lines(mid, to).join("\n")
+    );
+    assert_eq!(report.checked, later);
+    assert!(
+        report.at_from.waiting + report.at_from.held > 0,
+        "the middle of the run had sessions waiting or held"
+    );
+    assert!(
+        report.violations.is_empty(),
+        "the audit from the middle found violations:\n{}",
+        report.lines(mid, to).join("\n")
+    );
 }
 
 /// The public API's timestamps and history, read as an admin, with no
