@@ -1,5 +1,7 @@
 //! Command-line parsing for the `switchboard` binary.
 
+use chrono::{DateTime, Utc};
+
 use crate::auth::Role;
 
 pub const USAGE: &str = "\
@@ -7,7 +9,11 @@ usage: switchboard [serve]          run the server (default)
        switchboard migrate          apply database migrations and exit
        switchboard schema           print the GraphQL SDL
        switchboard token --role customer|agent|admin --sub ID [--name NAME] [--ttl-secs N]
-                                    print a signed token for trying the server";
+                                    print a signed token for trying the server
+       switchboard audit --from RFC3339 --to RFC3339
+                                    check the routing decisions of [from, to) in
+                                    DATABASE_URL against every routing invariant;
+                                    exits 3 if any is broken";
 
 /// `switchboard --help`: the usage, then every setting with its default
 /// and meaning, from the settings' declarations.
@@ -25,6 +31,11 @@ pub enum Command {
         sub: String,
         name: Option<String>,
         ttl_secs: i64,
+    },
+    /// Replay the routing decisions of [from, to) and check them.
+    Audit {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
     },
     Help,
 }
@@ -49,6 +60,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "schema" => no_more(Command::Schema),
         "-h" | "--help" | "help" => Ok(Command::Help),
         "token" => parse_token(rest),
+        "audit" => parse_audit(rest),
         other => Err(format!("unknown command {other:?}")),
     }
 }
@@ -92,6 +104,34 @@ fn parse_token(args: &[String]) -> Result<Command, String> {
     })
 }
 
+fn parse_audit(args: &[String]) -> Result<Command, String> {
+    let (mut from, mut to) = (None, None);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let time = || {
+            DateTime::parse_from_rfc3339(value)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    format!("{flag} must be an RFC 3339 time (2026-12-01T09:00:00Z), not {value:?}")
+                })
+        };
+        match flag.as_str() {
+            "--from" => from = Some(time()?),
+            "--to" => to = Some(time()?),
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    let (from, to) = (
+        from.ok_or("--from is required")?,
+        to.ok_or("--to is required")?,
+    );
+    if to <= from {
+        return Err("--to must be after --from".into());
+    }
+    Ok(Command::Audit { from, to })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +167,27 @@ mod tests {
         assert!(parse(&args("token --role root --sub x")).is_err());
         assert!(parse(&args("token --role admin --sub x --ttl-secs -5")).is_err());
         assert!(parse(&args("token --role admin --sub")).is_err());
+    }
+
+    #[test]
+    fn audit_options() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(
+            parse(&args(
+                "audit --from 2026-12-01T09:00:00Z --to 2026-12-01T11:30:00+01:00"
+            )),
+            Ok(Command::Audit {
+                from: t("2026-12-01T09:00:00Z"),
+                to: t("2026-12-01T10:30:00Z"),
+            })
+        );
+        assert!(parse(&args("audit --from 2026-12-01T09:00:00Z")).is_err());
+        assert!(parse(&args("audit --to 2026-12-01T09:00:00Z")).is_err());
+        assert!(parse(&args("audit --from yesterday --to 2026-12-01T09:00:00Z")).is_err());
+        assert!(parse(&args(
+            "audit --from 2026-12-01T09:00:00Z --to 2026-12-01T09:00:00Z"
+        ))
+        .is_err());
+        assert!(parse(&args("audit --from 2026-12-01T09:00:00Z --to")).is_err());
     }
 }

@@ -29,7 +29,11 @@
 //!   LISTEN/NOTIFY or NATS).
 //! - [`repo`] is the only code that touches SeaORM entities and queries.
 //! - [`clock`] is where every part reads the time, so tests can drive it.
+//! - [`audit`] replays the routing decisions and history of a period and
+//!   checks every routing invariant (`switchboard audit`); pure, like
+//!   [`matching`], and written apart from it so that it can catch it.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;

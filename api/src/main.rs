@@ -4,7 +4,7 @@ use switchboard::auth::JwtKeys;
 use switchboard::cli::{self, Command};
 use switchboard::config::Settings;
 use switchboard::startup::{self, Application};
-use switchboard::{graphql, telemetry};
+use switchboard::{audit, graphql, repo, telemetry};
 
 // glibc's malloc and free were a quarter of the server's CPU under chat load
 // (perf: _int_malloc, unlink_chunk, malloc_consolidate); see BENCHMARKS.md.
@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
         }
     };
     match run(command).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("switchboard: {e}");
             ExitCode::FAILURE
@@ -30,7 +30,10 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+/// Exit status of `switchboard audit` when it finds a violation.
+const VIOLATIONS_FOUND: u8 = 3;
+
+async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match command {
         Command::Help => print!("{}", cli::help()),
         Command::Schema => print!("{}", graphql::sdl()),
@@ -72,6 +75,19 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!("listening on {local}");
             app.run_until_stopped().await?;
         }
+        Command::Audit { from, to } => {
+            let settings = Settings::from_env()?;
+            let db = startup::connect(&settings).await?;
+            let skill_wait = chrono::Duration::seconds(settings.skill_wait_secs);
+            let period = repo::audit::load_period(&db, from, to, skill_wait).await?;
+            let report = audit::check(&period);
+            for line in report.lines(from, to) {
+                println!("{line}");
+            }
+            if !report.violations.is_empty() {
+                return Ok(ExitCode::from(VIOLATIONS_FOUND));
+            }
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,9 @@ pub struct Model {
     pub agent_id: Option<String>,
     pub actor_id: Option<String>,
     pub at: DateTimeUtc,
+    /// The priority the session entered the queue with (QUEUED) or was
+    /// given (REPRIORITIZED); null on other entries.
+    pub priority: Option<i16>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m20261123_000004_hot_session_updates;
 mod m20261130_000005_key_sends_by_sender_role;
 mod m20261130_000006_routing_priorities_skills_decisions;
 mod m20261130_000007_track_agent_connections;
+mod m20261130_000008_record_routing_context;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_key_sends_by_sender_role::Migration),
             Box::new(m20261130_000006_routing_priorities_skills_decisions::Migration),
             Box::new(m20261130_000007_track_agent_connections::Migration),
+            Box::new(m20261130_000008_record_routing_context::Migration),
         ]
     }
 }

@@ -20,12 +20,14 @@ pub enum HistoryKind {
     Transferred,
     Requeued,
     Ended,
+    /// Moved within the queue by priority (the entry records the new one).
+    Reprioritized,
 }
 named_enum!(HistoryKind, "history kind", {
     Queued => "QUEUED", Offered => "OFFERED", Accepted => "ACCEPTED",
     Declined => "DECLINED", Lapsed => "LAPSED", Withdrawn => "WITHDRAWN",
     Assigned => "ASSIGNED", Transferred => "TRANSFERRED", Requeued => "REQUEUED",
-    Ended => "ENDED",
+    Ended => "ENDED", Reprioritized => "REPRIORITIZED",
 });
 
 /// One step of the history.

@@ -21,7 +21,8 @@ pub use message::{
     validate_subject, Message, MessageStatus, MessageView, SenderRole,
 };
 pub use routing::{
-    DecisionKind, Priority, RoutingDecision, RoutingMode, Skills, MAX_SKILLS, MAX_SKILL_CHARS,
+    DecisionKind, PassAgent, Priority, RoutingDecision, RoutingMode, Skills, MAX_SKILLS,
+    MAX_SKILL_CHARS,
 };
 pub use session::{Acceptance, ChatSession, EndReason, Party, SessionStatus};
 

@@ -202,6 +202,24 @@ pub struct RoutingDecision {
     /// The skill requirement was waived because the session waited long.
     pub skills_relaxed: bool,
     pub at: DateTime<Utc>,
+    /// The agents the matcher pass chose from, as it read them; the same
+    /// on every decision of one pass, empty where a person decided.
+    pub pass_agents: Vec<PassAgent>,
+}
+
+/// An agent as a matcher pass saw them: AVAILABLE with a free slot, read
+/// under the pass's locks. Kept with its decisions because an agent's
+/// status, idle time and skills are stored only as they are now, and an
+/// audit must rebuild the idle line the rule chose from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassAgent {
+    pub id: String,
+    /// Their place in the idle line when the pass began.
+    pub idle_since: Option<DateTime<Utc>>,
+    /// Sessions held (OFFERED + ACTIVE) when the pass began, and capacity.
+    pub held: i32,
+    pub capacity: i32,
+    pub skills: Skills,
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ fn to_row(d: &RoutingDecision) -> Result<routing_decision::ActiveModel, DbErr> {
         required_skills: Set(d.required_skills.to_stored()),
         skills_relaxed: Set(d.skills_relaxed),
         at: Set(d.at),
+        pass_agents: Set(
+            serde_json::to_string(&d.pass_agents).map_err(|e| DbErr::Custom(e.to_string()))?
+        ),
     })
 }
 
@@ -51,6 +54,8 @@ fn to_domain(m: routing_decision::Model) -> Result<(i64, RoutingDecision), DbErr
             required_skills: Skills::from_stored(&m.required_skills),
             skills_relaxed: m.skills_relaxed,
             at: m.at,
+            pass_agents: serde_json::from_str(&m.pass_agents)
+                .map_err(|e| DbErr::Type(format!("pass_agents: {e}")))?,
         },
     ))
 }

@@ -8,6 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::parse;
+use crate::domain::Priority;
 pub use crate::domain::{HistoryEntry, HistoryKind};
 
 pub async fn record<C: ConnectionTrait>(
@@ -25,6 +26,29 @@ pub async fn record<C: ConnectionTrait>(
         agent_id: Set(agent_id.map(str::to_owned)),
         actor_id: Set(actor_id.map(str::to_owned)),
         at: Set(at),
+        priority: Set(None),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Records that the session was moved within the queue to `priority`.
+pub async fn record_priority<C: ConnectionTrait>(
+    db: &C,
+    session_id: Uuid,
+    priority: Priority,
+    actor_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    session_event::Entity::insert(session_event::ActiveModel {
+        id: NotSet,
+        session_id: Set(session_id),
+        kind: Set(HistoryKind::Reprioritized.as_str().to_owned()),
+        agent_id: Set(None),
+        actor_id: Set(Some(actor_id.to_owned())),
+        at: Set(at),
+        priority: Set(Some(priority.rank())),
     })
     .exec_without_returning(db)
     .await?;
@@ -38,6 +62,8 @@ pub struct NewEntry<'a> {
     pub agent_id: Option<&'a str>,
     pub actor_id: Option<&'a str>,
     pub at: DateTime<Utc>,
+    /// On QUEUED: the priority the session enters with.
+    pub priority: Option<Priority>,
 }
 
 /// Records many entries in one statement.
@@ -55,6 +81,7 @@ pub async fn record_many<C: ConnectionTrait>(
         agent_id: Set(e.agent_id.map(str::to_owned)),
         actor_id: Set(e.actor_id.map(str::to_owned)),
         at: Set(e.at),
+        priority: Set(e.priority.map(Priority::rank)),
     }))
     .exec_without_returning(db)
     .await?;

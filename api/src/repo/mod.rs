@@ -4,6 +4,7 @@
 
 pub mod agent_presence;
 pub mod agents;
+pub mod audit;
 pub mod decisions;
 pub mod deployment;
 pub mod history;

@@ -238,6 +238,8 @@ impl Presence<'_> {
         let mut changed = 0;
         for agent_id in due {
             let txn = repo::begin_write(&self.core.db).await?;
+            // Sessions may go back to the queue: no matcher pass in between.
+            repo::lock_routing(&txn).await?;
             let Some(agent) = agents::lock(&txn, &agent_id).await? else {
                 continue;
             };

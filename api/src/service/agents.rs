@@ -10,6 +10,15 @@ use crate::error::{AppError, AppResult};
 use crate::events::AgentEvent;
 use crate::repo::{self, agents, sessions};
 
+/// Whether a change must exclude matcher passes (it sends sessions back to
+/// the queue: a pass must see it wholly or not at all), or may run beside
+/// them (it only takes what is already the caller's).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum RoutingLock {
+    Excluded,
+    Concurrent,
+}
+
 /// An agent setting only admins change.
 enum Setting<'a> {
     Capacity(i32),
@@ -84,9 +93,13 @@ impl Agents<'_> {
         &self,
         viewer: &Viewer,
         session_id: &str,
+        routing: RoutingLock,
     ) -> AppResult<(sea_orm::DatabaseTransaction, Agent, ChatSession)> {
         let id = parse_session_id(session_id)?;
         let txn = repo::begin_write(&self.core.db).await?;
+        if routing == RoutingLock::Excluded {
+            repo::lock_routing(&txn).await?;
+        }
         let agent = self.lock_calling_agent(&txn, viewer).await?;
         let session = sessions::lock(&txn, id)
             .await?
@@ -119,13 +132,17 @@ impl Agents<'_> {
         action: ShiftAction,
     ) -> AppResult<Agent> {
         let agent_id = viewer.require_agent()?;
+        let leaving = matches!(action, ShiftAction::RequestBreak | ShiftAction::EndShift);
         let txn = repo::begin_write(&self.core.db).await?;
+        if leaving {
+            // Their offers go back to the queue: no matcher pass in between.
+            repo::lock_routing(&txn).await?;
+        }
         let agent = self.lock_calling_agent(&txn, viewer).await?;
         // The agent row is held: stamp on the shared clock, so idle times
         // order as the changes took effect.
         let now = self.core.shared_now(&txn).await?;
         let mut outbox = Outbox::default();
-        let leaving = matches!(action, ShiftAction::RequestBreak | ShiftAction::EndShift);
         // Someone leaving AVAILABLE gets nothing new: open offers go to the next agent.
         let withdrawn = if leaving {
             self.core

@@ -13,7 +13,7 @@ use crate::auth::Viewer;
 use crate::domain::{access, AgentStatus, ChatSession, Priority, SessionStatus};
 use crate::error::{AppError, AppResult};
 use crate::events::QueueStats;
-use crate::repo::{self, agents, decisions, sessions};
+use crate::repo::{self, agents, decisions, history, sessions};
 
 /// How far back the estimate of a wait looks at how fast the queue moves.
 const SERVICE_WINDOW_MINUTES: i64 = 10;
@@ -149,6 +149,10 @@ impl Queue<'_> {
             return Ok(s);
         }
         sessions::set_priority(&txn, id, priority).await?;
+        // Recorded, on the shared clock after the locks: the audit rebuilds
+        // the queue order at any moment from it.
+        let now = self.core.shared_now(&txn).await?;
+        history::record_priority(&txn, id, priority, &viewer.id, now).await?;
         let moved = self.core.reload(&txn, id).await?;
         let mut outbox = Outbox::default();
         outbox.session(

@@ -10,13 +10,14 @@ use std::sync::atomic::Ordering;
 
 use uuid::Uuid;
 
+use super::agents::RoutingLock;
 use super::core::Core;
 use super::infra::outbox::Outbox;
 use super::sessions::parse_session_id;
 use super::transitions::{Giving, Requeue};
 use crate::auth::Viewer;
 use crate::domain::{
-    access, validate_id, Agent, AgentStatus, ChatSession, DecisionKind, HistoryKind,
+    access, validate_id, Agent, AgentStatus, ChatSession, DecisionKind, HistoryKind, PassAgent,
     RoutingDecision,
 };
 use crate::error::{AppError, AppResult};
@@ -86,6 +87,18 @@ impl Routing<'_> {
             RoutingMode::Fair => DecisionKind::Offered,
             RoutingMode::Auto | RoutingMode::Manual => DecisionKind::Assigned,
         };
+        // What the pass chose from, kept with each of its decisions.
+        let seen: Vec<PassAgent> = free_agents
+            .iter()
+            .filter(|a| a.free_slots() > 0)
+            .map(|a| PassAgent {
+                id: a.id.clone(),
+                idle_since: a.idle_since,
+                held: a.active_session_count,
+                capacity: a.capacity,
+                skills: a.skills.clone(),
+            })
+            .collect();
         let by_id: HashMap<Uuid, &ChatSession> = waiting.iter().map(|s| (s.id, s)).collect();
         let agent_by_id: HashMap<&str, &Agent> =
             free_agents.iter().map(|a| (a.id.as_str(), a)).collect();
@@ -107,6 +120,7 @@ impl Routing<'_> {
                     required_skills: s.required_skills.clone(),
                     skills_relaxed: p.skills_relaxed,
                     at: now,
+                    pass_agents: seen.clone(),
                 })
             })
             .collect();
@@ -195,7 +209,7 @@ impl Routing<'_> {
         let (txn, _, s) = self
             .core
             .agents()
-            .lock_with_session(viewer, session_id)
+            .lock_with_session(viewer, session_id, RoutingLock::Excluded)
             .await?;
         let now = self.core.shared_now(&txn).await?;
         let id = s.id;
@@ -234,6 +248,7 @@ impl Routing<'_> {
                 continue;
             };
             let txn = repo::begin_write(&self.core.db).await?;
+            repo::lock_routing(&txn).await?;
             let Some(agent) = agents::lock(&txn, agent_id).await? else {
                 continue;
             };
@@ -313,6 +328,9 @@ impl Routing<'_> {
         access::may_transfer(viewer, &seen)?;
         let from = seen.transfer_to(to_agent)?.to_owned();
         let txn = repo::begin_write(&self.core.db).await?;
+        // What an agent holds and what waits change together: no matcher
+        // pass may see one without the other.
+        repo::lock_routing(&txn).await?;
         let mut lock_ids = vec![from.as_str()];
         lock_ids.extend(to_agent);
         let locked = agents::lock_many(&txn, &lock_ids).await?;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::SqlErr;
 use uuid::Uuid;
 
+use super::agents::RoutingLock;
 use super::core::Core;
 use super::infra::batch_queue::{self, ArrivalRequest, BatchQueue, Batched, Pending};
 use super::infra::outbox::Outbox;
@@ -150,7 +151,11 @@ impl Sessions<'_> {
                 kind: HistoryKind::Queued,
                 agent_id: None,
                 actor_id: Some(&s.customer_id),
-                at: s.created_at,
+                // Its place in the queue: the shared clock under the routing
+                // lock, like every other entry (created_at is the arrival,
+                // on this process's clock).
+                at: s.queued_at,
+                priority: Some(s.priority),
             })
             .collect();
         history::record_many(&txn, &entries).await?;
@@ -204,7 +209,7 @@ impl Sessions<'_> {
         let (txn, agent, session) = self
             .core
             .agents()
-            .lock_with_session(viewer, session_id)
+            .lock_with_session(viewer, session_id, RoutingLock::Concurrent)
             .await?;
         let id = session.id;
         let acceptance = session.accept_by(&agent, self.core.policy.routing_mode)?;

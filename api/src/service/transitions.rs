@@ -241,6 +241,7 @@ impl Transitions<'_> {
                 required_skills: s.required_skills.clone(),
                 skills_relaxed: !to.skills.covers(&s.required_skills),
                 at: now,
+                pass_agents: Vec::new(),
             };
             decisions::record_many(txn, &[decided]).await?;
         }
@@ -307,6 +308,7 @@ impl Transitions<'_> {
                 agent_id: s.agent_id.as_deref(),
                 actor_id: None,
                 at: now,
+                priority: None,
             })
             .collect();
         history::record_many(txn, &entries).await?;
