@@ -7,4 +7,5 @@ pub mod agent_connection;
 pub mod chat_session;
 pub mod message;
 pub mod routing_decision;
+pub mod routing_pass;
 pub mod session_event;

@@ -24,10 +24,9 @@ pub struct Model {
     pub required_skills: String,
     pub skills_relaxed: bool,
     pub at: DateTimeUtc,
-    /// The agents the matcher pass chose from (AVAILABLE with a free slot:
-    /// id, idle since, held, capacity, skills), a JSON array, the same on
-    /// every decision of one pass; `[]` where a person decided.
-    pub pass_agents: String,
+    /// The matcher pass that made it (`routing_passes`); null where a
+    /// person decided.
+    pub pass_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

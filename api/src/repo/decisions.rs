@@ -3,7 +3,10 @@
 //! made it.
 
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
 use entity::routing_decision::{self, Column};
+use entity::routing_pass;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect,
     Set,
@@ -11,9 +14,12 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::parse;
-use crate::domain::{DecisionKind, Priority, RoutingDecision, Skills};
+use crate::domain::{DecisionKind, PassAgent, Priority, RoutingDecision, Skills};
 
-fn to_row(d: &RoutingDecision) -> Result<routing_decision::ActiveModel, DbErr> {
+fn to_row(
+    d: &RoutingDecision,
+    pass_id: Option<i64>,
+) -> Result<routing_decision::ActiveModel, DbErr> {
     Ok(routing_decision::ActiveModel {
         id: NotSet,
         session_id: Set(d.session_id),
@@ -30,15 +36,16 @@ fn to_row(d: &RoutingDecision) -> Result<routing_decision::ActiveModel, DbErr> {
         required_skills: Set(d.required_skills.to_stored()),
         skills_relaxed: Set(d.skills_relaxed),
         at: Set(d.at),
-        pass_agents: Set(
-            serde_json::to_string(&d.pass_agents).map_err(|e| DbErr::Custom(e.to_string()))?
-        ),
+        pass_id: Set(pass_id),
     })
 }
 
-fn to_domain(m: routing_decision::Model) -> Result<(i64, RoutingDecision), DbErr> {
+/// A decision as stored, with its pass's agents still to be filled in
+/// ([`with_passes`]).
+fn to_domain(m: routing_decision::Model) -> Result<(i64, Option<i64>, RoutingDecision), DbErr> {
     Ok((
         m.id,
+        m.pass_id,
         RoutingDecision {
             session_id: m.session_id,
             agent_id: m.agent_id,
@@ -54,10 +61,44 @@ fn to_domain(m: routing_decision::Model) -> Result<(i64, RoutingDecision), DbErr
             required_skills: Skills::from_stored(&m.required_skills),
             skills_relaxed: m.skills_relaxed,
             at: m.at,
-            pass_agents: serde_json::from_str(&m.pass_agents)
-                .map_err(|e| DbErr::Type(format!("pass_agents: {e}")))?,
+            pass_agents: Vec::new(),
         },
     ))
+}
+
+/// Fills in each decision's pass agents: one query for all their passes.
+async fn with_passes<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<routing_decision::Model>,
+) -> Result<Vec<(i64, RoutingDecision)>, DbErr> {
+    let decided = rows
+        .into_iter()
+        .map(to_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ids: Vec<i64> = decided.iter().filter_map(|(_, pass, _)| *pass).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut passes: HashMap<i64, Vec<PassAgent>> = HashMap::new();
+    if !ids.is_empty() {
+        for p in routing_pass::Entity::find()
+            .filter(routing_pass::Column::Id.is_in(ids))
+            .all(db)
+            .await?
+        {
+            let agents = serde_json::from_str(&p.agents)
+                .map_err(|e| DbErr::Type(format!("pass agents: {e}")))?;
+            passes.insert(p.id, agents);
+        }
+    }
+    Ok(decided
+        .into_iter()
+        .map(|(id, pass, mut d)| {
+            if let Some(agents) = pass.and_then(|p| passes.get(&p)) {
+                d.pass_agents = agents.clone();
+            }
+            (id, d)
+        })
+        .collect())
 }
 
 /// Records decisions in one statement.
@@ -68,10 +109,33 @@ pub async fn record_many<C: ConnectionTrait>(
     if decisions.is_empty() {
         return Ok(());
     }
-    let rows = decisions
-        .iter()
-        .map(to_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    // The agents a pass chose from are written once for the pass, however
+    // many decisions it made; people's decisions have none.
+    let mut passes: HashMap<String, i64> = HashMap::new();
+    let mut rows = Vec::with_capacity(decisions.len());
+    for d in decisions {
+        let pass_id = if d.pass_agents.is_empty() {
+            None
+        } else {
+            let agents =
+                serde_json::to_string(&d.pass_agents).map_err(|e| DbErr::Custom(e.to_string()))?;
+            match passes.get(&agents) {
+                Some(id) => Some(*id),
+                None => {
+                    let id = routing_pass::Entity::insert(routing_pass::ActiveModel {
+                        id: NotSet,
+                        agents: Set(agents.clone()),
+                    })
+                    .exec(db)
+                    .await?
+                    .last_insert_id;
+                    passes.insert(agents, id);
+                    Some(id)
+                }
+            }
+        };
+        rows.push(to_row(d, pass_id)?);
+    }
     routing_decision::Entity::insert_many(rows)
         .exec_without_returning(db)
         .await?;
@@ -90,7 +154,7 @@ pub async fn for_session<C: ConnectionTrait>(
         .all(db)
         .await?
         .into_iter()
-        .map(|m| to_domain(m).map(|(_, d)| d))
+        .map(|m| to_domain(m).map(|(_, _, d)| d))
         .collect()
 }
 
@@ -114,15 +178,13 @@ pub async fn between<C: ConnectionTrait>(
                 .add(Column::At.eq(at).and(Column::Id.gt(id))),
         );
     }
-    query
+    let rows = query
         .order_by_asc(Column::At)
         .order_by_asc(Column::Id)
         .limit(limit)
         .all(db)
-        .await?
-        .into_iter()
-        .map(to_domain)
-        .collect()
+        .await?;
+    with_passes(db, rows).await
 }
 
 /// How many sessions left the queue for an agent since `since`: offers,
@@ -137,7 +199,8 @@ pub async fn served_since<C: ConnectionTrait>(db: &C, since: DateTime<Utc>) -> R
         .await
 }
 
-/// Deletes the decisions of purged sessions (retention).
+/// Deletes the decisions of purged sessions (retention), and the passes
+/// none of the remaining decisions name.
 pub async fn delete_for_sessions<C: ConnectionTrait>(
     db: &C,
     session_ids: &[Uuid],
@@ -145,9 +208,19 @@ pub async fn delete_for_sessions<C: ConnectionTrait>(
     if session_ids.is_empty() {
         return Ok(0);
     }
-    Ok(routing_decision::Entity::delete_many()
+    let deleted = routing_decision::Entity::delete_many()
         .filter(Column::SessionId.is_in(session_ids.iter().copied()))
         .exec(db)
         .await?
-        .rows_affected)
+        .rows_affected;
+    let named = sea_orm::sea_query::Query::select()
+        .column(Column::PassId)
+        .from(routing_decision::Entity)
+        .and_where(Column::PassId.is_not_null())
+        .to_owned();
+    routing_pass::Entity::delete_many()
+        .filter(routing_pass::Column::Id.not_in_subquery(named))
+        .exec(db)
+        .await?;
+    Ok(deleted)
 }
