@@ -55,9 +55,6 @@ pub struct AgentSlots {
 pub struct Pairing {
     pub session: Uuid,
     pub agent: String,
-    /// The agents that could have had it, in the order the rule ranks
-    /// them; `agent` is the first.
-    pub candidates: Vec<String>,
     /// The session had waited past the skill wait, so its skills were not
     /// required.
     pub skills_relaxed: bool,
@@ -120,20 +117,18 @@ pub fn plan(
         }
         let relaxed = !s.required_skills.is_empty()
             && skills_relaxed(s.queued_at, rules.now, rules.skill_wait);
-        let eligible: Vec<&(Option<DateTime<Utc>>, u64, String, usize)> = line
+        let Some(chosen) = line
             .iter()
-            .filter(|(_, _, id, i)| {
+            .find(|(_, _, id, i)| {
                 !declined.contains(&(s.id, id.clone()))
                     && (relaxed || agents[*i].skills.covers(&s.required_skills))
             })
-            .collect();
-        let Some(&chosen) = eligible.first() else {
+            .cloned()
+        else {
             // No free agent may take it: it keeps its place, and the ones
             // behind it go on.
             continue;
         };
-        let candidates: Vec<String> = eligible.iter().map(|(_, _, id, _)| id.clone()).collect();
-        let chosen = chosen.clone();
         line.remove(&chosen);
         let (idle, earlier, agent_id, i) = chosen;
         let agent_idle_since = if earlier > 0 { Some(rules.now) } else { idle };
@@ -148,13 +143,53 @@ pub fn plan(
         pairings.push(Pairing {
             session: s.id,
             agent: agent_id,
-            candidates,
             skills_relaxed: relaxed,
             agent_idle_since,
             given_earlier,
         });
     }
     pairings
+}
+
+/// The agents who could have had a session at its turn in a pass, in the
+/// order the rule ranks them (the chosen one first): the pass's line as it
+/// stood after the sessions given before it (`given_before`, agent ids in
+/// the order they were given), less those declined or lacking the skills
+/// (unless `relaxed`). This replays [`plan`] exactly, so the list need not
+/// be stored with every decision: a pass over hundreds of agents would
+/// write hundreds of names per decision.
+pub fn candidates_at_turn(
+    agents: &[AgentSlots],
+    given_before: &[&str],
+    required_skills: &Skills,
+    relaxed: bool,
+    declined_by: &HashSet<String>,
+) -> Vec<String> {
+    let mut line: BTreeSet<(Option<DateTime<Utc>>, u64, String, usize)> = agents
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.free > 0)
+        .map(|(i, a)| (a.idle_since, 0, a.id.clone(), i))
+        .collect();
+    let mut free: Vec<i32> = agents.iter().map(|a| a.free).collect();
+    for (given, agent) in given_before.iter().enumerate() {
+        let Some(entry) = line.iter().find(|(_, _, id, _)| id == agent).cloned() else {
+            continue;
+        };
+        line.remove(&entry);
+        let i = entry.3;
+        free[i] -= 1;
+        if free[i] > 0 {
+            let back = (Some(DateTime::<Utc>::MAX_UTC), given as u64 + 1, entry.2, i);
+            line.insert(back);
+        }
+    }
+    line.into_iter()
+        .filter(|(_, _, id, i)| {
+            !declined_by.contains(id) && (relaxed || agents[*i].skills.covers(required_skills))
+        })
+        .map(|(_, _, id, _)| id)
+        .collect()
 }
 
 #[cfg(test)]
@@ -320,13 +355,20 @@ mod tests {
             },
             agent("a", Some(1), 2),
         ];
+        let none = HashSet::new();
         let before = super::plan(&[fr.clone()], &agents, &HashSet::new(), rules(59));
         assert_eq!(before[0].agent, "b");
-        assert_eq!(before[0].candidates, ["b"]);
+        assert_eq!(
+            candidates_at_turn(&agents, &[], &fr.required_skills, false, &none),
+            ["b"]
+        );
         assert!(!before[0].skills_relaxed);
-        let after = super::plan(&[fr], &agents, &HashSet::new(), rules(60));
+        let after = super::plan(&[fr.clone()], &agents, &HashSet::new(), rules(60));
         assert_eq!(after[0].agent, "a");
-        assert_eq!(after[0].candidates, ["a", "b", "c"]);
+        assert_eq!(
+            candidates_at_turn(&agents, &[], &fr.required_skills, true, &none),
+            ["a", "b", "c"]
+        );
         assert!(after[0].skills_relaxed);
         // A second session for the same agent records where they stood then.
         let two = super::plan(
@@ -338,6 +380,59 @@ mod tests {
         let a_second = two.iter().filter(|p| p.agent == "a").nth(1).unwrap();
         assert_eq!(a_second.given_earlier, 1);
         assert_eq!(a_second.agent_idle_since, Some(at(10)));
+    }
+
+    #[test]
+    fn replayed_candidates_start_with_whom_the_plan_chose_at_every_turn() {
+        // A pass over agents of mixed skills and loads, with a decline.
+        let agents: Vec<AgentSlots> = (0..6)
+            .map(|i| AgentSlots {
+                skills: if i % 2 == 0 {
+                    skills(&["fr"])
+                } else {
+                    Skills::default()
+                },
+                ..agent(&format!("a{i}"), Some(10 - i), 1 + (i as i32 % 3))
+            })
+            .collect();
+        let queue: Vec<QueuedSession> = (0..12)
+            .map(|n| QueuedSession {
+                required_skills: if n % 3 == 0 {
+                    skills(&["fr"])
+                } else {
+                    Skills::default()
+                },
+                priority: if n % 4 == 0 {
+                    Priority::High
+                } else {
+                    Priority::Normal
+                },
+                ..session(n as u128, n as i64)
+            })
+            .collect();
+        let declined = HashSet::from([(Uuid::from_u128(1), "a5".to_owned())]);
+        let pass = super::plan(&queue, &agents, &declined, rules(10));
+        assert!(pass.len() >= 8, "{pass:?}");
+        for (k, p) in pass.iter().enumerate() {
+            let s = queue.iter().find(|s| s.id == p.session).unwrap();
+            let before: Vec<&str> = pass[..k].iter().map(|x| x.agent.as_str()).collect();
+            let declined_by: HashSet<String> = declined
+                .iter()
+                .filter(|(sid, _)| *sid == s.id)
+                .map(|(_, a)| a.clone())
+                .collect();
+            let c = candidates_at_turn(
+                &agents,
+                &before,
+                &s.required_skills,
+                p.skills_relaxed,
+                &declined_by,
+            );
+            assert_eq!(c.first(), Some(&p.agent), "turn {k}");
+            for other in &c {
+                assert!(!declined_by.contains(other));
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! made it.
 
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use entity::routing_decision::{self, Column};
 use entity::routing_pass;
@@ -13,8 +13,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::parse;
+use super::{history, parse};
 use crate::domain::{DecisionKind, PassAgent, Priority, RoutingDecision, Skills};
+use crate::matching::{self, AgentSlots};
 
 fn to_row(
     d: &RoutingDecision,
@@ -66,7 +67,10 @@ fn to_domain(m: routing_decision::Model) -> Result<(i64, Option<i64>, RoutingDec
     ))
 }
 
-/// Fills in each decision's pass agents: one query for all their passes.
+/// Completes decisions a matcher pass made: the agents it chose from, and
+/// the candidates at each one's turn, replayed from the pass
+/// ([`matching::candidates_at_turn`]): the pass's earlier decisions and
+/// the session's declines before it. Three queries however many decisions.
 async fn with_passes<C: ConnectionTrait>(
     db: &C,
     rows: Vec<routing_decision::Model>,
@@ -78,24 +82,75 @@ async fn with_passes<C: ConnectionTrait>(
     let mut ids: Vec<i64> = decided.iter().filter_map(|(_, pass, _)| *pass).collect();
     ids.sort_unstable();
     ids.dedup();
+    if ids.is_empty() {
+        return Ok(decided.into_iter().map(|(id, _, d)| (id, d)).collect());
+    }
     let mut passes: HashMap<i64, Vec<PassAgent>> = HashMap::new();
-    if !ids.is_empty() {
-        for p in routing_pass::Entity::find()
-            .filter(routing_pass::Column::Id.is_in(ids))
-            .all(db)
-            .await?
-        {
-            let agents = serde_json::from_str(&p.agents)
-                .map_err(|e| DbErr::Type(format!("pass agents: {e}")))?;
-            passes.insert(p.id, agents);
+    for p in routing_pass::Entity::find()
+        .filter(routing_pass::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+    {
+        let agents = serde_json::from_str(&p.agents)
+            .map_err(|e| DbErr::Type(format!("pass agents: {e}")))?;
+        passes.insert(p.id, agents);
+    }
+    // Every decision of those passes, in the order they were made.
+    let mut given: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+    for (id, pass, agent) in routing_decision::Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .column(Column::PassId)
+        .column(Column::AgentId)
+        .filter(Column::PassId.is_in(ids.iter().copied()))
+        .order_by_asc(Column::Id)
+        .into_tuple::<(i64, Option<i64>, String)>()
+        .all(db)
+        .await?
+    {
+        if let Some(pass) = pass {
+            given.entry(pass).or_default().push((id, agent));
         }
     }
+    let sessions: Vec<Uuid> = decided.iter().map(|(_, _, d)| d.session_id).collect();
+    let declines = history::declines_with_times(db, &sessions).await?;
     Ok(decided
         .into_iter()
         .map(|(id, pass, mut d)| {
-            if let Some(agents) = pass.and_then(|p| passes.get(&p)) {
-                d.pass_agents = agents.clone();
-            }
+            let Some(agents) = pass.and_then(|p| passes.get(&p)) else {
+                return (id, d);
+            };
+            let slots: Vec<AgentSlots> = agents
+                .iter()
+                .map(|a| AgentSlots {
+                    id: a.id.clone(),
+                    idle_since: a.idle_since,
+                    free: a.capacity - a.held,
+                    skills: a.skills.clone(),
+                })
+                .collect();
+            let before: Vec<&str> = pass
+                .and_then(|p| given.get(&p))
+                .map(|all| {
+                    all.iter()
+                        .filter(|(other, _)| *other < id)
+                        .map(|(_, agent)| agent.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let declined_by: HashSet<String> = declines
+                .iter()
+                .filter(|(session, _, at)| *session == d.session_id && *at < d.at)
+                .map(|(_, agent, _)| agent.clone())
+                .collect();
+            d.candidates = matching::candidates_at_turn(
+                &slots,
+                &before,
+                &d.required_skills,
+                d.skills_relaxed,
+                &declined_by,
+            );
+            d.pass_agents = agents.clone();
             (id, d)
         })
         .collect())
@@ -147,15 +202,17 @@ pub async fn for_session<C: ConnectionTrait>(
     db: &C,
     session_id: Uuid,
 ) -> Result<Vec<RoutingDecision>, DbErr> {
-    routing_decision::Entity::find()
+    let rows = routing_decision::Entity::find()
         .filter(Column::SessionId.eq(session_id))
         .order_by_asc(Column::At)
         .order_by_asc(Column::Id)
         .all(db)
+        .await?;
+    Ok(with_passes(db, rows)
         .await?
         .into_iter()
-        .map(|m| to_domain(m).map(|(_, _, d)| d))
-        .collect()
+        .map(|(_, d)| d)
+        .collect())
 }
 
 /// Decisions taken in [from, to), in the order they took effect, after the

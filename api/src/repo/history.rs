@@ -127,6 +127,24 @@ pub async fn declines<C: ConnectionTrait>(
         .collect())
 }
 
+/// Who declined which of these sessions, and when.
+pub async fn declines_with_times<C: ConnectionTrait>(
+    db: &C,
+    session_ids: &[Uuid],
+) -> Result<Vec<(Uuid, String, DateTime<Utc>)>, DbErr> {
+    if session_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(session_event::Entity::find()
+        .filter(session_event::Column::SessionId.is_in(session_ids.iter().copied()))
+        .filter(session_event::Column::Kind.eq(HistoryKind::Declined.as_str()))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|m| m.agent_id.map(|a| (m.session_id, a, m.at)))
+        .collect())
+}
+
 /// Deletes every history entry of these sessions (retention, before the
 /// sessions themselves go).
 pub async fn delete_for_sessions<C: ConnectionTrait>(

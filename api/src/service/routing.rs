@@ -116,7 +116,9 @@ impl Routing<'_> {
                     agent_idle_since: p.agent_idle_since,
                     agent_held: a.active_session_count + p.given_earlier,
                     agent_capacity: a.capacity,
-                    candidates: p.candidates.clone(),
+                    // Replayed from the pass on reading (repo::decisions):
+                    // hundreds of names per decision are not worth writing.
+                    candidates: Vec::new(),
                     required_skills: s.required_skills.clone(),
                     skills_relaxed: p.skills_relaxed,
                     at: now,
