@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{history, parse};
+use super::{history, json_batch, parse, pg_time, uses_json_batches};
 use crate::domain::{DecisionKind, PassAgent, Priority, RoutingDecision, Skills};
 use crate::matching::{self, AgentSlots};
 
@@ -156,41 +156,107 @@ async fn with_passes<C: ConnectionTrait>(
         .collect())
 }
 
-/// Records decisions in one statement.
+/// Records decisions people made (no pass) in one statement.
 pub async fn record_many<C: ConnectionTrait>(
     db: &C,
+    decisions: &[RoutingDecision],
+) -> Result<(), DbErr> {
+    insert(db, decisions, None).await
+}
+
+/// Records a matcher pass: the agents it chose from, once, and its
+/// decisions, in the order it made them, naming it.
+pub async fn record_pass<C: ConnectionTrait>(
+    db: &C,
+    agents: &[PassAgent],
     decisions: &[RoutingDecision],
 ) -> Result<(), DbErr> {
     if decisions.is_empty() {
         return Ok(());
     }
-    // The agents a pass chose from are written once for the pass, however
-    // many decisions it made; people's decisions have none.
-    let mut passes: HashMap<String, i64> = HashMap::new();
-    let mut rows = Vec::with_capacity(decisions.len());
-    for d in decisions {
-        let pass_id = if d.pass_agents.is_empty() {
-            None
-        } else {
-            let agents =
-                serde_json::to_string(&d.pass_agents).map_err(|e| DbErr::Custom(e.to_string()))?;
-            match passes.get(&agents) {
-                Some(id) => Some(*id),
-                None => {
-                    let id = routing_pass::Entity::insert(routing_pass::ActiveModel {
-                        id: NotSet,
-                        agents: Set(agents.clone()),
-                    })
-                    .exec(db)
-                    .await?
-                    .last_insert_id;
-                    passes.insert(agents, id);
-                    Some(id)
-                }
-            }
-        };
-        rows.push(to_row(d, pass_id)?);
+    let agents = serde_json::to_string(agents).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let pass = routing_pass::Entity::insert(routing_pass::ActiveModel {
+        id: NotSet,
+        agents: Set(agents),
+    })
+    .exec(db)
+    .await?
+    .last_insert_id;
+    insert(db, decisions, Some(pass)).await
+}
+
+/// A decision as a row of the JSON batch Postgres inserts in one
+/// statement (see [`super::json_batch`]).
+#[derive(serde::Serialize)]
+struct Row<'a> {
+    session_id: Uuid,
+    agent_id: &'a str,
+    kind: &'static str,
+    priority: i16,
+    #[serde(serialize_with = "pg_time::at")]
+    queued_at: DateTime<Utc>,
+    #[serde(serialize_with = "pg_time::opt")]
+    agent_idle_since: Option<DateTime<Utc>>,
+    agent_held: i32,
+    agent_capacity: i32,
+    candidates: String,
+    required_skills: String,
+    skills_relaxed: bool,
+    #[serde(serialize_with = "pg_time::at")]
+    at: DateTime<Utc>,
+    pass_id: Option<i64>,
+}
+
+async fn insert<C: ConnectionTrait>(
+    db: &C,
+    decisions: &[RoutingDecision],
+    pass: Option<i64>,
+) -> Result<(), DbErr> {
+    if decisions.is_empty() {
+        return Ok(());
     }
+    if uses_json_batches(db) {
+        let rows = decisions
+            .iter()
+            .map(|d| {
+                Ok(Row {
+                    session_id: d.session_id,
+                    agent_id: &d.agent_id,
+                    kind: d.kind.as_str(),
+                    priority: d.priority.rank(),
+                    queued_at: d.queued_at,
+                    agent_idle_since: d.agent_idle_since,
+                    agent_held: d.agent_held,
+                    agent_capacity: d.agent_capacity,
+                    candidates: serde_json::to_string(&d.candidates)
+                        .map_err(|e| DbErr::Custom(e.to_string()))?,
+                    required_skills: d.required_skills.to_stored(),
+                    skills_relaxed: d.skills_relaxed,
+                    at: d.at,
+                    pass_id: pass,
+                })
+            })
+            .collect::<Result<Vec<_>, DbErr>>()?;
+        let statement = json_batch(
+            "INSERT INTO routing_decisions (session_id, agent_id, kind, priority, queued_at, \
+               agent_idle_since, agent_held, agent_capacity, candidates, required_skills, \
+               skills_relaxed, at, pass_id) \
+             SELECT session_id, agent_id, kind, priority, queued_at, agent_idle_since, \
+               agent_held, agent_capacity, candidates, required_skills, skills_relaxed, at, \
+               pass_id \
+             FROM json_to_recordset($1::json) AS d(session_id uuid, agent_id text, kind text, \
+               priority smallint, queued_at timestamptz, agent_idle_since timestamptz, \
+               agent_held int, agent_capacity int, candidates text, required_skills text, \
+               skills_relaxed bool, at timestamptz, pass_id bigint)",
+            &rows,
+        )?;
+        db.execute(statement).await?;
+        return Ok(());
+    }
+    let rows = decisions
+        .iter()
+        .map(|d| to_row(d, pass))
+        .collect::<Result<Vec<_>, _>>()?;
     routing_decision::Entity::insert_many(rows)
         .exec_without_returning(db)
         .await?;

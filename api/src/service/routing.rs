@@ -122,11 +122,12 @@ impl Routing<'_> {
                     required_skills: s.required_skills.clone(),
                     skills_relaxed: p.skills_relaxed,
                     at: now,
-                    pass_agents: seen.clone(),
+                    // Written once for the pass, below.
+                    pass_agents: Vec::new(),
                 })
             })
             .collect();
-        decisions::record_many(&txn, &decisions).await?;
+        decisions::record_pass(&txn, &seen, &decisions).await?;
 
         let deadline_base = now;
         let names: HashMap<&str, &str> = free_agents
