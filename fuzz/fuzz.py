@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import datetime
 import hashlib
 import hmac
 import json
@@ -366,6 +367,20 @@ def value_strategies(ids: list[str]) -> dict[str, st.SearchStrategy[graphql.Valu
             st.sampled_from(EDGE_INTS),
             st.integers(-(2**31), 2**31 - 1),
         ).map(nodes.Int),
+        # Periods (routingDecisions): real instants across chrono's and
+        # Postgres's ranges, the edges, and text that is no time at all.
+        "DateTime": st.one_of(
+            st.datetimes(
+                min_value=datetime.datetime(1, 1, 1),
+                max_value=datetime.datetime(9999, 12, 31, 23, 59, 59),
+                timezones=st.just(datetime.timezone.utc),
+            ).map(lambda d: d.isoformat()),
+            st.sampled_from([
+                "2026-11-30T00:00:00Z", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z",
+                "9999-12-31T23:59:59.999999Z", "2026-13-01T00:00:00Z", "-infinity", "",
+            ]),
+            text,
+        ).map(nodes.String),
     }
 
 
