@@ -10,8 +10,8 @@
 //!   ([`auth::Viewer`]) and the input, call one service method, and map the
 //!   typed [`error::AppError`] to a GraphQL error with `extensions.code` once.
 //! - [`service`] holds the use cases, one service per aggregate over a
-//!   shared core (`Sessions`, `Messages`, `Routing`, `Agents`, `Live`,
-//!   `Presence`, `Retention`): each asks the domain whether the caller may
+//!   shared core (`Sessions`, `Queue`, `Messages`, `Routing`, `Agents`,
+//!   `Live`, `Presence`, `Retention`, `Audit`): each asks the domain whether the caller may
 //!   act and what the change is, runs its writes in one transaction, and
 //!   publishes events only after the commit. The transitions several of
 //!   them share (end, release a slot, give, requeue, a SYSTEM line with the
@@ -19,11 +19,12 @@
 //!   passes, rate limits and the after-commit buffer in `service::infra`.
 //!   It knows nothing of GraphQL.
 //! - [`domain`] holds the rules that need no I/O, each in one place: who
-//!   may view, follow, write, read, end, transfer, rate and note
-//!   (`domain::access`); the session's transitions (`domain::session`);
-//!   an agent's status, capacity and free slots (`domain::agent`); message
-//!   rules and receipts (`domain::message`); history kinds
-//!   (`domain::history`).
+//!   may view, follow, write, read, end, transfer, rate, note and set a
+//!   priority (`domain::access`); the session's transitions
+//!   (`domain::session`); an agent's status, capacity, free slots and
+//!   absence (`domain::agent`); priorities, skills and routing decisions
+//!   (`domain::routing`); message rules and receipts (`domain::message`);
+//!   history kinds (`domain::history`).
 //! - [`matching`] decides who is served next; [`events`] fans events out to
 //!   live subscribers, and relays them to the other processes (Postgres
 //!   LISTEN/NOTIFY or NATS).

@@ -10,7 +10,8 @@
 //! - [`Live`]: the subscription feeds (a session's, an agent's, the queue);
 //! - [`Presence`]: customers who left (their chats close) and agents'
 //!   connections across processes (online, AWAY, their chats requeued);
-//! - [`Retention`]: the purge.
+//! - [`Retention`]: the purge;
+//! - [`Audit`]: the routing decisions, per session and by period, for admins.
 //!
 //! The transitions that several of them need (end a session, release an
 //! agent's slot, give a session, return sessions to the queue, write a
