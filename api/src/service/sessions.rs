@@ -213,14 +213,15 @@ impl Sessions<'_> {
             .await?;
         let id = session.id;
         let acceptance = session.accept_by(&agent, self.core.policy.routing_mode)?;
+        // A retried accept of what is already ours succeeds, changing nothing.
+        if acceptance == Acceptance::AlreadyHeld {
+            return Ok(session);
+        }
         // Rows held: the shared clock (which also set offer deadlines)
         // stamps the change after everything it waited for.
         let now = self.core.shared_now(&txn).await?;
-        match acceptance {
-            // A retried accept of what is already ours succeeds.
-            Acceptance::AlreadyHeld => return Ok(session),
-            Acceptance::TakeOffer => session.take_offer(now)?,
-            Acceptance::PickFromQueue => {}
+        if acceptance == Acceptance::TakeOffer {
+            session.take_offer(now)?;
         }
         let mut outbox = Outbox::default();
         let giving = Giving {
