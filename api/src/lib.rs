@@ -33,6 +33,8 @@
 //! - [`audit`] replays the routing decisions and history of a period and
 //!   checks every routing invariant (`switchboard audit`); pure, like
 //!   [`matching`], and written apart from it so that it can catch it.
+//! - [`signing`] signs what Switchboard sends out (webhooks, tickets) per
+//!   the Standard Webhooks scheme.
 
 pub mod audit;
 pub mod auth;
@@ -48,6 +50,7 @@ pub mod matching;
 pub mod metrics;
 pub mod repo;
 pub mod service;
+pub mod signing;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -1,4 +1,4 @@
-use async_graphql::{Context, Object, ID};
+use async_graphql::{Context, MergedObject, Object, ID};
 use chrono::{DateTime, Utc};
 
 use super::context::caller_and_service;
@@ -8,11 +8,16 @@ use super::types::{
 };
 use crate::service::PageArgs;
 
-#[derive(Default)]
-pub struct QueryRoot;
+/// Each area adds its own query object here, so features do not share one impl.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(CoreQuery);
 
-#[Object(name = "Query")]
-impl QueryRoot {
+#[derive(Default)]
+pub struct CoreQuery;
+
+#[Object]
+impl CoreQuery {
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerGql> {
         let (viewer, svc) = caller_and_service(ctx)?;
         Ok(ViewerGql {
