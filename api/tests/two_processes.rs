@@ -1,11 +1,13 @@
 //! Two `switchboard` processes on one Postgres database, 200 customers of
 //! mixed priorities (the shop's signed claim) and skills, and 10 agents of
 //! capacity 2 with different skills, spread over both. Agents accept and
-//! end at random, and go on breaks and end shifts and come back (shift and
-//! break changes: this branch has no presence-driven status yet); the
-//! customers arrive faster than they are served, so most wait. Afterwards:
+//! end at random, go on breaks, end shifts and come back, and drop their
+//! WebSocket for a while (presence turns them AWAY and, past
+//! AGENT_ABANDON_SECS, returns their chats to the queue); the customers
+//! arrive faster than they are served, so most wait. Afterwards:
 //!
-//! - the assignment history must show every customer served exactly once,
+//! - the assignment history must show every customer served exactly once
+//!   per stay in the queue,
 //!   first offers in arrival order within each priority among sessions
 //!   that need no skills, no session ever held by two agents and no agent
 //!   ever over capacity;
@@ -30,6 +32,7 @@ use testkit::db::fresh_database;
 use testkit::graphql;
 use testkit::server::{nats_url, spawn_process, Options, Process};
 use testkit::tokens;
+use testkit::ws;
 
 const CUSTOMERS: usize = 200;
 const AGENTS: usize = 10;
@@ -37,6 +40,10 @@ const CAPACITY: i64 = 2;
 /// Short, so that sessions needing skills few agents have are relaxed
 /// during the run.
 const SKILL_WAIT_SECS: i64 = 1;
+/// Short, so that agents who drop their WebSocket turn AWAY, and some have
+/// their chats returned to the queue, during the run.
+const AGENT_AWAY_SECS: i64 = 1;
+const AGENT_ABANDON_SECS: i64 = 2;
 const DEADLINE: Duration = Duration::from_secs(150);
 
 /// The skills of agent `i`: three billing, two German, one both.
@@ -92,6 +99,8 @@ async fn start_server(database_url: &str, event_bus: &str, routing: &str) -> Pro
             ("ROUTING_MODE", routing),
             ("AGENT_CAPACITY", &capacity),
             ("SKILL_WAIT_SECS", &SKILL_WAIT_SECS.to_string()),
+            ("AGENT_AWAY_SECS", &AGENT_AWAY_SECS.to_string()),
+            ("AGENT_ABANDON_SECS", &AGENT_ABANDON_SECS.to_string()),
             ("DB_POOL_SIZE", "8"),
         ])
         .database(database_url),
@@ -126,76 +135,152 @@ impl Rng {
 enum Away {
     Break,
     ShiftEnd,
+    /// The agent's WebSocket drops and they do nothing until it is back:
+    /// presence turns them AWAY after AGENT_AWAY_SECS (their offers move
+    /// on) and, past AGENT_ABANDON_SECS, returns their chats to the queue.
+    Offline,
 }
+
+/// An agent's live WebSocket: what makes them online. Nothing is
+/// subscribed; it is read now and then so that the server's pings are
+/// answered.
+async fn go_online(addr: std::net::SocketAddr, token: &str) -> ws::Client {
+    ws::Client::connect(addr, Some(token)).await
+}
+
+/// After a reconnect, for this long, the agent's last absence may still be
+/// acted on (a sweep that began before the reconnect was written may take
+/// an offer back or return a chat to the queue): refusals are expected.
+const SETTLING: Duration = Duration::from_secs(3);
 
 async fn run_agent(
     (client, token): (graphql::Client, String),
+    addr: std::net::SocketAddr,
     seed: u64,
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
+) -> (usize, usize) {
     let mut rng = Rng(seed | 1);
+    let mut socket = Some(go_online(addr, &token).await);
     client.start_shift(&token).await;
     let mut away: Option<(Instant, Away)> = None;
+    let mut settled_at = Instant::now();
+    let mut absences = 0;
+    let mut seen_away = 0;
     while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(socket) = socket.as_mut() {
+            while !matches!(
+                socket.frame(Duration::from_millis(1)).await,
+                ws::Frame::Quiet
+            ) {}
+        }
+        let offline = matches!(away, Some((_, Away::Offline)));
+        let settling = Instant::now() < settled_at;
         // Newest first and ended ones included: a page smaller than all an
         // agent handles would hide an older session they still hold or are
         // offered, and the race would stall on it (offers lapse, agents go
         // on break). An agent handles about CUSTOMERS / AGENTS sessions.
-        let data = client
-            .ok(
-                &token,
-                "{ mySessions(first: 100) { nodes { id status } pageInfo { hasNextPage } } }",
-                json!({}),
-            )
-            .await;
+        let data = if offline {
+            json!({ "mySessions": { "nodes": [], "pageInfo": { "hasNextPage": false } } })
+        } else {
+            client
+                .ok(
+                    &token,
+                    "{ mySessions(first: 100) { nodes { id status } pageInfo { hasNextPage } } }",
+                    json!({}),
+                )
+                .await
+        };
         assert_eq!(
             data["mySessions"]["pageInfo"]["hasNextPage"], false,
             "an agent's sessions no longer fit one page"
         );
         for s in data["mySessions"]["nodes"].as_array().unwrap() {
             let id = s["id"].as_str().unwrap();
-            match s["status"].as_str().unwrap() {
+            let r = match s["status"].as_str().unwrap() {
                 "OFFERED" => {
-                    let r = client
+                    client
                         .gql(
                             Some(&token),
                             "mutation($s: ID!) { acceptSession(sessionId: $s) { status } }",
                             json!({ "s": id }),
                         )
-                        .await;
-                    // Only an offer withdrawn meanwhile may refuse, and only
-                    // this agent's own break or shift end withdraws, which
-                    // comes after this loop.
-                    assert!(r.get("errors").is_none(), "accept failed: {r}");
+                        .await
                 }
                 // Slow enough that customers arrive faster than they are served.
                 "ACTIVE" if rng.below(8) == 0 => {
-                    client.end(&token, id).await;
+                    client
+                        .gql(
+                            Some(&token),
+                            "mutation($s: ID!) { endSession(sessionId: $s) { status } }",
+                            json!({ "s": id }),
+                        )
+                        .await
                 }
-                _ => {}
+                _ => continue,
+            };
+            // Only an offer withdrawn meanwhile may refuse: this agent's own
+            // break or shift end comes after this loop, so only the tail of
+            // an absence can.
+            if r.get("errors").is_some() {
+                assert!(settling, "refused outside an absence's tail: {r}");
+                assert!(
+                    ["CONFLICT", "FORBIDDEN"].contains(&graphql::code_of(&r).as_str()),
+                    "{r}"
+                );
             }
         }
         match away {
             None if rng.below(40) == 0 => {
                 // A break or the end of a shift: offers go back to the
                 // queue; sessions held are finished first (draining).
-                let why = if rng.below(2) == 0 {
-                    Away::Break
-                } else {
-                    Away::ShiftEnd
+                let why = match rng.below(3) {
+                    0 => Away::Break,
+                    1 => Away::ShiftEnd,
+                    _ => Away::Offline,
                 };
                 let change = match why {
-                    Away::Break => "mutation { requestBreak { status } }",
-                    Away::ShiftEnd => "mutation { endShift { status } }",
+                    Away::Break => Some("mutation { requestBreak { status } }"),
+                    Away::ShiftEnd => Some("mutation { endShift { status } }"),
+                    Away::Offline => None,
                 };
-                client.ok(&token, change, json!({})).await;
-                let back = Instant::now() + Duration::from_millis(50 + rng.below(250));
-                away = Some((back, why));
+                let gone_for = match why {
+                    // Past AGENT_AWAY_SECS, and half the time past
+                    // AGENT_ABANDON_SECS too.
+                    Away::Offline => {
+                        socket = None;
+                        absences += 1;
+                        Duration::from_millis(
+                            (AGENT_AWAY_SECS * 1000 + 300) as u64
+                                + rng.below(
+                                    2 * (AGENT_ABANDON_SECS - AGENT_AWAY_SECS) as u64 * 1000,
+                                ),
+                        )
+                    }
+                    _ => Duration::from_millis(50 + rng.below(250)),
+                };
+                if let Some(change) = change {
+                    client.ok(&token, change, json!({})).await;
+                }
+                away = Some((Instant::now() + gone_for, why));
             }
             Some((back, why)) if Instant::now() >= back => {
                 let change = match why {
                     Away::Break => "mutation { endBreak { status } }",
                     Away::ShiftEnd => "mutation { startShift { status } }",
+                    Away::Offline => {
+                        let me = client
+                            .ok(&token, "{ me { agent { status online } } }", json!({}))
+                            .await;
+                        assert_eq!(me["me"]["agent"]["online"], false, "{me}");
+                        if me["me"]["agent"]["status"] == "AWAY" {
+                            seen_away += 1;
+                        }
+                        // Back by itself: AWAY returns to AVAILABLE.
+                        socket = Some(go_online(addr, &token).await);
+                        settled_at = Instant::now() + SETTLING;
+                        away = None;
+                        continue;
+                    }
                 };
                 let r = client.gql(Some(&token), change, json!({})).await;
                 match r.get("errors") {
@@ -208,6 +293,7 @@ async fn run_agent(
         }
         tokio::time::sleep(Duration::from_millis(5 + rng.below(20))).await;
     }
+    (absences, seen_away)
 }
 
 /// The races run one at a time: four servers and two swarms of clients at
@@ -275,6 +361,7 @@ async fn race(event_bus: &str, routing: &str) {
         .map(|i| {
             tokio::spawn(run_agent(
                 client(Role::Agent, format!("agent-{i}"), i),
+                servers[i % 2].addr,
                 0x9E37_79B9 * (i as u64 + 1),
                 done.clone(),
             ))
@@ -359,9 +446,21 @@ async fn race(event_bus: &str, routing: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut absences, mut away) = (0, 0);
     for a in agents {
-        a.await.expect("agent task");
+        let (gone, seen_away) = a.await.expect("agent task");
+        absences += gone;
+        away += seen_away;
     }
+    let returned = count(
+        &db,
+        "SELECT COUNT(*) AS n FROM session_events WHERE kind = 'REQUEUED'",
+    )
+    .await;
+    eprintln!(
+        "presence: {absences} WebSocket drops, {away} seen AWAY before reconnecting, {returned} chats returned to the queue"
+    );
+    assert!(away > 0, "no agent was seen AWAY during the race");
     check_history(&db).await;
     check_with_the_audit(&db, started_at).await;
     check_with_the_public_api(&servers[0].api, &admin, routing).await;
@@ -516,6 +615,7 @@ async fn check_history(db: &DatabaseConnection) {
     let mut holder: HashMap<String, String> = HashMap::new();
     let mut held: HashMap<String, i64> = HashMap::new();
     let mut accepted: HashMap<String, usize> = HashMap::new();
+    let mut requeued: HashMap<String, usize> = HashMap::new();
     let mut first_offer_order = Vec::new();
     for e in &events {
         let session: String = e.try_get("", "session_id").unwrap();
@@ -560,6 +660,17 @@ async fn check_history(db: &DatabaseConnection) {
                     *held.get_mut(&h).unwrap() -= 1;
                 }
             }
+            // An absent agent's chat back in the queue: served again.
+            "REQUEUED" => {
+                let h = holder.remove(&session).expect("requeued chat had a holder");
+                assert_eq!(
+                    agent.as_ref(),
+                    Some(&h),
+                    "{session} requeued from a non-holder"
+                );
+                *held.get_mut(&h).unwrap() -= 1;
+                *requeued.entry(session.clone()).or_default() += 1;
+            }
             "QUEUED" => {}
             other => panic!("unexpected history entry {other} in this scenario"),
         }
@@ -569,10 +680,14 @@ async fn check_history(db: &DatabaseConnection) {
         "slots not released: {held:?}"
     );
     assert_eq!(accepted.len(), CUSTOMERS, "every customer was served");
-    assert!(
-        accepted.values().all(|n| *n == 1),
-        "someone was served twice"
-    );
+    // Once per stay in the queue.
+    for (session, n) in &accepted {
+        assert_eq!(
+            *n,
+            1 + requeued.get(session).copied().unwrap_or(0),
+            "{session} served a wrong number of times"
+        );
+    }
     // First offers were made in arrival order within each priority, among
     // sessions any agent can take: the matcher always took the head of
     // that queue whenever an agent was free.

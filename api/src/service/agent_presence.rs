@@ -145,7 +145,6 @@ impl Presence<'_> {
     }
 
     async fn write_connections(&self, agent_id: &str, held: u32) -> AppResult<()> {
-        let now = self.core.now();
         let process = self.core.connections.process;
         let txn = repo::begin_write(&self.core.db).await?;
         // The agent's row first, as every change to an agent: a sweep
@@ -156,6 +155,9 @@ impl Presence<'_> {
             txn.commit().await?;
             return Ok(());
         };
+        // The row is held: a return to AVAILABLE is stamped on the shared
+        // clock, after whatever it waited for, as every status change is.
+        let now = self.core.shared_now(&txn).await?;
         if held > 0 {
             let count = i32::try_from(held).unwrap_or(i32::MAX);
             agent_presence::put(&txn, process, agent_id, count, now).await?;
@@ -218,6 +220,7 @@ impl Presence<'_> {
     /// offline for AGENT_ABANDON_SECS go back to the queue in their places.
     /// Idempotent, on any number of processes. Returns the agents changed.
     pub async fn sweep_agents(&self) -> AppResult<usize> {
+        // Only to pick whom to look at; each is judged under their lock.
         let now = self.core.now();
         let rule = self.core.policy.agent_absence;
         let live_since = self.live_since(now);
@@ -243,6 +246,10 @@ impl Presence<'_> {
             let Some(agent) = agents::lock(&txn, &agent_id).await? else {
                 continue;
             };
+            // Judged and stamped once every lock is held, on the shared
+            // clock: offers withdrawn and chats sent back sort after the
+            // passes this waited for, as the audit reads them.
+            let now = self.core.shared_now(&txn).await?;
             if self.settle_and_publish(txn, agent, now).await? {
                 changed += 1;
             }

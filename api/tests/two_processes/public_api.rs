@@ -209,7 +209,10 @@ pub fn problems(
                 continue;
             };
             for x in sessions {
-                if x.id == y.id || !x.skills.is_empty() || !ahead(x, y) {
+                // A chat sent back to the queue shows only its last
+                // assignedAt; its earlier stays are checked above.
+                let requeued = x.history.iter().any(|(kind, _, _)| kind == "REQUEUED");
+                if x.id == y.id || !x.skills.is_empty() || !ahead(x, y) || requeued {
                     continue;
                 }
                 let x_assigned = x.assigned_at.expect("every session was assigned");
