@@ -8,7 +8,9 @@ use super::core::Core;
 use super::infra::batch_queue::{self, BatchQueue, Batched, DeliveryMark, Pending, SendRequest};
 use super::pagination::{page_size, Page, PageArgs};
 use super::sessions::parse_session_id;
+use super::webhooks::outbox as webhook_outbox;
 use crate::auth::{Role, Viewer};
+use crate::domain::webhooks::{WebhookEvent, WebhookEventType};
 use crate::domain::{
     access, validate_body, validate_client_message_id, ChatSession, Message, MessageView, Party,
     SenderRole,
@@ -195,7 +197,20 @@ impl Messages<'_> {
             })
             .collect::<AppResult<_>>()?;
         messages::insert_many(&txn, &fresh).await?;
+        // One more statement in the batch, and only while an endpoint
+        // wants messages: their outbox rows, all in one insert.
+        if !fresh.is_empty()
+            && webhook_outbox::wants(self.core, &txn, WebhookEventType::MessageCreated).await?
+        {
+            let created: Vec<WebhookEvent> = fresh
+                .iter()
+                .cloned()
+                .map(WebhookEvent::MessageCreated)
+                .collect();
+            webhook_outbox::record_all(self.core, &txn, self.core.now(), &created).await?;
+        }
         txn.commit().await?;
+        self.core.webhooks.wake_if_recorded();
         // The sessions as they are now, for the answers' receipt status.
         for take in &takes {
             if let Some(s) = sessions.get_mut(&take.id) {

@@ -36,6 +36,7 @@ mod retention;
 mod routing;
 mod sessions;
 mod transitions;
+pub mod webhooks;
 
 pub use self::core::{Core, Services};
 pub use agent_presence::AgentConnection;
@@ -49,6 +50,7 @@ pub use queue::Queue;
 pub use retention::Retention;
 pub use routing::Routing;
 pub use sessions::Sessions;
+pub use webhooks::{EndpointInput, Webhooks};
 
 use crate::domain::AbsenceRule;
 use crate::matching::RoutingMode;
@@ -86,4 +88,5 @@ pub struct Policy {
     /// What happens to agents without a connection (AGENT_AWAY_SECS,
     /// AGENT_ABANDON_SECS).
     pub agent_absence: AbsenceRule,
+    pub webhooks: crate::config::WebhookSettings,
 }
