@@ -574,3 +574,90 @@ async fn nothing_is_written_for_events_nobody_subscribes_to() {
         .await;
     assert_eq!(code, "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn the_embedded_database_delivers_too() {
+    let app =
+        spawn(testkit::server::Options::from(&[("WEBHOOK_ALLOW_PRIVATE", "true")]).database(""))
+            .await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::Status(500)]);
+    let (endpoint, secret) = subscribe(
+        &app,
+        &receiver,
+        &["SESSION_STARTED", "MESSAGE_CREATED", "SESSION_ENDED"],
+    )
+    .await;
+    let customer = tokens::customer("c");
+    let sid = app.active_session(&customer, &tokens::agent("a")).await;
+    app.send(&customer, &sid, "one", "k1").await;
+    app.send(&customer, &sid, "two", "k2").await;
+    app.end(&customer, &sid).await;
+    let received = receiver.wait_for_ok(4, PATIENCE).await;
+    let kinds: Vec<&str> = received
+        .iter()
+        .filter(|r| ok(r))
+        .map(Received::kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "session.started",
+            "message.created",
+            "message.created",
+            "session.ended"
+        ]
+    );
+    received.iter().for_each(|r| assert_signed(r, &secret));
+    let listed = deliveries_until(&app, &tokens::admin(), &endpoint, "delivered", |l| {
+        l.len() == 4 && l.iter().all(|d| d["status"] == "DELIVERED")
+    })
+    .await;
+    assert_eq!(listed[3]["attempts"], 2, "the first, retried once");
+}
+
+#[tokio::test]
+async fn deliveries_are_purged_with_the_rest_after_retention() {
+    let clock = Clock::manual(Utc::now());
+    let app = spawn(
+        testkit::server::Options::from(&[
+            ("WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("RETENTION_DAYS", "1"),
+        ])
+        .clock(clock.clock()),
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    let admin = tokens::issued_by(&clock.clock()).admin();
+    let (endpoint, _) = subscribe_as(&app, &admin, &receiver, &["SESSION_STARTED"]).await;
+    app.start_session(&tokens::issued_by(&clock.clock()).customer("c"))
+        .await;
+    deliveries_until(&app, &admin, &endpoint, "delivered", |l| {
+        l.first().is_some_and(|d| d["status"] == "DELIVERED")
+    })
+    .await;
+    app.service
+        .retention()
+        .purge_expired()
+        .await
+        .expect("purge");
+    assert_eq!(
+        deliveries(&app, &admin, &endpoint).await.len(),
+        1,
+        "kept a day"
+    );
+
+    clock.step_wall(chrono::Duration::days(2));
+    let admin = tokens::issued_by(&clock.clock()).admin();
+    app.service
+        .retention()
+        .purge_expired()
+        .await
+        .expect("purge");
+    assert!(deliveries(&app, &admin, &endpoint).await.is_empty());
+    assert_eq!(
+        outbox_rows(&app).await,
+        0,
+        "the event went with its delivery"
+    );
+}

@@ -66,6 +66,7 @@ pub async fn run(core: Services) {
 async fn pass(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<bool> {
     // Nothing is wanted: no event is written and no delivery may go out
     // (they need an enabled endpoint), so the database is left alone.
+    super::outbox::refresh_if_old(core, &core.db).await?;
     if super::outbox::subscribed(core, &core.db).await?.is_empty() {
         return Ok(false);
     }

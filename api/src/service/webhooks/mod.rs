@@ -52,26 +52,33 @@ struct Subscribed {
 }
 
 /// How long cached subscriptions are trusted without hearing of a change:
-/// a bound on what a lost relay message costs.
+/// a bound on what a lost relay message costs. The dispatcher reloads them
+/// this often, off the hot paths.
 const SUBSCRIBED_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl WebhookState {
-    /// The cached types, if still fresh.
-    fn cached(&self, generation: u64, now: std::time::Instant) -> Option<EventTypes> {
-        let cached = *self
-            .subscribed
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Subscribed>> {
+        // A plain value: a panic elsewhere cannot leave it half written.
+        self.subscribed
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        cached
-            .filter(|c| c.generation == generation && now.duration_since(c.loaded) < SUBSCRIBED_TTL)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached types, unless an endpoint changed since they were read.
+    fn cached(&self, generation: u64) -> Option<EventTypes> {
+        self.lock()
+            .filter(|c| c.generation == generation)
             .map(|c| c.types)
     }
 
+    /// Whether the cache is older than [`SUBSCRIBED_TTL`] (or empty).
+    fn is_old(&self, now: std::time::Instant) -> bool {
+        self.lock()
+            .is_none_or(|c| now.duration_since(c.loaded) >= SUBSCRIBED_TTL)
+    }
+
     fn store(&self, types: EventTypes, generation: u64, loaded: std::time::Instant) {
-        *self
-            .subscribed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Subscribed {
+        *self.lock() = Some(Subscribed {
             types,
             generation,
             loaded,

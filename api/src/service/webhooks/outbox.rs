@@ -26,16 +26,33 @@ use crate::repo::{outbox, webhooks};
 use crate::service::Core;
 
 /// The event types some enabled endpoint wants: from the cache, or read
-/// (in `db`, the caller's transaction) when it is stale.
+/// (in `db`, the caller's transaction) when an endpoint changed since.
 pub(crate) async fn subscribed<C: ConnectionTrait>(
     core: &Arc<Core>,
     db: &C,
 ) -> AppResult<EventTypes> {
     let generation = core.bus.webhooks_generation();
-    let now = core.clock.instant();
-    if let Some(types) = core.webhooks.cached(generation, now) {
+    if let Some(types) = core.webhooks.cached(generation) {
         return Ok(types);
     }
+    load(core, db, generation).await
+}
+
+/// Reads the cache again if it is older than `SUBSCRIBED_TTL`: the
+/// dispatcher's job, so that no business transaction pays for it.
+pub(crate) async fn refresh_if_old<C: ConnectionTrait>(core: &Arc<Core>, db: &C) -> AppResult<()> {
+    if core.webhooks.is_old(core.clock.instant()) {
+        load(core, db, core.bus.webhooks_generation()).await?;
+    }
+    Ok(())
+}
+
+async fn load<C: ConnectionTrait>(
+    core: &Arc<Core>,
+    db: &C,
+    generation: u64,
+) -> AppResult<EventTypes> {
+    let now = core.clock.instant();
     let mut types = EventTypes::default();
     for stored in webhooks::subscribed_types(db).await? {
         // An unknown name is a row written by other code: skip it here,
