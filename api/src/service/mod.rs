@@ -11,7 +11,10 @@
 //! - [`Presence`]: customers who left (their chats close) and agents'
 //!   connections across processes (online, AWAY, their chats requeued);
 //! - [`Retention`]: the purge;
-//! - [`Audit`]: the routing decisions, per session and by period, for admins.
+//! - [`Audit`]: the routing decisions, per session and by period, for admins;
+//! - [`Webhooks`]: endpoints and deliveries for admins; `webhooks::outbox`
+//!   writes events in the business transaction, `webhooks::dispatcher`
+//!   delivers them.
 //!
 //! The transitions that several of them need (end a session, release an
 //! agent's slot, give a session, return sessions to the queue, write a
