@@ -78,7 +78,7 @@ impl Messages<'_> {
     /// Stores the sends in one transaction: lock their sessions (in id
     /// order), look up earlier sends with the same clientMessageIds, take
     /// each session's seqs for its new messages at once, insert them all,
-    /// commit, then publish. Six statements however many sends. A refused send uses no seq; a send seen before is answered
+    /// commit, then publish. Six statements however many sends (seven while a webhook endpoint wants messages: their outbox rows, in one insert). A refused send uses no seq; a send seen before is answered
     /// with the first message, even if the session has moved on since
     /// (ended, transferred): that send did happen.
     async fn write_sends(&self, sends: &[SendRequest]) -> AppResult<Vec<AppResult<MessageView>>> {
