@@ -11,7 +11,7 @@
 //!   typed [`error::AppError`] to a GraphQL error with `extensions.code` once.
 //! - [`service`] holds the use cases, one service per aggregate over a
 //!   shared core (`Sessions`, `Queue`, `Messages`, `Routing`, `Agents`,
-//!   `Live`, `Presence`, `Retention`, `Audit`): each asks the domain whether the caller may
+//!   `Live`, `Presence`, `Retention`, `Audit`, `Webhooks`): each asks the domain whether the caller may
 //!   act and what the change is, runs its writes in one transaction, and
 //!   publishes events only after the commit. The transitions several of
 //!   them share (end, release a slot, give, requeue, a SYSTEM line with the

@@ -189,6 +189,7 @@ impl Application {
             message_burst: settings.message_burst,
             ip_session_rate_per_min: settings.ip_session_rate_per_min,
             ip_session_burst: settings.ip_session_burst,
+            webhooks: settings.webhooks.clone(),
         };
         let relay = match &settings.event_bus {
             EventBusKind::InProcess => Relay::InProcess,
@@ -257,6 +258,9 @@ impl Application {
         let retention = tokio::spawn(retention_loop(self.service.clone()));
         let presence = tokio::spawn(presence_loop(self.service.clone()));
         let agent_presence = tokio::spawn(agent_presence_loop(self.service.clone()));
+        let webhooks = tokio::spawn(crate::service::webhooks::dispatcher::run(
+            self.service.clone(),
+        ));
         let sockets = self.shutdown.clone();
         let served = serve(
             self.listener,
@@ -281,6 +285,7 @@ impl Application {
         retention.abort();
         presence.abort();
         agent_presence.abort();
+        webhooks.abort();
         // Agents connected here count as gone now, not a heartbeat bound
         // from now (a process that dies without this gets the bound).
         let forget = self.service.presence();

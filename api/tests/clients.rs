@@ -344,3 +344,80 @@ async fn gql_transport_ws() {
 async fn gql_legacy_ws() {
     chat("gql-legacy-ws", Script::Gql("legacy")).await;
 }
+
+/// Webhook deliveries of a whole chat, verified by the Standard Webhooks
+/// reference library for Node (`standardwebhooks`, pinned in
+/// tests/clients/package.json) exactly as a receiver would verify them.
+#[tokio::test]
+async fn webhooks_verify_with_standardwebhooks() {
+    use serde_json::json;
+    use testkit::receiver::Receiver;
+
+    if let Err(e) = node_modules() {
+        panic!("cannot set up the JavaScript clients: {e}");
+    }
+    let receiver = Receiver::start().await;
+    let server = spawn_process(
+        env!("CARGO_BIN_EXE_switchboard"),
+        &[
+            ("ROUTING_MODE", "manual"),
+            ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ],
+    )
+    .await;
+    let created = server
+        .as_admin(
+            "mutation($url: String!) { createWebhookEndpoint(input: {url: $url, events: \
+               [SESSION_STARTED, SESSION_ASSIGNED, SESSION_TRANSFERRED, SESSION_ENDED, MESSAGE_CREATED]}) \
+               { secret endpoint { id } } }",
+            json!({ "url": receiver.url("/hooks") }),
+        )
+        .await;
+    let secret = created["createWebhookEndpoint"]["secret"]
+        .as_str()
+        .expect("a secret")
+        .to_owned();
+    let (customer, agent) = (tokens::customer("customer-wh"), tokens::agent("agent-wh"));
+    server.start_shift(&tokens::agent("agent-wh2")).await;
+    let session = server.active_session(&customer, &agent).await;
+    server.send(&customer, &session, "hello", "m1").await;
+    server
+        .send(&agent, &session, "hi, how can I help?", "m2")
+        .await;
+    server
+        .ok(
+            &agent,
+            "mutation($s: ID!) { transferSession(sessionId: $s, toAgentId: \"agent-wh2\") { id } }",
+            json!({ "s": session }),
+        )
+        .await;
+    server.end(&customer, &session).await;
+    // started, assigned, two messages, transferred, ended.
+    let received = receiver.wait_for_ok(6, Duration::from_secs(30)).await;
+    let requests: Vec<_> = received
+        .iter()
+        .map(|r| json!({ "headers": r.headers, "body": r.body }))
+        .collect();
+    let input = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("webhooks-{}.json", uuid::Uuid::new_v4().simple()));
+    std::fs::write(
+        &input,
+        json!({ "secret": secret, "requests": requests }).to_string(),
+    )
+    .expect("write the deliveries");
+    let mut command = Command::new("node");
+    command
+        .current_dir(clients_dir())
+        .arg(clients_dir().join("webhook_verify.mjs"))
+        .arg(&input);
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("webhooks-{}.log", uuid::Uuid::new_v4().simple()));
+    let run = run_bounded(command, SCRIPT_BOUND, &log);
+    let _ = std::fs::remove_file(&input);
+    let expected = format!("VERIFIED {} deliveries", requests.len());
+    assert!(
+        run.status.is_some_and(|s| s.success()) && run.output.contains(&expected),
+        "standardwebhooks did not verify every delivery:\n{}",
+        run.output
+    );
+}

@@ -553,3 +553,183 @@ fn assert_one_to_n(what: &str, seqs: &[i64]) {
         "{what}: not 1..n in order without gap or duplicate"
     );
 }
+
+// Webhooks: the outbox under faults. Each event committed is delivered,
+// whatever happens to the process that committed it or to the database.
+
+mod webhooks {
+    use super::*;
+    use testkit::receiver::{Receiver, Reply};
+
+    /// Settings for quick webhook faults: a second's timeout (so a lease
+    /// lasts three), retries 100 ms apart for as long as a test needs.
+    fn webhook_options() -> Options {
+        Options::default()
+            .set("WEBHOOK_ALLOW_PRIVATE", "true")
+            .set("WEBHOOK_TIMEOUT_MS", "1000")
+            .set("WEBHOOK_RETRY_SCHEDULE", &["100ms"; 20].join(","))
+    }
+
+    /// Registers the receiver for session starts, messages and ends; the
+    /// endpoint's id.
+    async fn subscribe(server: &Process, receiver: &Receiver) -> String {
+        let data = server
+            .as_admin(
+                "mutation($url: String!) { createWebhookEndpoint(input: {url: $url, \
+                   events: [SESSION_STARTED, MESSAGE_CREATED, SESSION_ENDED]}) { endpoint { id } } }",
+                json!({ "url": receiver.url("/hooks") }),
+            )
+            .await;
+        data["createWebhookEndpoint"]["endpoint"]["id"]
+            .as_str()
+            .expect("endpoint id")
+            .to_owned()
+    }
+
+    /// `chats` chats of `messages` messages each, ended: 2 + messages
+    /// events each.
+    async fn chats(server: &Process, prefix: &str, chats: usize, messages: usize) {
+        for c in 0..chats {
+            let customer = token(Role::Customer, &format!("{prefix}-c{c}"));
+            let agent = token(Role::Agent, &format!("{prefix}-a{c}"));
+            let session = server.active_session(&customer, &agent).await;
+            for m in 0..messages {
+                let sent = server
+                    .send(
+                        &customer,
+                        &session,
+                        &format!("m{m}"),
+                        &format!("{prefix}-{c}-{m}"),
+                    )
+                    .await;
+                assert!(sent.get("errors").is_none(), "{sent}");
+            }
+            server.end(&customer, &session).await;
+        }
+    }
+
+    /// The endpoint's deliveries as `server` lists them: (id, status).
+    async fn deliveries(server: &Process, endpoint: &str) -> Vec<(String, String)> {
+        let data = server
+            .as_admin(
+                "query($e: ID!) { webhookDeliveries(endpointId: $e, first: 500) { id status } }",
+                json!({ "e": endpoint }),
+            )
+            .await;
+        data["webhookDeliveries"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap_or_default().to_owned(),
+                    d["status"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until `expected` deliveries exist and all are DELIVERED;
+    /// checks that each reached the receiver answered 200. Their ids.
+    async fn all_delivered(
+        server: &Process,
+        endpoint: &str,
+        receiver: &Receiver,
+        expected: usize,
+    ) -> Vec<String> {
+        eventually(&format!("{expected} deliveries are DELIVERED"), || async {
+            let listed = deliveries(server, endpoint).await;
+            listed.len() == expected && listed.iter().all(|(_, s)| s == "DELIVERED")
+        })
+        .await;
+        let ids: Vec<String> = deliveries(server, endpoint)
+            .await
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let answered: HashSet<String> = receiver
+            .received()
+            .iter()
+            .filter(|r| r.answered == Some(200))
+            .map(|r| r.id().to_owned())
+            .collect();
+        for id in &ids {
+            assert!(answered.contains(id), "{id} was never answered 200");
+        }
+        ids
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_of_a_process_killed_before_delivering_them_are_delivered_by_another() {
+        let db = fresh_database().await;
+        let receiver = Receiver::start().await;
+        // The first process's attempts hang: it dies in the middle of them,
+        // with the rest committed and not yet sent.
+        receiver.answer_with(Reply::Hold);
+        let first = start_server(&db, webhook_options()).await;
+        let endpoint = subscribe(&first, &receiver).await;
+        chats(&first, "kill", 3, 4).await;
+        let expected = 3 * (2 + 4);
+        receiver
+            .wait_until("the first attempt", PATIENCE, |r| !r.is_empty())
+            .await;
+        first.signal("KILL");
+        drop(first);
+        let held = receiver.received().len();
+        assert!(held < expected, "all {held} were attempted already");
+
+        receiver.answer_with(Reply::Status(200));
+        let second = start_server(&db, webhook_options()).await;
+        let ids = all_delivered(&second, &endpoint, &receiver, expected).await;
+        assert_eq!(ids.len(), expected);
+        assert!(second.panics().is_empty(), "{:?}", second.panics());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_dispatching_one_outbox_send_each_event_once() {
+        let db = fresh_database().await;
+        let receiver = Receiver::start().await;
+        // A default timeout: no lease expires while the receiver answers at once.
+        let options = Options::default().set("WEBHOOK_ALLOW_PRIVATE", "true");
+        let a = start_server(&db, options.clone()).await;
+        let b = start_server(&db, options).await;
+        let endpoint = subscribe(&a, &receiver).await;
+        futures_util::future::join(chats(&a, "on-a", 4, 5), chats(&b, "on-b", 4, 5)).await;
+        let expected = 8 * (2 + 5);
+        all_delivered(&b, &endpoint, &receiver, expected).await;
+        let received = receiver.received();
+        let mut counts: std::collections::HashMap<&str, usize> = Default::default();
+        for r in &received {
+            *counts.entry(r.id()).or_default() += 1;
+        }
+        let twice: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).collect();
+        assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+        assert_eq!(received.len(), expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_restart_mid_dispatch_loses_no_event() {
+        let pg = PgCluster::start();
+        let receiver = Receiver::start().await;
+        receiver.answer_with(Reply::Hold);
+        let options = webhook_options().set("DB_ACQUIRE_TIMEOUT_SECS", "2");
+        let server = start_server(&pg.url(), options).await;
+        let endpoint = subscribe(&server, &receiver).await;
+        chats(&server, "pg", 3, 3).await;
+        let expected = 3 * (2 + 3);
+        receiver
+            .wait_until("attempts under way", PATIENCE, |r| !r.is_empty())
+            .await;
+        // The attempts in flight end (time out, or answered) while the
+        // database is away: their outcome cannot be recorded.
+        pg.stop();
+        receiver.answer_with(Reply::Status(200));
+        eventually("/readyz says 503", || async {
+            server.status("/readyz").await.ok() == Some(503)
+        })
+        .await;
+        pg.start_again();
+        all_delivered(&server, &endpoint, &receiver, expected).await;
+        assert!(server.panics().is_empty(), "{:?}", server.panics());
+    }
+}

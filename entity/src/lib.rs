@@ -9,3 +9,6 @@ pub mod message;
 pub mod routing_decision;
 pub mod routing_pass;
 pub mod session_event;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
+pub mod webhook_event;

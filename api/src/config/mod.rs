@@ -160,8 +160,35 @@ pub struct Settings {
     /// from the deployment id stored in the database.
     pub nats_subject: Option<String>,
     pub limits: Limits,
+    pub webhooks: WebhookSettings,
     pub data_dir: PathBuf,
     pub log_json: bool,
+}
+
+/// Outbound webhooks (WEBHOOK_*).
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    pub timeout_ms: u64,
+    /// As given; [`WebhookSettings::schedule`] is the parsed form.
+    pub retry_schedule: String,
+    pub schedule: Vec<std::time::Duration>,
+    pub disable_after_secs: i64,
+    pub allow_private: bool,
+}
+
+impl WebhookSettings {
+    fn read<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let retry_schedule = env.word(&WEBHOOK_RETRY_SCHEDULE);
+        let schedule = crate::domain::webhooks::parse_retry_schedule(&retry_schedule)
+            .map_err(|reason| invalid(&WEBHOOK_RETRY_SCHEDULE, reason))?;
+        Ok(WebhookSettings {
+            timeout_ms: env.int(&WEBHOOK_TIMEOUT_MS)?,
+            retry_schedule,
+            schedule,
+            disable_after_secs: env.int(&WEBHOOK_DISABLE_AFTER_SECS)?,
+            allow_private: env.switch(&WEBHOOK_ALLOW_PRIVATE)?,
+        })
+    }
 }
 
 /// The embedded database's file in DATA_DIR.
@@ -302,6 +329,7 @@ impl Settings {
             ));
         }
         Ok(Settings {
+            webhooks: WebhookSettings::read(&env)?,
             limits,
             event_bus,
             nats_subject,

@@ -381,6 +381,33 @@ settings! {
         show: |s| s.shutdown_grace_secs.to_string(),
         help: "How long a stopping server waits for WebSockets to close",
     }
+    WEBHOOK_TIMEOUT_MS {
+        kind: Int { default: 5000, min: 100, max: 60_000 },
+        mask: Plain,
+        show: |s| s.webhooks.timeout_ms.to_string(),
+        help: "How long a webhook endpoint has to answer before the attempt counts as failed",
+    }
+    WEBHOOK_RETRY_SCHEDULE {
+        kind: Word { default: "5s,5m,30m,2h,5h,10h,10h" },
+        mask: Plain,
+        show: |s| s.webhooks.retry_schedule.clone(),
+        help: "Waits between a webhook delivery's attempts (`ms`, `s`, `m`, `h`, `d`), \
+            stretched by up to a fifth at random; after the last one it is FAILED",
+    }
+    WEBHOOK_DISABLE_AFTER_SECS {
+        kind: Int { default: 5 * DAY, min: 1, max: 365 * DAY },
+        mask: Plain,
+        show: |s| s.webhooks.disable_after_secs.to_string(),
+        help: "A webhook endpoint whose attempts have all failed for this long is disabled \
+            (and a WARN logged)",
+    }
+    WEBHOOK_ALLOW_PRIVATE {
+        kind: Switch { default: false },
+        mask: Plain,
+        show: |s| on_off(s.webhooks.allow_private),
+        help: "Let webhook endpoints reach loopback, link-local and private addresses \
+            (off: refused when created and when delivered)",
+    }
     ALLOWED_ORIGINS {
         kind: List,
         mask: Plain,

@@ -144,6 +144,17 @@ pub fn may_note(viewer: &Viewer, s: &ChatSession, held_before: bool) -> Result<(
     }
 }
 
+/// May register, change and inspect webhook endpoints and their
+/// deliveries: admins only (an endpoint receives every chat's content).
+pub fn may_manage_webhooks(viewer: &Viewer) -> Result<(), Refusal> {
+    match viewer.role {
+        Role::Admin => Ok(()),
+        Role::Agent | Role::Customer => {
+            Err(Refusal::Forbidden("only admins may manage webhooks".into()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +306,20 @@ mod tests {
         let msg = |r: Result<(), Refusal>| r.unwrap_err().to_string();
         assert!(msg(may_end(&other_agent, &queued)).contains("only the session's customer"));
         assert_eq!(msg(may_end(&other_agent, &held)), "not your session");
+    }
+
+    #[test]
+    fn only_admins_manage_webhooks() {
+        for (role, allowed) in [
+            (Role::Admin, true),
+            (Role::Agent, false),
+            (Role::Customer, false),
+        ] {
+            assert_eq!(
+                may_manage_webhooks(&viewer(role, "x")).is_ok(),
+                allowed,
+                "{role:?}"
+            );
+        }
     }
 }

@@ -10,6 +10,7 @@ mod history;
 mod message;
 mod routing;
 mod session;
+pub mod webhooks;
 
 pub use agent::{
     validate_capacity, AbsenceRule, Agent, AgentPresence, AgentStatus, ConnectionRow, Verdict,

@@ -103,6 +103,8 @@ pub enum RelayedEvent {
         event: AgentEvent,
     },
     Queue(QueueChanged),
+    /// Webhook endpoints changed: cached subscriptions are stale.
+    WebhooksChanged,
     /// Events of the sender were dropped before they could be relayed:
     /// session subscribers catch up from storage.
     Resync,
@@ -127,6 +129,9 @@ pub struct EventBus {
     /// Events dropped because the relay was behind, not yet reported to the
     /// other processes.
     dropped: Arc<AtomicU64>,
+    /// Counts changes to webhook endpoints, here and relayed: a cache of
+    /// what is subscribed holds while this stays the same.
+    webhooks_changed: Arc<AtomicU64>,
 }
 
 /// This process's subscribers.
@@ -154,6 +159,7 @@ impl EventBus {
             relay: None,
             origin: Uuid::new_v4(),
             dropped: Arc::new(AtomicU64::new(0)),
+            webhooks_changed: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -224,6 +230,18 @@ impl EventBus {
         self.hub.queue.subscribe()
     }
 
+    /// Webhook endpoints changed (after the commit): every process's
+    /// cache of subscribed event types is stale.
+    pub fn publish_webhooks_changed(&self) {
+        self.webhooks_changed.fetch_add(1, Ordering::Relaxed);
+        self.relay(RelayedEvent::WebhooksChanged);
+    }
+
+    /// How many webhook endpoint changes this process has heard of.
+    pub fn webhooks_generation(&self) -> u64 {
+        self.webhooks_changed.load(Ordering::Relaxed)
+    }
+
     /// Delivers an event that another process published.
     pub fn deliver_relayed(&self, event: RelayedEvent) {
         match event {
@@ -239,7 +257,14 @@ impl EventBus {
             RelayedEvent::Queue(q) => {
                 let _ = self.hub.queue.send(q);
             }
-            RelayedEvent::Resync => self.resync_sessions(),
+            RelayedEvent::WebhooksChanged => {
+                self.webhooks_changed.fetch_add(1, Ordering::Relaxed);
+            }
+            RelayedEvent::Resync => {
+                // What was dropped may have been an endpoint change.
+                self.webhooks_changed.fetch_add(1, Ordering::Relaxed);
+                self.resync_sessions()
+            }
         }
     }
 

@@ -56,6 +56,10 @@ fn items_of(field: &str) -> Option<Items> {
         // Skill lists are bounded when set; candidates are agents.
         "skills" | "requiredSkills" => Items::About(crate::domain::MAX_SKILLS as u64),
         "candidates" => Items::About(100),
+        "webhookDeliveries" => Items::Page { default: 50 },
+        "webhookEndpoints" => Items::About(100),
+        // An endpoint's subscribed event types: at most every type.
+        "events" => Items::About(7),
         _ => return None,
     })
 }

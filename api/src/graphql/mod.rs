@@ -15,6 +15,7 @@ mod mutation;
 mod query;
 mod subscription;
 mod types;
+mod webhooks;
 
 use async_graphql::Schema;
 

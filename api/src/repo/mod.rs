@@ -9,7 +9,9 @@ pub mod decisions;
 pub mod deployment;
 pub mod history;
 pub mod messages;
+pub mod outbox;
 pub mod sessions;
+pub mod webhooks;
 
 use crate::domain::UnknownName;
 use sea_orm::{

@@ -23,6 +23,7 @@ use super::retention::Retention;
 use super::routing::Routing;
 use super::sessions::Sessions;
 use super::transitions::Transitions;
+use super::webhooks::{WebhookState, Webhooks};
 use super::{Policy, ARRIVAL_BATCH, DELIVERY_BATCH, DELIVERY_WRITERS, SEND_BATCH, SEND_WRITERS};
 use crate::clock::Clock;
 use crate::domain::ChatSession;
@@ -64,6 +65,8 @@ pub struct Core {
     /// every waiting customer's estimate reads it, so it is counted at most
     /// once a second per process (see `Queue::estimated_wait_seconds`).
     pub(super) recently_served: Mutex<Option<(DateTime<Utc>, u64)>>,
+    /// Subscribed webhook types and the dispatcher's wake-up.
+    pub(crate) webhooks: WebhookState,
 }
 
 impl Core {
@@ -86,6 +89,7 @@ impl Core {
             connections: LiveConnections::new(),
             metrics: Arc::new(Metrics::default()),
             recently_served: Mutex::new(None),
+            webhooks: WebhookState::default(),
         })
     }
 
@@ -123,6 +127,10 @@ impl Core {
 
     pub fn retention(self: &Arc<Self>) -> Retention<'_> {
         Retention { core: self }
+    }
+
+    pub fn webhooks(self: &Arc<Self>) -> Webhooks<'_> {
+        Webhooks { core: self }
     }
 
     pub(super) fn transitions(self: &Arc<Self>) -> Transitions<'_> {

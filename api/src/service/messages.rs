@@ -8,7 +8,9 @@ use super::core::Core;
 use super::infra::batch_queue::{self, BatchQueue, Batched, DeliveryMark, Pending, SendRequest};
 use super::pagination::{page_size, Page, PageArgs};
 use super::sessions::parse_session_id;
+use super::webhooks::outbox as webhook_outbox;
 use crate::auth::{Role, Viewer};
+use crate::domain::webhooks::{WebhookEvent, WebhookEventType};
 use crate::domain::{
     access, validate_body, validate_client_message_id, ChatSession, Message, MessageView, Party,
     SenderRole,
@@ -76,7 +78,7 @@ impl Messages<'_> {
     /// Stores the sends in one transaction: lock their sessions (in id
     /// order), look up earlier sends with the same clientMessageIds, take
     /// each session's seqs for its new messages at once, insert them all,
-    /// commit, then publish. Six statements however many sends. A refused send uses no seq; a send seen before is answered
+    /// commit, then publish. Six statements however many sends (seven while a webhook endpoint wants messages: their outbox rows, in one insert). A refused send uses no seq; a send seen before is answered
     /// with the first message, even if the session has moved on since
     /// (ended, transferred): that send did happen.
     async fn write_sends(&self, sends: &[SendRequest]) -> AppResult<Vec<AppResult<MessageView>>> {
@@ -195,7 +197,20 @@ impl Messages<'_> {
             })
             .collect::<AppResult<_>>()?;
         messages::insert_many(&txn, &fresh).await?;
+        // One more statement in the batch, and only while an endpoint
+        // wants messages: their outbox rows, all in one insert.
+        if !fresh.is_empty()
+            && webhook_outbox::wants(self.core, &txn, WebhookEventType::MessageCreated).await?
+        {
+            let created: Vec<WebhookEvent> = fresh
+                .iter()
+                .cloned()
+                .map(WebhookEvent::MessageCreated)
+                .collect();
+            webhook_outbox::record_all(self.core, &txn, self.core.now(), &created).await?;
+        }
         txn.commit().await?;
+        self.core.webhooks.wake_if_recorded();
         // The sessions as they are now, for the answers' receipt status.
         for take in &takes {
             if let Some(s) = sessions.get_mut(&take.id) {

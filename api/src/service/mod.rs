@@ -11,7 +11,10 @@
 //! - [`Presence`]: customers who left (their chats close) and agents'
 //!   connections across processes (online, AWAY, their chats requeued);
 //! - [`Retention`]: the purge;
-//! - [`Audit`]: the routing decisions, per session and by period, for admins.
+//! - [`Audit`]: the routing decisions, per session and by period, for admins;
+//! - [`Webhooks`]: endpoints and deliveries for admins; `webhooks::outbox`
+//!   writes events in the business transaction, `webhooks::dispatcher`
+//!   delivers them.
 //!
 //! The transitions that several of them need (end a session, release an
 //! agent's slot, give a session, return sessions to the queue, write a
@@ -36,6 +39,7 @@ mod retention;
 mod routing;
 mod sessions;
 mod transitions;
+pub mod webhooks;
 
 pub use self::core::{Core, Services};
 pub use agent_presence::AgentConnection;
@@ -49,6 +53,7 @@ pub use queue::Queue;
 pub use retention::Retention;
 pub use routing::Routing;
 pub use sessions::Sessions;
+pub use webhooks::{EndpointInput, Webhooks};
 
 use crate::domain::AbsenceRule;
 use crate::matching::RoutingMode;
@@ -86,4 +91,5 @@ pub struct Policy {
     /// What happens to agents without a connection (AGENT_AWAY_SECS,
     /// AGENT_ABANDON_SECS).
     pub agent_absence: AbsenceRule,
+    pub webhooks: crate::config::WebhookSettings,
 }

@@ -34,6 +34,10 @@ impl Retention<'_> {
         if purged > 0 {
             tracing::info!(purged, %cutoff, "purged sessions past retention");
         }
+        let deliveries = self.core.webhooks().purge_before(cutoff).await?;
+        if deliveries > 0 {
+            tracing::info!(deliveries, %cutoff, "purged webhook deliveries past retention");
+        }
         Ok(purged)
     }
 }

@@ -15,7 +15,9 @@ use super::core::Core;
 use super::infra::outbox::Outbox;
 use super::sessions::parse_session_id;
 use super::transitions::{Giving, Requeue};
+use super::webhooks::outbox as webhook_outbox;
 use crate::auth::Viewer;
+use crate::domain::webhooks::WebhookEvent;
 use crate::domain::{
     access, validate_id, Agent, AgentStatus, ChatSession, DecisionKind, HistoryKind, PassAgent,
     RoutingDecision,
@@ -391,6 +393,8 @@ impl Routing<'_> {
             .release_agent_slot(&txn, from_agent, now)
             .await?;
         outbox.agent_changed(released);
+        let transferred = WebhookEvent::SessionTransferred(result.clone());
+        webhook_outbox::record(self.core, &txn, now, transferred).await?;
         txn.commit().await?;
         outbox.publish(self.core).await;
         self.rematch().await;

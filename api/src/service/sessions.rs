@@ -13,7 +13,9 @@ use super::infra::batch_queue::{self, ArrivalRequest, BatchQueue, Batched, Pendi
 use super::infra::outbox::Outbox;
 use super::pagination::{decode_time_cursor, encode_time_cursor, page_size, Page, PageArgs};
 use super::transitions::{Ender, Giving};
+use super::webhooks::outbox as webhook_outbox;
 use crate::auth::{Role, Viewer};
+use crate::domain::webhooks::{WebhookEvent, WebhookEventType};
 use crate::domain::{access, HistoryKind};
 use crate::domain::{
     validate_subject, Acceptance, ChatSession, DecisionKind, SessionStatus, Skills,
@@ -159,6 +161,16 @@ impl Sessions<'_> {
             })
             .collect();
         history::record_many(&txn, &entries).await?;
+        if !created.is_empty()
+            && webhook_outbox::wants(self.core, &txn, WebhookEventType::SessionStarted).await?
+        {
+            let started: Vec<WebhookEvent> = created
+                .iter()
+                .cloned()
+                .map(WebhookEvent::SessionStarted)
+                .collect();
+            webhook_outbox::record_all(self.core, &txn, clock, &started).await?;
+        }
         txn.commit().await?;
         if !created.is_empty() {
             use std::sync::atomic::Ordering::Relaxed;

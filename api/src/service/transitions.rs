@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 use super::core::Core;
 use super::infra::outbox::Outbox;
+use super::webhooks::outbox as webhook_outbox;
 use crate::auth::{Role, Viewer};
+use crate::domain::webhooks::{WebhookEvent, WebhookEventType};
 use crate::domain::{
     access, Agent, AgentStatus, ChatSession, DecisionKind, HistoryKind, Message, RoutingDecision,
     SenderRole,
@@ -120,7 +122,15 @@ impl Transitions<'_> {
             let ended = sessions::find(&txn, id)
                 .await?
                 .ok_or_else(AppError::session_not_found)?;
+            webhook_outbox::record(
+                self.core,
+                &txn,
+                now,
+                WebhookEvent::SessionEnded(ended.clone()),
+            )
+            .await?;
             txn.commit().await?;
+            self.core.webhooks.wake_if_recorded();
 
             self.core
                 .bus
@@ -226,6 +236,11 @@ impl Transitions<'_> {
         let joined = self.append_system_message(txn, id, &line, now).await?;
         history::record(txn, id, kind, Some(agent_id), actor, now).await?;
         let s = self.core.reload(txn, id).await?;
+        // A transfer is announced by its caller, whichever way it goes.
+        if kind != HistoryKind::Transferred {
+            let assigned = WebhookEvent::SessionAssigned(s.clone());
+            webhook_outbox::record(self.core, txn, now, assigned).await?;
+        }
         if let Some(kind) = decision {
             let decided = RoutingDecision {
                 session_id: id,
@@ -312,6 +327,14 @@ impl Transitions<'_> {
             })
             .collect();
         history::record_many(txn, &entries).await?;
+        if webhook_outbox::wants(self.core, txn, WebhookEventType::SessionAssigned).await? {
+            let events: Vec<WebhookEvent> = assigned
+                .iter()
+                .cloned()
+                .map(WebhookEvent::SessionAssigned)
+                .collect();
+            webhook_outbox::record_all(self.core, txn, now, &events).await?;
+        }
         for (s, line) in assigned.iter().zip(joined) {
             let waited = (now - s.queued_at).num_milliseconds() as f64 / 1000.0;
             self.core.metrics.queue_wait.observe(waited);

@@ -36,6 +36,7 @@ impl Outbox {
     }
 
     pub async fn publish(self, core: &Arc<Core>) {
+        core.webhooks.wake_if_recorded();
         for (id, e) in self.session {
             core.bus.publish_session(id, e);
         }

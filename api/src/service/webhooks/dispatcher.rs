@@ -1,0 +1,437 @@
+//! The dispatcher: every process runs one. It fans new outbox events out
+//! into deliveries (one process at a time), leases due deliveries (rows
+//! another process holds are skipped), sends them signed, and settles each
+//! attempt: DELIVERED, due again after the schedule's next wait, or FAILED.
+//! A process that dies mid-delivery leaves its leases to expire; another
+//! process then sends those again with the same `webhook-id`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use entity::{webhook_delivery, webhook_endpoint};
+use uuid::Uuid;
+
+use crate::config::WebhookSettings;
+use crate::domain::webhooks::{
+    check_url, is_internal_address, next_step, parse_retry_after, read_event_types, should_disable,
+    AttemptResult, DeliveryStatus, NextStep, WebhookEventType,
+};
+use crate::error::AppResult;
+use crate::repo::{self, outbox, webhooks};
+use crate::service::{Core, Services};
+use crate::signing::{self, WebhookSecret};
+
+/// How often a dispatcher looks for work nobody woke it for: events other
+/// processes wrote, retries come due, leases expired.
+const POLL: Duration = Duration::from_secs(1);
+/// Most events fanned out, and deliveries leased, at a time.
+const FAN_OUT_BATCH: u64 = 200;
+const LEASE_BATCH: u64 = 32;
+/// Longest error text kept with a delivery.
+const MAX_ERROR_CHARS: usize = 300;
+
+/// Runs until aborted.
+pub async fn run(core: Services) {
+    let client = match client(&core.policy().webhooks) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are not delivered");
+            return;
+        }
+    };
+    loop {
+        let busy = match pass(&core, &client).await {
+            Ok(busy) => busy,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook dispatch failed; retrying");
+                false
+            }
+        };
+        if busy {
+            continue;
+        }
+        tokio::select! {
+            _ = core.webhooks.wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            // A driven clock moving past a retry's time.
+            _ = core.clock().sleep(POLL) => {}
+        }
+    }
+}
+
+/// One round: fan out, then deliver what is due. Whether there was work
+/// (then another round follows at once).
+async fn pass(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<bool> {
+    // Nothing is wanted: no event is written and no delivery may go out
+    // (they need an enabled endpoint), so the database is left alone.
+    super::outbox::refresh_if_old(core, &core.db).await?;
+    if super::outbox::subscribed(core, &core.db).await?.is_empty() {
+        return Ok(false);
+    }
+    let fanned = fan_out(core).await?;
+    let delivered = deliver_due(core, client).await?;
+    Ok(fanned > 0 || delivered > 0)
+}
+
+/// Creates a delivery per new event and enabled endpoint subscribed to
+/// its type; how many events it fanned out.
+async fn fan_out(core: &Arc<Core>) -> AppResult<usize> {
+    let txn = repo::begin_write(&core.db).await?;
+    if !outbox::try_lock_fan_out(&txn).await? {
+        return Ok(0);
+    }
+    let events = outbox::unfanned(&txn, FAN_OUT_BATCH).await?;
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let endpoints: Vec<(Uuid, Vec<WebhookEventType>)> = outbox::enabled_endpoints(&txn)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, read_event_types(&e.events).unwrap_or_default()))
+        .collect();
+    let now = core.now();
+    let mut deliveries = Vec::new();
+    for event in &events {
+        let Ok(t) = event.event_type.parse::<WebhookEventType>() else {
+            continue;
+        };
+        for (endpoint, types) in &endpoints {
+            if types.contains(&t) {
+                deliveries.push(outbox::NewDelivery {
+                    event_seq: event.seq,
+                    endpoint_id: *endpoint,
+                    event_type: event.event_type.clone(),
+                    session_id: event.session_id,
+                    now,
+                });
+            }
+        }
+    }
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    outbox::fan_out(&txn, deliveries, &seqs).await?;
+    txn.commit().await?;
+    Ok(events.len())
+}
+
+/// A delivery leased for one attempt, with what it needs.
+struct Leased {
+    delivery: webhook_delivery::Model,
+    endpoint: webhook_endpoint::Model,
+    body: String,
+}
+
+/// Leases due deliveries and attempts them all at once; how many.
+async fn deliver_due(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<usize> {
+    let settings = &core.policy().webhooks;
+    let now = core.now();
+    let token = Uuid::new_v4();
+    // Long enough for an attempt and its settling; a process that dies
+    // holds its deliveries this long.
+    let lease = chrono::Duration::milliseconds(2 * settings.timeout_ms as i64 + 1000);
+    let txn = repo::begin_write(&core.db).await?;
+    let leased = outbox::lease_due(&txn, now, now + lease, token, LEASE_BATCH).await?;
+    txn.commit().await?;
+    if leased.is_empty() {
+        return Ok(0);
+    }
+    let seqs: Vec<i64> = leased.iter().map(|d| d.event_seq).collect();
+    let endpoint_ids: Vec<Uuid> = leased.iter().map(|d| d.endpoint_id).collect();
+    let bodies: HashMap<i64, String> = outbox::events_by_seq(&core.db, seqs)
+        .await?
+        .into_iter()
+        .map(|e| (e.seq, e.payload))
+        .collect();
+    let endpoints: HashMap<Uuid, webhook_endpoint::Model> =
+        outbox::endpoints_by_id(&core.db, endpoint_ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+    let count = leased.len();
+    let attempts = leased.into_iter().filter_map(|delivery| {
+        let endpoint = endpoints.get(&delivery.endpoint_id)?.clone();
+        let body = bodies.get(&delivery.event_seq)?.clone();
+        Some(Leased {
+            delivery,
+            endpoint,
+            body,
+        })
+    });
+    let settled = attempts.map(|leased| async move {
+        let result = attempt(core, client, &leased).await;
+        if let Err(e) = settle(core, &leased, token, result).await {
+            tracing::warn!(error = %e, delivery = %leased.delivery.id, "could not record a webhook attempt; it will be sent again");
+        }
+    });
+    futures_util::future::join_all(settled).await;
+    Ok(count)
+}
+
+/// Sends one delivery; how it went, and the error to keep if any.
+async fn attempt(
+    core: &Arc<Core>,
+    client: &reqwest::Client,
+    leased: &Leased,
+) -> (AttemptResult, Option<String>) {
+    let settings = &core.policy().webhooks;
+    let url = &leased.endpoint.url;
+    // A host given as an address never reaches the resolver: check it here.
+    if !settings.allow_private {
+        let literal = check_url(url)
+            .ok()
+            .and_then(|(host, _)| host.parse::<std::net::IpAddr>().ok());
+        if literal.is_some_and(is_internal_address) {
+            return refused(
+                "the endpoint's address is in a private, loopback or link-local network",
+            );
+        }
+    }
+    let secret = match WebhookSecret::parse(&leased.endpoint.secret) {
+        Ok(secret) => secret,
+        Err(e) => return refused(&format!("the endpoint's stored secret is unusable: {e}")),
+    };
+    let id = leased.delivery.id.to_string();
+    let timestamp = core.now().timestamp();
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(leased.body.clone());
+    for (name, value) in signing::headers(&secret, &id, timestamp, leased.body.as_bytes()) {
+        request = request.header(name, value);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let code = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, core.now()));
+            let error = (!response.status().is_success())
+                .then(|| format!("the endpoint answered {}", response.status()));
+            (AttemptResult::Status { code, retry_after }, error)
+        }
+        Err(e) => {
+            let refused_address = is_refused(&e);
+            let what = if e.is_timeout() {
+                "no answer in time".to_owned()
+            } else if refused_address {
+                "the endpoint resolves only to private, loopback or link-local addresses".to_owned()
+            } else if e.is_connect() {
+                format!("cannot connect: {}", root_cause(&e))
+            } else {
+                format!("request failed: {}", root_cause(&e))
+            };
+            (
+                AttemptResult::NoAnswer {
+                    retryable: !refused_address,
+                },
+                Some(what),
+            )
+        }
+    }
+}
+
+fn refused(why: &str) -> (AttemptResult, Option<String>) {
+    (
+        AttemptResult::NoAnswer { retryable: false },
+        Some(why.to_owned()),
+    )
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<InternalAddress>().is_some() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// Stores how the attempt went, and what it says about the endpoint.
+async fn settle(
+    core: &Arc<Core>,
+    leased: &Leased,
+    token: Uuid,
+    (result, error): (AttemptResult, Option<String>),
+) -> AppResult<()> {
+    let settings = &core.policy().webhooks;
+    let now = core.now();
+    let attempts = leased.delivery.attempts + 1;
+    let step = next_step(&result, attempts, &settings.schedule, jitter());
+    let status_code = match result {
+        AttemptResult::Status { code, .. } => Some(i32::from(code)),
+        AttemptResult::NoAnswer { .. } => None,
+    };
+    let error = error.map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
+    let settled = match step {
+        NextStep::Delivered => outbox::Settled {
+            status: DeliveryStatus::Delivered,
+            attempts,
+            status_code,
+            error: None,
+            next_attempt_at: None,
+            delivered_at: Some(now),
+        },
+        NextStep::RetryAfter(wait) => outbox::Settled {
+            status: DeliveryStatus::Pending,
+            attempts,
+            status_code,
+            error,
+            next_attempt_at: Some(now + chrono::Duration::from_std(wait).unwrap_or_default()),
+            delivered_at: None,
+        },
+        NextStep::Failed => outbox::Settled {
+            status: DeliveryStatus::Failed,
+            attempts,
+            status_code,
+            error,
+            next_attempt_at: None,
+            delivered_at: None,
+        },
+    };
+    if !outbox::settle(&core.db, leased.delivery.id, token, settled).await? {
+        // Our lease ran out and another dispatcher took it: its attempt counts.
+        return Ok(());
+    }
+    let endpoint = &leased.endpoint;
+    if step == NextStep::Delivered {
+        if endpoint.failing_since.is_some() {
+            outbox::set_failing_since(&core.db, endpoint.id, None).await?;
+        }
+        return Ok(());
+    }
+    let Some(since) = endpoint.failing_since else {
+        outbox::set_failing_since(&core.db, endpoint.id, Some(now)).await?;
+        return Ok(());
+    };
+    let after = chrono::Duration::seconds(settings.disable_after_secs);
+    if endpoint.enabled && should_disable(Some(since), now, after) {
+        webhooks::disable_endpoint(&core.db, endpoint.id).await?;
+        core.bus.publish_webhooks_changed();
+        tracing::warn!(
+            endpoint = %endpoint.id,
+            url = %endpoint.url,
+            failing_since = %since,
+            "webhook endpoint disabled: every attempt has failed for too long; \
+             enable it again with updateWebhookEndpoint once it is fixed"
+        );
+    }
+    Ok(())
+}
+
+/// A number in [0, 1) from the system's randomness (a v4 UUID's bits).
+fn jitter() -> f64 {
+    (Uuid::new_v4().as_u128() >> 68) as f64 / (1u64 << 60) as f64
+}
+
+/// The HTTP client for endpoints: no redirects followed (a redirect could
+/// lead anywhere), a bound on each attempt, and names resolved only to
+/// addresses endpoints may reach.
+fn client(settings: &WebhookSettings) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(settings.timeout_ms))
+        .connect_timeout(Duration::from_millis(settings.timeout_ms))
+        .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(GuardedResolver {
+            allow_private: settings.allow_private,
+        }))
+        .build()
+}
+
+/// A name that resolves only to addresses webhooks may not reach.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} resolves only to private, loopback or link-local addresses")]
+struct InternalAddress(String);
+
+/// Resolves with the system, then keeps only the addresses endpoints may
+/// reach, so the connection goes to an address that was checked: a name
+/// cannot be checked once and then resolve elsewhere (DNS rebinding).
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| allow_private || !is_internal_address(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                let refused: Box<dyn std::error::Error + Send + Sync> =
+                    Box::new(InternalAddress(host));
+                return Err(refused);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::dns::Resolve;
+
+    #[tokio::test]
+    async fn names_of_this_host_are_refused_at_delivery_unless_allowed() {
+        let guarded = GuardedResolver {
+            allow_private: false,
+        };
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let err = match guarded.resolve(name).await {
+            Err(e) => e,
+            Ok(_) => panic!("localhost resolved"),
+        };
+        assert!(err.to_string().contains("private, loopback"), "{err}");
+        let open = GuardedResolver {
+            allow_private: true,
+        };
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        assert!(open.resolve(name).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_refused_name_is_not_retried() {
+        let settings = WebhookSettings {
+            timeout_ms: 2000,
+            retry_schedule: String::new(),
+            schedule: Vec::new(),
+            disable_after_secs: 1,
+            allow_private: false,
+        };
+        let client = client(&settings).unwrap();
+        let err = client
+            .post("http://localhost:9/")
+            .send()
+            .await
+            .expect_err("refused");
+        assert!(is_refused(&err), "{err:?}");
+    }
+
+    #[test]
+    fn jitter_is_a_fraction() {
+        for _ in 0..1000 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j), "{j}");
+        }
+    }
+}
