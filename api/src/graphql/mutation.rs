@@ -10,7 +10,13 @@ use crate::service::ShiftAction;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(SessionMutations, MessageMutations, AgentMutations);
+pub struct MutationRoot(
+    SessionMutations,
+    MessageMutations,
+    AgentMutations,
+    super::feedback::FeedbackMutation,
+    super::guests::GuestMutation,
+);
 
 #[derive(Default)]
 pub struct SessionMutations;

@@ -11,7 +11,11 @@ use crate::service::PageArgs;
 /// Each area adds its own query object here, so features do not share one impl.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(CoreQuery);
+pub struct QueryRoot(
+    CoreQuery,
+    super::feedback::FeedbackQuery,
+    super::guests::GuestQuery,
+);
 
 #[derive(Default)]
 pub struct CoreQuery;

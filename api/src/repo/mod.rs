@@ -7,9 +7,12 @@ pub mod agents;
 pub mod audit;
 pub mod decisions;
 pub mod deployment;
+pub mod guests;
 pub mod history;
 pub mod messages;
+pub mod ratings;
 pub mod sessions;
+pub mod tickets;
 
 use crate::domain::UnknownName;
 use sea_orm::{
