@@ -171,6 +171,19 @@ async fn ratings_close_after_the_window() {
         .as_str()
         .unwrap()
         .contains("7 days"));
+
+    // Past retention the ratings go with their chats.
+    clock.step_wall(Duration::days(91));
+    assert_eq!(app.service.retention().purge_expired().await.unwrap(), 2);
+    let issuer = tokens::issued_by(&clock.clock());
+    let stats = app
+        .ok(
+            &issuer.admin(),
+            STATS,
+            json!({ "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(stats["ratingStats"]["count"], 0);
 }
 
 #[tokio::test]

@@ -435,3 +435,91 @@ async fn server_errors_are_retried_with_the_same_message_id_and_refusals_are_not
         .contains("HTTP 400"));
     assert_eq!(receiver.calls(), 3, "a 400 is final: one attempt");
 }
+
+#[tokio::test]
+async fn an_agent_only_offered_the_chat_may_not_hand_it_over() {
+    let (addr, receiver) = start_receiver().await;
+    let app = spawn(ticket_options(addr).set("ROUTING_MODE", "fair")).await;
+    let ann = tokens::agent("ann");
+    app.start_shift(&ann).await;
+    let sid = app.start_session(&tokens::customer("rita")).await;
+    let deadline = tokio::time::Instant::now() + testkit::EVENT_TIMEOUT;
+    while app.state(&sid).await != ("OFFERED".to_owned(), Some("ann".to_owned())) {
+        assert!(tokio::time::Instant::now() < deadline, "never offered");
+        tokio::task::yield_now().await;
+    }
+    let offered = app.gql(Some(&ann), CONVERT, json!({ "s": sid })).await;
+    assert_eq!(code_of(&offered), "FORBIDDEN", "{offered}");
+    app.accept(&ann, &sid).await;
+    let held = app.ok(&ann, CONVERT, json!({ "s": sid })).await;
+    assert_eq!(held["convertToTicket"]["ticket"]["externalId"], "T-1");
+    assert_eq!(receiver.calls(), 1);
+}
+
+#[tokio::test]
+async fn on_the_embedded_database_too() {
+    let (addr, receiver) = start_receiver().await;
+    let app = spawn(ticket_options(addr).database("")).await;
+    let (rita, ann) = (tokens::customer("rita"), tokens::agent("ann"));
+    let sid = app.active_session(&rita, &ann).await;
+    app.end(&ann, &sid).await;
+    app.ok(
+        &rita,
+        "mutation($s: ID!) { rateSession(sessionId: $s, score: 4) { id } }",
+        json!({ "s": sid }),
+    )
+    .await;
+    let again = app
+        .gql(
+            Some(&rita),
+            "mutation($s: ID!) { rateSession(sessionId: $s, score: 4) { id } }",
+            json!({ "s": sid }),
+        )
+        .await;
+    assert_eq!(code_of(&again), "CONFLICT", "{again}");
+    let answers = join_all((0..5).map(|_| app.gql(Some(&ann), CONVERT, json!({ "s": sid })))).await;
+    for a in &answers {
+        assert_eq!(
+            a["data"]["convertToTicket"]["ticket"]["externalId"], "T-1",
+            "{a}"
+        );
+    }
+    assert_eq!(receiver.calls(), 1);
+    assert_eq!(receiver.accepted()[0].body["data"]["rating"]["score"], 4);
+    let stats = app
+        .as_admin(
+            "query($f: DateTime!, $t: DateTime!) { ratingStats(from: $f, to: $t) { count average satisfied } }",
+            json!({ "f": "2000-01-01T00:00:00Z", "t": "2100-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(
+        stats["ratingStats"],
+        json!({ "count": 1, "average": 4.0, "satisfied": 1.0 })
+    );
+    let guest = app
+        .gql(None, "mutation { createGuest { customerId } }", json!({}))
+        .await;
+    assert!(guest.get("errors").is_none(), "{guest}");
+}
+
+#[tokio::test]
+async fn the_claim_of_a_caller_that_died_runs_out_and_is_taken_over() {
+    use sea_orm::{ConnectionTrait, Database};
+    let (app, receiver) = with_ticket_system().await;
+    let (rita, ann) = (tokens::customer("rita"), tokens::agent("ann"));
+    let sid = app.active_session(&rita, &ann).await;
+    // A process took the claim and died: the row stays, its time ran out.
+    let db = Database::connect(app.database_url.clone().unwrap())
+        .await
+        .unwrap();
+    db.execute_unprepared(&format!(
+        "INSERT INTO session_tickets (session_id, claim_id, claimed_until, attempts)
+         VALUES ('{sid}', '{}', now() - interval '1 second', 1)",
+        uuid::Uuid::new_v4()
+    ))
+    .await
+    .unwrap();
+    let done = app.ok(&ann, CONVERT, json!({ "s": sid })).await;
+    assert_eq!(done["convertToTicket"]["ticket"]["externalId"], "T-1");
+    assert_eq!(receiver.calls(), 1);
+}

@@ -150,9 +150,11 @@ fn is_staff_of(viewer: &Viewer, s: &ChatSession, held_before: bool) -> bool {
 }
 
 /// May hand the session to the ticket system: the agent who holds it or
-/// held it before (`held_before`), or an admin; the people who may note it.
+/// held it before (`held_before`), or an admin. An agent it is only
+/// offered to has not taken it on.
 pub fn may_ticket(viewer: &Viewer, s: &ChatSession, held_before: bool) -> Result<(), Refusal> {
-    if is_staff_of(viewer, s, held_before) {
+    let only_offered = s.status == SessionStatus::Offered && !held_before;
+    if is_staff_of(viewer, s, held_before) && !(viewer.role == Role::Agent && only_offered) {
         Ok(())
     } else {
         Err(Refusal::Forbidden(
@@ -347,13 +349,14 @@ mod tests {
         let admin = viewer(Role::Admin, "boss");
         // (who, status, held before): may_ticket; sees a rating naming AGENT, naming no one
         #[rustfmt::skip]
-        let table: [(&Viewer, SessionStatus, bool, bool, bool, bool); 12] = [
+        let table: [(&Viewer, SessionStatus, bool, bool, bool, bool); 13] = [
             (&own,         Ended,  false, false, true,  true),
             (&own,         Active, false, false, true,  true),
             (&stranger,    Ended,  false, false, false, false),
             (&its_agent,   Active, false, true,  true,  false),
             (&its_agent,   Ended,  false, true,  true,  false),
-            (&its_agent,   Offered, false, true, true,  false),
+            (&its_agent,   Offered, false, false, true, false),
+            (&its_agent,   Offered, true,  true,  true,  false),
             (&other_agent, Ended,  false, false, false, false),
             (&other_agent, Ended,  true,  true,  false, false),
             (&other_agent, Active, true,  true,  false, false),

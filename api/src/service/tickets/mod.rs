@@ -67,8 +67,10 @@ impl Tickets<'_> {
         let s = sessions::find(&self.core.db, id)
             .await?
             .ok_or_else(AppError::session_not_found)?;
+        let holds_now = s.agent_id.as_deref() == Some(viewer.id.as_str())
+            && s.status != crate::domain::SessionStatus::Offered;
         let held_before = viewer.role == Role::Agent
-            && s.agent_id.as_deref() != Some(viewer.id.as_str())
+            && !holds_now
             && history::ever_held(&self.core.db, id, &viewer.id).await?;
         if !access::may_view(viewer, &s) && !held_before {
             return Err(AppError::session_not_found());
