@@ -20,8 +20,12 @@ pub(super) fn parse<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     max_token_ttl_secs: i64,
 ) -> Result<GuestSettings, ConfigError> {
-    let token_ttl_secs: i64 = env.int(&GUEST_TOKEN_TTL_SECS)?;
-    if token_ttl_secs > max_token_ttl_secs {
+    let mut token_ttl_secs: i64 = env.int(&GUEST_TOKEN_TTL_SECS)?;
+    let chosen = env.text(&GUEST_TOKEN_TTL_SECS).is_some();
+    if token_ttl_secs > max_token_ttl_secs && !chosen {
+        // The default gives way to a shorter MAX_TOKEN_TTL_SECS.
+        token_ttl_secs = max_token_ttl_secs;
+    } else if token_ttl_secs > max_token_ttl_secs {
         // The server would refuse the tokens it hands out.
         return Err(invalid(
             &GUEST_TOKEN_TTL_SECS,

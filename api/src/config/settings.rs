@@ -437,7 +437,7 @@ settings! {
         mask: Plain,
         show: |s| s.guests.token_ttl_secs.to_string(),
         help: "Life of a visitor's token from `createGuest`; at most \
-            `MAX_TOKEN_TTL_SECS`",
+            `MAX_TOKEN_TTL_SECS` (the default shrinks to it)",
     }
     IP_GUEST_RATE_PER_MIN {
         kind: Float { default: 10.0, min: 0.01, max: 10_000_000.0 },
