@@ -45,6 +45,10 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     RateLimited(String),
+    /// A system this server calls (the ticket system) failed; the message,
+    /// written for the client, says how without its details.
+    #[error("{0}")]
+    Upstream(String),
     #[error("database error: {0}")]
     Database(#[from] DbErr),
     #[error("internal error: {0}")]
@@ -69,13 +73,16 @@ impl AppError {
             AppError::BadUserInput(_) => ErrorCode::BadUserInput,
             AppError::Conflict(_) => ErrorCode::Conflict,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
-            AppError::Database(_) | AppError::Internal(_) => ErrorCode::Internal,
+            AppError::Upstream(_) | AppError::Database(_) | AppError::Internal(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 
     /// What the client may read. Internal details stay in the logs.
     pub fn client_message(&self) -> String {
         match self.code() {
+            ErrorCode::Internal if matches!(self, AppError::Upstream(_)) => self.to_string(),
             ErrorCode::Internal if self.retryable() => {
                 "the database is unavailable; retry shortly".to_owned()
             }
@@ -87,9 +94,14 @@ impl AppError {
     /// Whether the same request may well succeed if sent again shortly: the
     /// database could not be reached (down, restarting, connection lost),
     /// as opposed to refusing the request. Clients see it as
-    /// `extensions.retryable`, so they can retry instead of giving up.
+    /// `extensions.retryable`, so they can retry instead of giving up. A
+    /// system this server calls that failed counts too.
     pub fn retryable(&self) -> bool {
-        matches!(self, AppError::Database(e) if database_unreachable(e))
+        match self {
+            AppError::Upstream(_) => true,
+            AppError::Database(e) => database_unreachable(e),
+            _ => false,
+        }
     }
 
     pub fn session_not_found() -> Self {

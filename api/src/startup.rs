@@ -22,7 +22,7 @@ use crate::http::serve::{serve, ConnectionLimits};
 use crate::http::{router, AppState};
 use crate::matching::RoutingMode;
 use crate::repo;
-use crate::service::{Core, Policy, Services};
+use crate::service::{Core, GuestPolicy, Policy, Services};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +172,9 @@ impl Application {
         }
         let db = connect(&settings).await?;
         migrate(&db).await?;
+        let keys = JwtKeys::new(&jwt_secret)
+            .with_max_ttl(settings.max_token_ttl_secs)
+            .with_clock(clock.clone());
         let policy = Policy {
             routing_mode: settings.routing_mode,
             agent_capacity: settings.agent_capacity,
@@ -190,6 +193,9 @@ impl Application {
             ip_session_rate_per_min: settings.ip_session_rate_per_min,
             ip_session_burst: settings.ip_session_burst,
             webhooks: settings.webhooks.clone(),
+            rating_window: chrono::Duration::days(settings.rating_window_days),
+            tickets: settings.tickets.clone(),
+            guests: GuestPolicy::new(settings.guests.clone(), keys.clone(), &jwt_secret),
         };
         let relay = match &settings.event_bus {
             EventBusKind::InProcess => Relay::InProcess,
@@ -207,9 +213,6 @@ impl Application {
             }
         };
         let bus = relay.start(EventBus::in_process()).await?;
-        let keys = JwtKeys::new(&jwt_secret)
-            .with_max_ttl(settings.max_token_ttl_secs)
-            .with_clock(clock.clone());
         let service = Core::start(db, bus, policy, clock);
         let shutdown = Shutdown::default();
         let connection_limits = ConnectionLimits {

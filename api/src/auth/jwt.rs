@@ -97,7 +97,7 @@ impl JwtKeys {
 
     /// Signs claims as they are (tests, and tools that mint tokens with
     /// claims `issue` does not set, such as a customer's priority).
-    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, jsonwebtoken::errors::Error> {
         encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
     }
 

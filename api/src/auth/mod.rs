@@ -1,6 +1,7 @@
 //! Who is calling: JWT verification and issuing, and the [`Viewer`] that
 //! every resolver and service call is made on behalf of.
 
+pub mod guest;
 mod jwt;
 
 pub use jwt::{Claims, JwtKeys};

@@ -3,18 +3,22 @@
 //! Each setting is declared once, in [`settings`]; parsing here reads only
 //! through those declarations and touches no files.
 
+mod guests;
 mod net;
 mod secret;
 pub mod settings;
+mod tickets;
 
 use std::fmt;
 use std::path::PathBuf;
 
 use crate::matching::RoutingMode;
+pub use guests::GuestSettings;
 pub(crate) use net::redact_url;
 pub use net::{own_origins, IpNet};
 pub use secret::{ensure_private_dir, JwtSecret, JwtSecretSource, LoadedSecret};
 use settings::*;
+pub use tickets::TicketSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -78,6 +82,8 @@ pub struct Limits {
     pub ws_write_buffer_bytes: usize,
     /// Most WebSocket connections open at once from one client address.
     pub ip_max_connections: usize,
+    /// Client addresses and ranges refused everywhere (FORBIDDEN).
+    pub blocked_clients: Vec<IpNet>,
     /// How many proxies in front of the server append to X-Forwarded-For;
     /// 0 trusts no header and uses the peer address.
     pub trusted_proxy_hops: usize,
@@ -153,6 +159,11 @@ pub struct Settings {
     /// New sessions one client address may start per minute, and the burst.
     pub ip_session_rate_per_min: f64,
     pub ip_session_burst: u32,
+    /// How long after its end a chat may be rated.
+    pub rating_window_days: i64,
+    /// The ticket system; None when TICKET_URL is unset.
+    pub tickets: Option<TicketSettings>,
+    pub guests: GuestSettings,
     /// How long a stopping server waits for requests and WebSockets to finish.
     pub shutdown_grace_secs: u64,
     pub event_bus: EventBusKind,
@@ -277,6 +288,14 @@ impl Settings {
             ws_read_buffer_bytes: env.int(&WS_READ_BUFFER_BYTES)?,
             ws_write_buffer_bytes: env.int(&WS_WRITE_BUFFER_BYTES)?,
             ip_max_connections: env.int(&IP_MAX_CONNECTIONS)?,
+            blocked_clients: env
+                .list(&BLOCKED_CLIENTS)
+                .iter()
+                .map(|p| {
+                    p.parse()
+                        .map_err(|reason| invalid(&BLOCKED_CLIENTS, reason))
+                })
+                .collect::<Result<_, _>>()?,
             trusted_proxy_hops: env.int(&TRUSTED_PROXY_HOPS)?,
             allowed_origins: env
                 .list(&ALLOWED_ORIGINS)
@@ -337,6 +356,9 @@ impl Settings {
             listen_addr,
             public_url,
             max_token_ttl_secs: env.int(&MAX_TOKEN_TTL_SECS)?,
+            rating_window_days: env.int(&RATING_WINDOW_DAYS)?,
+            tickets: tickets::parse(&env)?,
+            guests: guests::parse(&env, env.int(&MAX_TOKEN_TTL_SECS)?)?,
             jwt_secret,
             routing_mode,
             agent_capacity: env.int(&AGENT_CAPACITY)?,

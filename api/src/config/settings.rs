@@ -424,6 +424,78 @@ settings! {
             without `iat`); longer ones are refused. Tokens with an `nbf` in \
             the future or a `crit` header are refused too",
     }
+    RATING_WINDOW_DAYS {
+        kind: Int { default: 7, min: 1, max: 365 },
+        mask: Plain,
+        show: |s| s.rating_window_days.to_string(),
+        help: "How long after a chat ends its customer may rate it (`rateSession`; \
+            `CONFLICT` after)",
+    }
+    TICKET_URL {
+        kind: Text { default: "none (`convertToTicket` is off)" },
+        mask: Credentials,
+        show: |s| s.tickets.as_ref().map_or_else(|| "<none>".into(), |t| t.url.clone()),
+        help: "The ticket system's endpoint: `convertToTicket` POSTs the transcript \
+            there, signed per Standard Webhooks, and stores the `{id, url}` it \
+            answers. Set by the operator, so private addresses are fine",
+    }
+    TICKET_SECRET {
+        kind: Text { default: "none; needed with `TICKET_URL`" },
+        mask: Whole,
+        show: |s| if s.tickets.is_some() { "<set>" } else { "<none>" }.into(),
+        help: "The `whsec_…` key the ticket requests are signed with \
+            (`webhook-id`, `webhook-timestamp`, `webhook-signature`)",
+    }
+    TICKET_TIMEOUT_MS {
+        kind: Int { default: 5000, min: 100, max: 120_000 },
+        mask: Plain,
+        show: |s| s.tickets.as_ref().map_or(5000, |t| t.timeout.as_millis()).to_string(),
+        help: "Longest one request to the ticket system may take",
+    }
+    TICKET_ATTEMPTS {
+        kind: Int { default: 3, min: 1, max: 10 },
+        mask: Plain,
+        show: |s| s.tickets.as_ref().map_or(3, |t| t.attempts).to_string(),
+        help: "Requests per conversion: timeouts, transport errors, 429 and 5xx \
+            answers are tried again (after 0.2 s, then twice as long each time)",
+    }
+    GUEST_TOKEN_TTL_SECS {
+        kind: Int { default: DAY, min: 60, max: 366 * DAY },
+        mask: Plain,
+        show: |s| s.guests.token_ttl_secs.to_string(),
+        help: "Life of a visitor's token from `createGuest`; at most \
+            `MAX_TOKEN_TTL_SECS` (the default shrinks to it)",
+    }
+    IP_GUEST_RATE_PER_MIN {
+        kind: Float { default: 10.0, min: 0.01, max: 10_000_000.0 },
+        mask: Plain,
+        show: |s| s.guests.ip_rate_per_min.to_string(),
+        help: "Guest tokens one client address may get per minute (`RATE_LIMITED` \
+            beyond), per process",
+    }
+    IP_GUEST_BURST {
+        kind: Int { default: 5, min: 1, max: 10_000_000 },
+        mask: Plain,
+        show: |s| s.guests.ip_burst.to_string(),
+        help: "Burst allowed above that rate",
+    }
+    GUEST_CHALLENGE_BITS {
+        kind: Int { default: 0, min: 0, max: 32 },
+        mask: Plain,
+        show: |s| s.guests.challenge_bits.to_string(),
+        help: "When above 0, `createGuest` wants a solved `guestChallenge`: a \
+            counter whose SHA-256 with the challenge starts with this many zero \
+            bits: 2^bits hashes on average, each bit doubling it (see Guest \
+            visitors for timings)",
+    }
+    BLOCKED_CLIENTS {
+        kind: List,
+        mask: Plain,
+        show: |s| join(&s.limits.blocked_clients),
+        help: "Client addresses and CIDR ranges refused everywhere (403 + \
+            `FORBIDDEN` on HTTP and on the WebSocket handshake; the health \
+            probes excepted), judged by the address `TRUSTED_PROXIES` yields",
+    }
     METRICS_TOKEN {
         kind: Text { default: "none" },
         mask: Whole,

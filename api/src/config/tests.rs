@@ -278,3 +278,61 @@ fn agents_are_away_before_their_chats_are_abandoned() {
     assert!(err.to_string().contains("AGENT_ABANDON_SECS"), "{err}");
     assert!(settings(&[("DATA_DIR", d), ("AGENT_AWAY_SECS", "0")]).is_err());
 }
+
+#[test]
+fn guest_tokens_tickets_and_blocked_clients() {
+    let dir = temp_dir();
+    let d = dir.to_str().unwrap();
+    let defaults = settings(&[("DATA_DIR", d)]).unwrap();
+    assert_eq!(defaults.guests.token_ttl_secs, 86_400);
+    assert_eq!(defaults.guests.challenge_bits, 0);
+    assert!(defaults.tickets.is_none());
+    assert!(defaults.limits.blocked_clients.is_empty());
+    assert_eq!(defaults.rating_window_days, 7);
+    // A shorter token limit shortens the default guest life, and refuses a chosen longer one.
+    let short = settings(&[("DATA_DIR", d), ("MAX_TOKEN_TTL_SECS", "3600")]).unwrap();
+    assert_eq!(short.guests.token_ttl_secs, 3600);
+    let err = settings(&[
+        ("DATA_DIR", d),
+        ("MAX_TOKEN_TTL_SECS", "3600"),
+        ("GUEST_TOKEN_TTL_SECS", "7200"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("GUEST_TOKEN_TTL_SECS"), "{err}");
+
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let on = settings(&[
+        ("DATA_DIR", d),
+        ("TICKET_URL", "http://10.0.0.5:8000/tickets"),
+        ("TICKET_SECRET", secret),
+        ("TICKET_TIMEOUT_MS", "1500"),
+    ])
+    .unwrap();
+    let tickets = on.tickets.as_ref().unwrap();
+    assert_eq!(tickets.timeout, std::time::Duration::from_millis(1500));
+    assert_eq!(tickets.attempts, 3);
+    assert!(on.banner().contains(&"TICKET_SECRET=<set>".to_owned()));
+    assert!(!on.banner().iter().any(|l| l.contains("MfKQ9r8")));
+    for (url, secret, wrong) in [
+        ("http://x/t", "", "TICKET_SECRET"),
+        ("http://x/t", "not-a-whsec", "TICKET_SECRET"),
+        ("ftp://x/t", secret, "TICKET_URL"),
+        ("", secret, "TICKET_SECRET"),
+    ] {
+        let err = settings(&[
+            ("DATA_DIR", d),
+            ("TICKET_URL", url),
+            ("TICKET_SECRET", secret),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains(wrong), "{url} {secret}: {err}");
+    }
+
+    let blocked = settings(&[
+        ("DATA_DIR", d),
+        ("BLOCKED_CLIENTS", "203.0.113.0/24, 2001:db8::1"),
+    ])
+    .unwrap();
+    assert_eq!(blocked.limits.blocked_clients.len(), 2);
+    assert!(settings(&[("DATA_DIR", d), ("BLOCKED_CLIENTS", "300.1.1.1")]).is_err());
+}

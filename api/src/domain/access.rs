@@ -130,12 +130,7 @@ pub fn may_rate(viewer: &Viewer, s: &ChatSession) -> Result<(), Refusal> {
 /// by, an agent who held it before (`held_before`, from its history), or an
 /// admin. Never a customer.
 pub fn may_note(viewer: &Viewer, s: &ChatSession, held_before: bool) -> Result<(), Refusal> {
-    let allowed = match viewer.role {
-        Role::Admin => true,
-        Role::Agent => is_its_agent(viewer, s) || held_before,
-        Role::Customer => false,
-    };
-    if allowed {
+    if is_staff_of(viewer, s, held_before) {
         Ok(())
     } else {
         Err(Refusal::Forbidden(
@@ -152,6 +147,63 @@ pub fn may_manage_webhooks(viewer: &Viewer) -> Result<(), Refusal> {
         Role::Agent | Role::Customer => {
             Err(Refusal::Forbidden("only admins may manage webhooks".into()))
         }
+    }
+}
+
+/// The session's staff: the agent it is offered to or held by, an agent
+/// who held it before (`held_before`), and admins.
+fn is_staff_of(viewer: &Viewer, s: &ChatSession, held_before: bool) -> bool {
+    match viewer.role {
+        Role::Admin => true,
+        Role::Agent => is_its_agent(viewer, s) || held_before,
+        Role::Customer => false,
+    }
+}
+
+/// May hand the session to the ticket system: the agent who holds it or
+/// held it before (`held_before`), or an admin. An agent it is only
+/// offered to has not taken it on.
+pub fn may_ticket(viewer: &Viewer, s: &ChatSession, held_before: bool) -> Result<(), Refusal> {
+    let only_offered = s.status == SessionStatus::Offered && !held_before;
+    if is_staff_of(viewer, s, held_before) && !(viewer.role == Role::Agent && only_offered) {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden(
+            "only an agent who holds or held the session, or an admin, may turn it into a ticket"
+                .into(),
+        ))
+    }
+}
+
+/// May read the session's rating: its customer, the agent the rating names
+/// (who held the session when it ended) and admins. Agents who held it
+/// earlier, and the agent of a later transfer, do not.
+pub fn may_see_rating(viewer: &Viewer, s: &ChatSession, rated_agent: Option<&str>) -> bool {
+    match viewer.role {
+        Role::Admin => true,
+        Role::Customer => is_own_customer(viewer, s),
+        Role::Agent => rated_agent == Some(viewer.id.as_str()),
+    }
+}
+
+/// Whose rating figures the caller may read, as the agent to filter by
+/// (None: every agent's). Admins: anyone's or everyone's. Agents: their
+/// own, whether or not they name themselves; naming another agent is
+/// refused rather than quietly answered with their own figures.
+pub fn rating_stats_scope<'a>(
+    viewer: &'a Viewer,
+    agent_id: Option<&'a str>,
+) -> Result<Option<&'a str>, Refusal> {
+    match (viewer.role, agent_id) {
+        (Role::Admin, scope) => Ok(scope),
+        (Role::Agent, None) => Ok(Some(viewer.id.as_str())),
+        (Role::Agent, Some(a)) if a == viewer.id => Ok(Some(a)),
+        (Role::Agent, Some(_)) => Err(Refusal::Forbidden(
+            "agents see their own rating figures only".into(),
+        )),
+        (Role::Customer, _) => Err(Refusal::Forbidden(
+            "only agents and admins may read rating figures".into(),
+        )),
     }
 }
 
@@ -296,6 +348,71 @@ mod tests {
         assert!(may_note(&earlier_agent, &s, true).is_ok());
         let customer = viewer(Role::Customer, CUSTOMER);
         assert!(may_note(&customer, &s, true).is_err());
+    }
+
+    #[test]
+    fn tickets_and_ratings_by_role() {
+        use SessionStatus::*;
+        let own = viewer(Role::Customer, CUSTOMER);
+        let stranger = viewer(Role::Customer, "cust-2");
+        let its_agent = viewer(Role::Agent, AGENT);
+        let other_agent = viewer(Role::Agent, "agent-b");
+        let admin = viewer(Role::Admin, "boss");
+        // (who, status, held before): may_ticket; sees a rating naming AGENT, naming no one
+        #[rustfmt::skip]
+        let table: [(&Viewer, SessionStatus, bool, bool, bool, bool); 13] = [
+            (&own,         Ended,  false, false, true,  true),
+            (&own,         Active, false, false, true,  true),
+            (&stranger,    Ended,  false, false, false, false),
+            (&its_agent,   Active, false, true,  true,  false),
+            (&its_agent,   Ended,  false, true,  true,  false),
+            (&its_agent,   Offered, false, false, true, false),
+            (&its_agent,   Offered, true,  true,  true,  false),
+            (&other_agent, Ended,  false, false, false, false),
+            (&other_agent, Ended,  true,  true,  false, false),
+            (&other_agent, Active, true,  true,  false, false),
+            (&admin,       Ended,  false, true,  true,  true),
+            (&admin,       Active, false, true,  true,  true),
+            (&admin,       Waiting, false, true, true,  true),
+        ];
+        for (who, status, held_before, ticket, sees_named, sees_unnamed) in table {
+            let s = session(status, status != Waiting);
+            let what = format!("{:?} {} in a {status:?} session", who.role, who.id);
+            assert_eq!(
+                may_ticket(who, &s, held_before).is_ok(),
+                ticket,
+                "ticket: {what}"
+            );
+            assert_eq!(
+                may_see_rating(who, &s, Some(AGENT)),
+                sees_named,
+                "rating: {what}"
+            );
+            assert_eq!(
+                may_see_rating(who, &s, None),
+                sees_unnamed,
+                "rating: {what}"
+            );
+        }
+    }
+
+    #[test]
+    fn rating_figures_are_an_agents_own() {
+        let admin = viewer(Role::Admin, "boss");
+        let ann = viewer(Role::Agent, "ann");
+        let customer = viewer(Role::Customer, CUSTOMER);
+        assert_eq!(rating_stats_scope(&admin, None), Ok(None));
+        assert_eq!(rating_stats_scope(&admin, Some("bob")), Ok(Some("bob")));
+        assert_eq!(rating_stats_scope(&ann, None), Ok(Some("ann")));
+        assert_eq!(rating_stats_scope(&ann, Some("ann")), Ok(Some("ann")));
+        assert!(matches!(
+            rating_stats_scope(&ann, Some("bob")),
+            Err(Refusal::Forbidden(_))
+        ));
+        assert!(matches!(
+            rating_stats_scope(&customer, None),
+            Err(Refusal::Forbidden(_))
+        ));
     }
 
     #[test]

@@ -8,8 +8,10 @@ pub mod access;
 mod agent;
 mod history;
 mod message;
+mod rating;
 mod routing;
 mod session;
+mod ticket;
 pub mod webhooks;
 
 pub use agent::{
@@ -21,11 +23,13 @@ pub use message::{
     has_bidi_controls, message_status, validate_body, validate_client_message_id, validate_id,
     validate_subject, Message, MessageStatus, MessageView, SenderRole,
 };
+pub use rating::{rating_window_open, validate_rating, Rating, RatingStats};
 pub use routing::{
     DecisionKind, PassAgent, Priority, RoutingDecision, RoutingMode, Skills, MAX_SKILLS,
     MAX_SKILL_CHARS,
 };
 pub use session::{Acceptance, ChatSession, EndReason, Party, SessionStatus};
+pub use ticket::{backoff, read_ticket_answer, worth_retrying, Ticket};
 
 /// Why the rules refuse a request: the caller may not do it at all, or
 /// not with the session (or agent) in the state it is in now.

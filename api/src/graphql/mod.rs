@@ -10,6 +10,8 @@ mod gateway;
 pub use context::SubscriptionBudget;
 pub use gateway::Gateway;
 mod error;
+mod feedback;
+mod guests;
 mod limits;
 mod mutation;
 mod query;

@@ -15,6 +15,8 @@ pub struct MutationRoot(
     MessageMutations,
     AgentMutations,
     super::webhooks::WebhooksMutation,
+    super::feedback::FeedbackMutation,
+    super::guests::GuestMutation,
 );
 
 #[derive(Default)]

@@ -11,7 +11,12 @@ use crate::service::PageArgs;
 /// Each area adds its own query object here, so features do not share one impl.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(CoreQuery, super::webhooks::WebhooksQuery);
+pub struct QueryRoot(
+    CoreQuery,
+    super::webhooks::WebhooksQuery,
+    super::feedback::FeedbackQuery,
+    super::guests::GuestQuery,
+);
 
 #[derive(Default)]
 pub struct CoreQuery;

@@ -2,6 +2,7 @@
 //! WebSocket (graphql-transport-ws and the legacy protocol), GraphiQL and
 //! health probes. Authentication is read here and checked in resolvers.
 
+mod blocked;
 pub mod client_ip;
 mod graphiql;
 mod graphql_http;
@@ -70,6 +71,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(state.limits.blocked_clients.clone()),
+            blocked::refuse_blocked,
+        ))
         .layer(middleware::from_fn_with_state(
             Arc::new(client_ip::ProxyTrust {
                 proxies: state.limits.trusted_proxies.clone(),

@@ -157,3 +157,24 @@ pub async fn delete_for_sessions<C: ConnectionTrait>(
         .await?;
     Ok(())
 }
+
+/// Whether `agent_id` ever held the session: accepted it, was given it or
+/// had it transferred to them (an offer alone is not holding it).
+pub async fn ever_held<C: ConnectionTrait>(
+    db: &C,
+    session_id: Uuid,
+    agent_id: &str,
+) -> Result<bool, DbErr> {
+    let held = [
+        HistoryKind::Accepted,
+        HistoryKind::Assigned,
+        HistoryKind::Transferred,
+    ];
+    Ok(session_event::Entity::find()
+        .filter(session_event::Column::SessionId.eq(session_id))
+        .filter(session_event::Column::AgentId.eq(agent_id))
+        .filter(session_event::Column::Kind.is_in(held.map(HistoryKind::as_str)))
+        .one(db)
+        .await?
+        .is_some())
+}

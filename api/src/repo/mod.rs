@@ -7,10 +7,13 @@ pub mod agents;
 pub mod audit;
 pub mod decisions;
 pub mod deployment;
+pub mod guests;
 pub mod history;
 pub mod messages;
 pub mod outbox;
+pub mod ratings;
 pub mod sessions;
+pub mod tickets;
 pub mod webhooks;
 
 use crate::domain::UnknownName;

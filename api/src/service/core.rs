@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::agents::Agents;
 use super::audit::Audit;
+use super::guests::Guests;
 use super::infra::batch_queue::{self, BatchQueue};
 use super::infra::limiter::TokenBuckets;
 use super::infra::live_connections::LiveConnections;
@@ -19,9 +20,11 @@ use super::live::Live;
 use super::messages::Messages;
 use super::presence::Presence;
 use super::queue::Queue;
+use super::ratings::Ratings;
 use super::retention::Retention;
 use super::routing::Routing;
 use super::sessions::Sessions;
+use super::tickets::Tickets;
 use super::transitions::Transitions;
 use super::webhooks::{WebhookState, Webhooks};
 use super::{Policy, ARRIVAL_BATCH, DELIVERY_BATCH, DELIVERY_WRITERS, SEND_BATCH, SEND_WRITERS};
@@ -58,6 +61,8 @@ pub struct Core {
     pub(super) arrivals: BatchQueue<batch_queue::PendingArrival>,
     pub(super) message_limiter: TokenBuckets,
     pub(super) session_limiter: TokenBuckets,
+    /// Guest tokens per client address.
+    pub(super) guest_limiter: TokenBuckets,
     /// Agents' live WebSockets on this process (see `Presence`).
     pub(super) connections: LiveConnections,
     pub(super) metrics: Arc<Metrics>,
@@ -78,6 +83,10 @@ impl Core {
             session_limiter: TokenBuckets::new(
                 policy.ip_session_rate_per_min / 60.0,
                 policy.ip_session_burst,
+            ),
+            guest_limiter: TokenBuckets::new(
+                policy.guests.settings.ip_rate_per_min / 60.0,
+                policy.guests.settings.ip_burst,
             ),
             policy,
             clock,
@@ -133,8 +142,32 @@ impl Core {
         Webhooks { core: self }
     }
 
+    pub fn ratings(self: &Arc<Self>) -> Ratings<'_> {
+        Ratings { core: self }
+    }
+
+    pub fn tickets(self: &Arc<Self>) -> Tickets<'_> {
+        Tickets { core: self }
+    }
+
+    pub fn guests(self: &Arc<Self>) -> Guests<'_> {
+        Guests { core: self }
+    }
+
     pub(super) fn transitions(self: &Arc<Self>) -> Transitions<'_> {
         Transitions { core: self }
+    }
+
+    /// Takes one of `ip`'s tokens from a per-address `limiter`; false when
+    /// it has none left, counted as a refusal by address.
+    pub(super) fn admit_address(&self, limiter: &TokenBuckets, ip: std::net::IpAddr) -> bool {
+        let admitted = limiter.try_take(&ip.to_string(), self.clock.instant());
+        if !admitted {
+            self.metrics
+                .refused_by_ip_limit
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        admitted
     }
 
     /// Cut to the microsecond, as the database stores it: a time handed

@@ -15,6 +15,8 @@
 //! - [`Webhooks`]: endpoints and deliveries for admins; `webhooks::outbox`
 //!   writes events in the business transaction, `webhooks::dispatcher`
 //!   delivers them.
+//! - [`Ratings`], [`Tickets`], [`Guests`]: satisfaction ratings, chats
+//!   handed to the ticket system, tokens for visitors not signed in.
 //!
 //! The transitions that several of them need (end a session, release an
 //! agent's slot, give a session, return sessions to the queue, write a
@@ -29,15 +31,18 @@ mod agent_presence;
 mod agents;
 mod audit;
 mod core;
+mod guests;
 mod infra;
 mod live;
 mod messages;
 mod pagination;
 mod presence;
 mod queue;
+mod ratings;
 mod retention;
 mod routing;
 mod sessions;
+mod tickets;
 mod transitions;
 pub mod webhooks;
 
@@ -45,15 +50,18 @@ pub use self::core::{Core, Services};
 pub use agent_presence::AgentConnection;
 pub use agents::{Agents, ShiftAction};
 pub use audit::{Audit, ListedDecision};
+pub use guests::{Answer, GuestChallenge, GuestPolicy, GuestToken, Guests};
 pub use live::{Live, LiveItem};
 pub use messages::Messages;
 pub use pagination::{Page, PageArgs};
 pub use presence::Presence;
 pub use queue::Queue;
+pub use ratings::Ratings;
 pub use retention::Retention;
 pub use routing::Routing;
 pub use sessions::Sessions;
 pub use webhooks::{EndpointInput, Webhooks};
+pub use tickets::Tickets;
 
 use crate::domain::AbsenceRule;
 use crate::matching::RoutingMode;
@@ -92,4 +100,9 @@ pub struct Policy {
     /// AGENT_ABANDON_SECS).
     pub agent_absence: AbsenceRule,
     pub webhooks: crate::config::WebhookSettings,
+    /// How long after its end a chat may be rated.
+    pub rating_window: chrono::Duration,
+    /// Where chats become tickets; None: `convertToTicket` is off.
+    pub tickets: Option<crate::config::TicketSettings>,
+    pub guests: GuestPolicy,
 }

@@ -53,15 +53,7 @@ impl Sessions<'_> {
             return Ok(open);
         }
         if let Some(ip) = from {
-            if !self
-                .core
-                .session_limiter
-                .try_take(&ip.to_string(), self.core.clock.instant())
-            {
-                self.core
-                    .metrics
-                    .refused_by_ip_limit
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !self.core.admit_address(&self.core.session_limiter, ip) {
                 return Err(AppError::RateLimited(format!(
                     "too many new chats from your address: at most {} a minute, bursts of {}",
                     self.core.policy.ip_session_rate_per_min, self.core.policy.ip_session_burst

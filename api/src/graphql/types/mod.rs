@@ -6,6 +6,8 @@
 //! `types::X` whatever file `X` lives in.
 
 mod agents;
+mod feedback;
+mod guests;
 mod history;
 mod messages;
 mod page;
@@ -19,6 +21,8 @@ mod webhooks;
 // Globs: each file's public types are this module's, whichever the
 // resolvers happen to name today.
 pub use agents::*;
+pub use feedback::*;
+pub use guests::*;
 pub use history::*;
 pub use messages::*;
 pub use page::*;

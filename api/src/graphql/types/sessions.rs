@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AgentGql, CustomerGql, MessageConnection, PageInfo, PriorityGql, RoleGql, RoutingDecisionGql,
-    SessionHistoryEntry,
+    SessionHistoryEntry, SessionRatingGql, TicketGql,
 };
 use crate::domain;
 use crate::graphql::context::caller_and_service;
@@ -185,6 +185,18 @@ impl ChatSessionGql {
             .await
             .gql()?
             .into())
+    }
+    /// The customer's rating, once given: for the customer, the agent it names and admins (null for others).
+    async fn rating(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<SessionRatingGql>> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        let rating = svc.ratings().rating_of(viewer, &self.inner).await.gql()?;
+        Ok(rating.map(Into::into))
+    }
+    /// The ticket the chat was handed over as (convertToTicket): for agents and admins; null for customers.
+    async fn ticket(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TicketGql>> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        let ticket = svc.tickets().ticket_of(viewer, &self.inner).await.gql()?;
+        Ok(ticket.map(Into::into))
     }
     /// Admin: every offer, acceptance, transfer, return to the queue and end, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SessionHistoryEntry>> {

@@ -33,6 +33,8 @@ pub async fn purge_ended_before<C: ConnectionTrait>(
     messages::delete_for_sessions(db, &ids).await?;
     history::delete_for_sessions(db, &ids).await?;
     decisions::delete_for_sessions(db, &ids).await?;
+    crate::repo::ratings::delete_for_sessions(db, &ids).await?;
+    crate::repo::tickets::delete_for_sessions(db, &ids).await?;
     let res = chat_session::Entity::delete_many()
         .filter(Column::Id.is_in(ids))
         .exec(db)
