@@ -51,6 +51,8 @@ pub enum Reply {
     With(u16, Vec<(&'static str, String)>),
     /// Never answer: the connection is held until the client gives up.
     Hold,
+    /// A status with a JSON body (a ticket system's answer).
+    Json(u16, String),
 }
 
 #[derive(Default)]
@@ -178,7 +180,7 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             json: serde_json::from_str(&body).unwrap_or(Value::Null),
             body,
             answered: match &reply {
-                Reply::Status(s) | Reply::With(s, _) => Some(*s),
+                Reply::Status(s) | Reply::With(s, _) | Reply::Json(s, _) => Some(*s),
                 Reply::Hold => None,
             },
             at: Instant::now(),
@@ -198,6 +200,12 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             response
         }
         Reply::Hold => std::future::pending().await,
+        Reply::Json(s, body) => (
+            status(s),
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
     }
 }
 

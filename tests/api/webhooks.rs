@@ -204,6 +204,57 @@ async fn every_event_of_a_chat_arrives_signed_in_order() {
     assert_eq!(listed[0]["event"], "SESSION_ENDED", "newest first");
 }
 
+/// The two events that follow a chat's end: its rating, and its hand-off
+/// to the ticket system (a second receiver here, answering as one does).
+#[tokio::test]
+async fn a_rating_and_a_ticket_arrive_signed() {
+    let tickets = Receiver::start().await;
+    tickets.script([Reply::Json(
+        200,
+        r#"{"id":"T-7","url":"https://tickets.example/T-7"}"#.to_owned(),
+    )]);
+    let ticket_secret = WebhookSecret::generate().expect("a secret").expose();
+    let ticket_url = tickets.url("/tickets");
+    let app = server(&[
+        ("TICKET_URL", ticket_url.as_str()),
+        ("TICKET_SECRET", ticket_secret.as_str()),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    let (_, secret) = subscribe(&app, &receiver, &["SESSION_RATED", "TICKET_REQUESTED"]).await;
+    let (customer, ann) = (tokens::customer("cust-1"), tokens::agent("ann"));
+    let sid = app.active_session(&customer, &ann).await;
+    app.end(&customer, &sid).await;
+    app.ok(
+        &customer,
+        "mutation($s: ID!) { rateSession(sessionId: $s, score: 5, comment: \"quick\") { id } }",
+        json!({ "s": sid }),
+    )
+    .await;
+    app.ok(
+        &ann,
+        "mutation($s: ID!) { convertToTicket(sessionId: $s) { ticket { externalId } } }",
+        json!({ "s": sid }),
+    )
+    .await;
+
+    let received = receiver.wait_for_ok(2, PATIENCE).await;
+    let kinds: Vec<&str> = received.iter().map(Received::kind).collect();
+    assert_eq!(kinds, ["session.rated", "ticket.requested"]);
+    for r in &received {
+        assert_signed(r, &secret);
+        assert_eq!(r.json["data"]["session"]["id"], sid.as_str());
+    }
+    let rating = &received[0].json["data"]["session"]["rating"];
+    assert_eq!(rating["score"], 5, "{}", received[0].body);
+    assert_eq!(rating["comment"], "quick");
+    assert_eq!(rating["agentId"], "ann");
+    let ticket = &received[1].json["data"]["ticket"];
+    assert_eq!(ticket["externalId"], "T-7", "{}", received[1].body);
+    assert_eq!(ticket["url"], "https://tickets.example/T-7");
+    assert_eq!(tickets.received().len(), 1, "one call to the ticket system");
+}
+
 #[tokio::test]
 async fn a_receiver_failing_three_times_gets_the_event_once_more_under_the_same_id() {
     let app = server(&[("WEBHOOK_RETRY_SCHEDULE", "20ms,20ms,20ms,20ms")]).await;

@@ -12,7 +12,9 @@ use crate::domain::{
     access, rating_window_open, validate_rating, ChatSession, Rating, RatingStats,
 };
 use crate::error::{AppError, AppResult};
-use crate::repo::{ratings, sessions};
+use super::webhooks::outbox as webhook_outbox;
+use crate::domain::webhooks::WebhookEvent;
+use crate::repo::{self, ratings, sessions};
 
 pub struct Ratings<'a> {
     pub(super) core: &'a Arc<Core>,
@@ -46,11 +48,30 @@ impl Ratings<'_> {
             agent_id: s.agent_id.clone(),
             created_at: now,
         };
-        if !ratings::insert_once(&self.core.db, id, &rating, ended_at).await? {
+        // The rating and its webhook event commit together, or neither.
+        let txn = repo::begin_write(&self.core.db).await?;
+        if !ratings::insert_once(&txn, id, &rating, ended_at).await? {
             return Err(AppError::Conflict(
                 "this chat has been rated already".into(),
             ));
         }
+        webhook_outbox::record(
+            self.core,
+            &txn,
+            now,
+            WebhookEvent::SessionRated {
+                session: s.clone(),
+                rating: serde_json::json!({
+                    "score": rating.score,
+                    "comment": rating.comment,
+                    "agentId": rating.agent_id,
+                    "createdAt": rating.created_at,
+                }),
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        self.core.webhooks.wake_if_recorded();
         Ok(s)
     }
 

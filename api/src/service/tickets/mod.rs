@@ -25,6 +25,8 @@ use crate::config::TicketSettings;
 use crate::domain::{access, backoff, ChatSession, Message, Rating, Ticket};
 use crate::error::{AppError, AppResult};
 use crate::events::SessionEvent;
+use super::webhooks::outbox as webhook_outbox;
+use crate::domain::webhooks::WebhookEvent;
 use crate::repo::tickets::{self, TicketState};
 use crate::repo::{self, history, messages, ratings, sessions};
 
@@ -180,7 +182,22 @@ impl Tickets<'_> {
             .append_system_message(&txn, id, &line, now)
             .await?;
         let after = self.core.reload(&txn, id).await?;
+        webhook_outbox::record(
+            self.core,
+            &txn,
+            now,
+            WebhookEvent::TicketRequested {
+                session: after.clone(),
+                ticket: serde_json::json!({
+                    "externalId": ticket.external_id,
+                    "url": ticket.url,
+                    "createdAt": ticket.created_at,
+                }),
+            },
+        )
+        .await?;
         txn.commit().await?;
+        self.core.webhooks.wake_if_recorded();
         self.core
             .bus
             .publish_session(id, SessionEvent::MessagePosted(posted));
