@@ -10,7 +10,9 @@
 //! - [`Live`]: the subscription feeds (a session's, an agent's, the queue);
 //! - [`Presence`]: customers who left (their chats close) and agents'
 //!   connections across processes (online, AWAY, their chats requeued);
-//! - [`Retention`]: the purge;
+//! - [`Files`]: files (sniffed, stored, sent as FILE messages), download
+//!   links and downloads, articles;
+//! - [`Retention`]: the purge (files too);
 //! - [`Audit`]: the routing decisions, per session and by period, for admins.
 //!
 //! The transitions that several of them need (end a session, release an
@@ -26,6 +28,7 @@ mod agent_presence;
 mod agents;
 mod audit;
 mod core;
+mod files;
 mod infra;
 mod live;
 mod messages;
@@ -41,6 +44,9 @@ pub use self::core::{Core, Services};
 pub use agent_presence::AgentConnection;
 pub use agents::{Agents, ShiftAction};
 pub use audit::{Audit, ListedDecision};
+pub use files::{
+    Download, DownloadFailure, DownloadLink, DownloadRefusal, FilePolicy, Files, Upload,
+};
 pub use live::{Live, LiveItem};
 pub use messages::Messages;
 pub use pagination::{Page, PageArgs};
@@ -86,4 +92,6 @@ pub struct Policy {
     /// What happens to agents without a connection (AGENT_AWAY_SECS,
     /// AGENT_ABANDON_SECS).
     pub agent_absence: AbsenceRule,
+    /// Where files are kept, what may be uploaded, download links, articles.
+    pub files: FilePolicy,
 }

@@ -6,6 +6,7 @@
 //! `types::X` whatever file `X` lives in.
 
 mod agents;
+mod files;
 mod history;
 mod messages;
 mod page;
@@ -18,6 +19,7 @@ mod viewer;
 // Globs: each file's public types are this module's, whichever the
 // resolvers happen to name today.
 pub use agents::*;
+pub use files::*;
 pub use history::*;
 pub use messages::*;
 pub use page::*;
