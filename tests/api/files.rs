@@ -762,3 +762,41 @@ async fn agents_share_articles_from_the_configured_origins() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn files_and_articles_work_on_the_embedded_sqlite() {
+    let app = spawn(
+        Options::default()
+            .database("")
+            .set("ARTICLE_ORIGINS", "https://help.example.com"),
+    )
+    .await;
+    let (cust, ann) = (tokens::customer("rita"), tokens::agent("ann"));
+    let sid = app.active_session(&cust, &ann).await;
+    let message = sent(&app.send_file(&cust, &sid, "a.png", PNG, "f1").await).clone();
+    let again = app.send_file(&cust, &sid, "a.png", PNG, "f1").await;
+    assert_eq!(sent(&again)["id"], message["id"]);
+    let (status, _, bytes) = app
+        .download(message["attachment"]["url"].as_str().unwrap())
+        .await;
+    assert_eq!((status, bytes.as_slice()), (200, PNG));
+    let shared = app
+        .ok(
+            &ann,
+            "mutation($s: ID!) { shareArticle(input: {sessionId: $s, url: \"https://help.example.com/a\", title: \"A\", clientMessageId: \"a1\"}) { seq kind } }",
+            json!({ "s": sid }),
+        )
+        .await;
+    assert_eq!(
+        shared["shareArticle"],
+        json!({ "seq": 3, "kind": "ARTICLE" })
+    );
+    assert_eq!(
+        kinds(&app, &ann, &sid).await,
+        vec![
+            (1, "SYSTEM".into()),
+            (2, "FILE".into()),
+            (3, "ARTICLE".into())
+        ]
+    );
+}

@@ -60,7 +60,7 @@ impl FileSettings {
         .into_iter()
         .filter_map(|s| {
             let value = env.text(s)?.trim().to_owned();
-            (!value.is_empty()).then(|| (s.name, Secret(value)))
+            (!value.is_empty()).then_some((s.name, Secret(value)))
         })
         .collect();
         let storage_url = env
