@@ -31,6 +31,8 @@
 //!   live subscribers, and relays them to the other processes (Postgres
 //!   LISTEN/NOTIFY or NATS).
 //! - [`repo`] is the only code that touches SeaORM entities and queries.
+//! - [`storage`] keeps the bytes of uploaded files (a folder, or any
+//!   S3-compatible store) behind one small trait.
 //! - [`clock`] is where every part reads the time, so tests can drive it.
 //! - [`audit`] replays the routing decisions and history of a period and
 //!   checks every routing invariant (`switchboard audit`); pure, like
@@ -55,4 +57,5 @@ pub mod service;
 pub mod shutdown;
 pub mod signing;
 pub mod startup;
+pub mod storage;
 pub mod telemetry;

@@ -106,6 +106,32 @@ pub fn load_jwt_secret(settings: &Settings) -> Result<JwtSecret, StartupError> {
     Ok(loaded.secret)
 }
 
+/// Where files are kept and how download links are signed: with a key
+/// derived from the token secret, which every process of a deployment
+/// shares, so a link one process hands out works on all of them.
+fn file_policy(
+    settings: &Settings,
+    jwt_secret: &JwtSecret,
+) -> Result<crate::service::FilePolicy, StartupError> {
+    let files = &settings.files;
+    let storage =
+        crate::storage::open(files.storage_url.as_deref(), &settings.data_dir, &files.aws)
+            .map_err(|reason| crate::config::ConfigError::Invalid {
+                name: "STORAGE_URL",
+                reason,
+            })?;
+    tracing::info!(store = %storage.describe(), "file store");
+    Ok(crate::service::FilePolicy {
+        storage,
+        signer: crate::domain::files::LinkSigner::derived_from(jwt_secret.expose()),
+        link_ttl: chrono::Duration::seconds(files.download_link_ttl_secs),
+        public_url: settings.public_url.clone(),
+        content_types: files.content_types.clone(),
+        max_upload_bytes: settings.limits.max_upload_bytes as u64,
+        article_origins: files.article_origins.clone(),
+    })
+}
+
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(settings.database_url.clone());
     // sqlx keeps retrying a refused connection until the acquire timeout:
@@ -196,6 +222,7 @@ impl Application {
             rating_window: chrono::Duration::days(settings.rating_window_days),
             tickets: settings.tickets.clone(),
             guests: GuestPolicy::new(settings.guests.clone(), keys.clone(), &jwt_secret),
+            files: file_policy(&settings, &jwt_secret)?,
         };
         let relay = match &settings.event_bus {
             EventBusKind::InProcess => Relay::InProcess,

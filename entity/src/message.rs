@@ -13,6 +13,9 @@ pub struct Model {
     pub body: String,
     pub client_message_id: Option<String>,
     pub created_at: DateTimeUtc,
+    /// JSON: a FILE's attachment or an ARTICLE's link; null for text.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub payload: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@
 //! - [`ws`]: a graphql-transport-ws client, strict for tests of the protocol
 //!   and resilient for tests of servers that go away.
 //! - [`tokens`]: tokens signed with the secret every test server shares.
+//! - [`files`]: uploads as clients send them, and an S3-compatible server.
 //! - [`html`]: the start tags and attributes of a page the server writes.
 //! - [`receiver`]: a local HTTP server that records what the server sends out.
 //!
@@ -18,6 +19,7 @@
 //! `try_…` ones, which report failures for tests that expect some.
 
 pub mod db;
+pub mod files;
 pub mod graphql;
 pub mod html;
 pub mod receiver;

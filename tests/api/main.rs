@@ -4,6 +4,7 @@
 mod agent_presence;
 mod auth;
 mod concurrency;
+mod files;
 mod graphiql;
 mod guests;
 mod hardening;

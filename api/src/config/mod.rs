@@ -4,6 +4,7 @@
 //! through those declarations and touches no files.
 
 mod guests;
+pub mod files;
 mod net;
 mod secret;
 pub mod settings;
@@ -57,6 +58,8 @@ impl fmt::Display for EventBusKind {
 pub struct Limits {
     /// Largest HTTP request body.
     pub max_body_bytes: usize,
+    /// Largest uploaded file (multipart requests: this and MAX_BODY_BYTES).
+    pub max_upload_bytes: usize,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     /// Most aliases one document may use.
@@ -109,7 +112,7 @@ pub struct Limits {
 
 /// A configured secret other than the JWT's: Debug never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(pub(crate) String);
 
 impl Secret {
     pub fn expose(&self) -> &str {
@@ -172,6 +175,7 @@ pub struct Settings {
     pub nats_subject: Option<String>,
     pub limits: Limits,
     pub webhooks: WebhookSettings,
+    pub files: files::FileSettings,
     pub data_dir: PathBuf,
     pub log_json: bool,
 }
@@ -274,6 +278,7 @@ impl Settings {
         };
         let limits = Limits {
             max_body_bytes: env.int(&MAX_BODY_BYTES)?,
+            max_upload_bytes: env.int(&MAX_UPLOAD_BYTES)?,
             max_query_depth: env.int(&MAX_QUERY_DEPTH)?,
             // Fields of the answer, lists counted by their page size: a full
             // page of 500 messages with every field is 8,500.
@@ -349,6 +354,7 @@ impl Settings {
         }
         Ok(Settings {
             webhooks: WebhookSettings::read(&env)?,
+            files: files::FileSettings::parse(&env)?,
             limits,
             event_bus,
             nats_subject,

@@ -79,6 +79,15 @@ fn join(values: &[impl ToString]) -> String {
         .join(",")
 }
 
+/// An AWS_* setting for the banner: its value, `<set>` for secrets, or where it comes from.
+fn aws(s: &Settings, name: &str, secret: bool) -> String {
+    match s.files.aws.0.iter().find(|(n, _)| *n == name) {
+        Some(_) if secret => "<set>".into(),
+        Some((_, v)) => v.expose().to_owned(),
+        None => "<from the environment>".into(),
+    }
+}
+
 const KIB: i64 = 1024;
 const MIB: i64 = 1024 * KIB;
 const DAY: i64 = 24 * 3600;
@@ -233,6 +242,78 @@ settings! {
         mask: Plain,
         show: |s| s.limits.max_body_bytes.to_string(),
         help: "Largest HTTP request body (413 + `BAD_USER_INPUT` beyond)",
+    }
+    MAX_UPLOAD_BYTES {
+        kind: Int { default: 10 * MIB, min: KIB, max: 1024 * MIB },
+        mask: Plain,
+        show: |s| s.limits.max_upload_bytes.to_string(),
+        help: "Largest file `sendFile` takes. A multipart request may be this \
+            plus `MAX_BODY_BYTES` (its `operations` and `map`); a larger one is \
+            refused from its `Content-Length` before the body is read, or once \
+            that much has streamed in (413 + `BAD_USER_INPUT`)",
+    }
+    UPLOAD_CONTENT_TYPES {
+        kind: Text { default: "PNG, JPEG, GIF, WebP, PDF, plain text" },
+        mask: Plain,
+        show: |s| join(&s.files.content_types),
+        help: "Content types uploads may have, as sniffed from their bytes (never \
+            as the client claims), comma-separated: by default `image/png`, \
+            `image/jpeg`, `image/gif`, `image/webp`, `application/pdf`, \
+            `text/plain`; `image/*` names a family. HTML, SVG and XML are told \
+            apart from plain text",
+    }
+    STORAGE_URL {
+        kind: Text { default: "the folder `DATA_DIR/files`" },
+        mask: Credentials,
+        show: |s| s.files.storage_url.clone().unwrap_or_else(|| "<DATA_DIR/files>".into()),
+        help: "Where uploaded files are kept: `s3://bucket/prefix` for any \
+            S3-compatible store (with the `AWS_*` settings below, or the \
+            platform's credentials), or a folder",
+    }
+    AWS_ENDPOINT_URL {
+        kind: Text { default: "AWS S3" },
+        mask: Credentials,
+        show: |s| aws(s, "AWS_ENDPOINT_URL", false),
+        help: "With an `s3://` `STORAGE_URL`: another S3-compatible endpoint \
+            (MinIO, Ceph, R2); `http://` is allowed for it",
+    }
+    AWS_REGION {
+        kind: Text { default: "from the environment" },
+        mask: Plain,
+        show: |s| aws(s, "AWS_REGION", false),
+        help: "The bucket's region",
+    }
+    AWS_ACCESS_KEY_ID {
+        kind: Text { default: "the platform's credentials" },
+        mask: Whole,
+        show: |s| aws(s, "AWS_ACCESS_KEY_ID", true),
+        help: "Access key for the store",
+    }
+    AWS_SECRET_ACCESS_KEY {
+        kind: Text { default: "the platform's credentials" },
+        mask: Whole,
+        show: |s| aws(s, "AWS_SECRET_ACCESS_KEY", true),
+        help: "Its secret",
+    }
+    AWS_SESSION_TOKEN {
+        kind: Text { default: "none" },
+        mask: Whole,
+        show: |s| aws(s, "AWS_SESSION_TOKEN", true),
+        help: "A session token, with temporary credentials",
+    }
+    DOWNLOAD_LINK_TTL_SECS {
+        kind: Int { default: 300, min: 10, max: 7 * DAY },
+        mask: Plain,
+        show: |s| s.files.download_link_ttl_secs.to_string(),
+        help: "How long an `Attachment.url` download link works",
+    }
+    ARTICLE_ORIGINS {
+        kind: List,
+        mask: Plain,
+        show: |s| join(&s.files.article_origins),
+        help: "Origins agents may share help-centre articles from \
+            (comma-separated, `https://help.example.com`); none turns \
+            `shareArticle` off",
     }
     MAX_QUERY_DEPTH {
         kind: Int { default: 16, min: 2, max: 100 },

@@ -207,6 +207,30 @@ pub fn rating_stats_scope<'a>(
     }
 }
 
+/// May get a download link for the session's files: its customer, the
+/// agent it is offered to or held by (or last held by, once ended), and
+/// admins. Other agents may see a queued session's messages, to pick it,
+/// but not its files.
+pub fn may_download(viewer: &Viewer, s: &ChatSession) -> bool {
+    may_follow(viewer, s)
+}
+
+/// May share an article in the session: its agent, once they accepted it
+/// and while it is ACTIVE.
+pub fn may_share_article(viewer: &Viewer, s: &ChatSession) -> Result<(), Refusal> {
+    if viewer.role != Role::Agent {
+        return Err(Refusal::Forbidden(
+            "only the session's agent shares articles".into(),
+        ));
+    }
+    match writer(viewer, s)? {
+        Party::Agent => Ok(()),
+        Party::Customer => Err(Refusal::Forbidden(
+            "only the session's agent shares articles".into(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +355,53 @@ mod tests {
                 answer(may_rate(who, &s)),
                 answer(may_note(who, &s, false)),
                 answer(may_set_priority(who, &s)),
+            ];
+            assert_eq!(
+                got, expected,
+                "{:?} {} in a {status:?} session (served: {served})",
+                who.role, who.id
+            );
+        }
+    }
+
+    #[test]
+    fn files_and_articles_for_every_role_in_every_state() {
+        use SessionStatus::*;
+        use A::*;
+        let own = viewer(Role::Customer, CUSTOMER);
+        let stranger = viewer(Role::Customer, "cust-2");
+        let its_agent = viewer(Role::Agent, AGENT);
+        let other_agent = viewer(Role::Agent, "agent-b");
+        let admin = viewer(Role::Admin, "boss");
+        // (who, status, served): download, share an article
+        #[rustfmt::skip]
+        let table: [(&Viewer, SessionStatus, bool, [A; 2]); 20] = [
+            (&own,         Waiting, false, [Yes, No]),
+            (&own,         Active,  true,  [Yes, No]),
+            (&own,         Ended,   true,  [Yes, No]),
+            (&own,         Ended,   false, [Yes, No]),
+            (&stranger,    Waiting, false, [No, No]),
+            (&stranger,    Active,  true,  [No, No]),
+            (&stranger,    Ended,   true,  [No, No]),
+            (&its_agent,   Waiting, false, [No, No]),
+            (&its_agent,   Offered, true,  [Yes, C]),
+            (&its_agent,   Active,  true,  [Yes, Yes]),
+            (&its_agent,   Ended,   true,  [Yes, C]),
+            (&other_agent, Waiting, false, [No, No]),
+            (&other_agent, Offered, true,  [No, No]),
+            (&other_agent, Active,  true,  [No, No]),
+            (&other_agent, Ended,   true,  [No, No]),
+            (&admin,       Waiting, false, [Yes, No]),
+            (&admin,       Offered, true,  [Yes, No]),
+            (&admin,       Active,  true,  [Yes, No]),
+            (&admin,       Ended,   true,  [Yes, No]),
+            (&admin,       Ended,   false, [Yes, No]),
+        ];
+        for (who, status, served, expected) in table {
+            let s = session(status, served);
+            let got = [
+                yes_no(may_download(who, &s)),
+                answer(may_share_article(who, &s)),
             ];
             assert_eq!(
                 got, expected,

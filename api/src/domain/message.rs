@@ -63,6 +63,22 @@ pub struct Message {
     pub body: String,
     pub client_message_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// A FILE's attachment or an ARTICLE's link; none for text. (Default
+    /// when absent, so events relayed by an older process still read.)
+    #[serde(default)]
+    pub payload: Option<super::MessagePayload>,
+}
+
+impl Message {
+    pub fn kind(&self) -> super::MessageKind {
+        use super::{MessageKind, MessagePayload};
+        match (&self.payload, self.sender) {
+            (Some(MessagePayload::File(_)), _) => MessageKind::File,
+            (Some(MessagePayload::Article(_)), _) => MessageKind::Article,
+            (None, SenderRole::System) => MessageKind::System,
+            (None, _) => MessageKind::Text,
+        }
+    }
 }
 
 /// Trims the body and checks it is non-empty and at most `max_chars` characters.

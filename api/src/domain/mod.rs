@@ -6,6 +6,7 @@
 
 pub mod access;
 mod agent;
+pub mod files;
 mod history;
 mod message;
 mod rating;
@@ -18,6 +19,7 @@ pub use agent::{
     validate_capacity, AbsenceRule, Agent, AgentPresence, AgentStatus, ConnectionRow, Verdict,
     MAX_CAPACITY,
 };
+pub use files::{ArticleLink, Attachment, MessageKind, MessagePayload};
 pub use history::{HistoryEntry, HistoryKind};
 pub use message::{
     has_bidi_controls, message_status, validate_body, validate_client_message_id, validate_id,

@@ -11,6 +11,7 @@ pub use context::SubscriptionBudget;
 pub use gateway::Gateway;
 mod error;
 mod feedback;
+mod files;
 mod guests;
 mod limits;
 mod mutation;

@@ -17,6 +17,7 @@ pub struct MutationRoot(
     super::webhooks::WebhooksMutation,
     super::feedback::FeedbackMutation,
     super::guests::GuestMutation,
+    super::files::FileMutations,
 );
 
 #[derive(Default)]

@@ -163,7 +163,7 @@ fn request_from_query(raw: &str) -> Result<async_graphql::Request, String> {
     Ok(request)
 }
 
-async fn execute(
+pub(super) async fn execute(
     state: &AppState,
     client: ClientIp,
     headers: &HeaderMap,

@@ -4,6 +4,7 @@
 
 mod blocked;
 pub mod client_ip;
+mod files;
 mod graphiql;
 mod graphql_http;
 pub mod serve;
@@ -64,9 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/graphql",
             get(graphql_get)
-                .post(graphql_http::post)
+                .post(files::post)
                 .fallback(graphql_http::other_method),
         )
+        .route("/files/{message}/{attachment}", get(files::download))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -7,7 +7,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{json_batch, parse, pg_time, uses_json_batches};
-use crate::domain::{Message, SenderRole};
+use crate::domain::{Message, MessagePayload, SenderRole};
 
 fn to_domain(m: message::Model) -> Result<Message, DbErr> {
     Ok(Message {
@@ -19,6 +19,19 @@ fn to_domain(m: message::Model) -> Result<Message, DbErr> {
         body: m.body,
         client_message_id: m.client_message_id,
         created_at: m.created_at,
+        payload: m.payload.as_deref().map(read_payload).transpose()?,
+    })
+}
+
+fn read_payload(json: &str) -> Result<MessagePayload, DbErr> {
+    serde_json::from_str(json).map_err(|e| DbErr::Type(format!("message payload: {e}")))
+}
+
+/// The payload column's text: JSON, null for text messages.
+fn payload_json(msg: &Message) -> Option<String> {
+    msg.payload.as_ref().map(|p| {
+        // A payload is plain strings and numbers: it always serializes.
+        serde_json::to_string(p).unwrap_or_default()
     })
 }
 
@@ -114,6 +127,10 @@ pub async fn insert_many<C: ConnectionTrait>(db: &C, msgs: &[Message]) -> Result
             client_message_id: Option<&'a str>,
             #[serde(serialize_with = "pg_time::at")]
             created_at: DateTime<Utc>,
+            // Left out for text, which json_to_recordset reads as null: a
+            // text message's row is as long as before files existed.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            payload: Option<String>,
         }
         let rows: Vec<Row> = msgs
             .iter()
@@ -126,15 +143,18 @@ pub async fn insert_many<C: ConnectionTrait>(db: &C, msgs: &[Message]) -> Result
                 body: &m.body,
                 client_message_id: m.client_message_id.as_deref(),
                 created_at: m.created_at,
+                payload: payload_json(m),
             })
             .collect();
         let statement = json_batch(
             "INSERT INTO messages \
-               (id, session_id, seq, sender, sender_id, body, client_message_id, created_at) \
-             SELECT id, session_id, seq, sender, sender_id, body, client_message_id, created_at \
+               (id, session_id, seq, sender, sender_id, body, client_message_id, created_at, \
+                payload) \
+             SELECT id, session_id, seq, sender, sender_id, body, client_message_id, created_at, \
+               payload \
              FROM json_to_recordset($1::json) AS m(id uuid, session_id uuid, seq int, \
                sender text, sender_id text, body text, client_message_id text, \
-               created_at timestamptz)",
+               created_at timestamptz, payload text)",
             &rows,
         )?;
         db.execute(statement).await?;
@@ -161,6 +181,7 @@ fn to_message(new: NewMessage<'_>) -> Message {
         body: new.body.to_owned(),
         client_message_id: new.client_message_id.map(str::to_owned),
         created_at: new.created_at,
+        payload: None,
     }
 }
 
@@ -174,6 +195,7 @@ fn active_model(msg: &Message) -> message::ActiveModel {
         body: Set(msg.body.clone()),
         client_message_id: Set(msg.client_message_id.clone()),
         created_at: Set(msg.created_at),
+        payload: Set(payload_json(msg)),
     }
 }
 
@@ -221,4 +243,39 @@ pub async fn delete_for_sessions<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// One message by its id.
+pub async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<Message>, DbErr> {
+    message::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// The store keys of the files sent in these sessions (retention deletes
+/// them with the sessions).
+pub async fn file_keys_for_sessions<C: ConnectionTrait>(
+    db: &C,
+    session_ids: &[Uuid],
+) -> Result<Vec<String>, DbErr> {
+    let rows: Vec<(Uuid, Option<String>)> = message::Entity::find()
+        .select_only()
+        .column(Column::SessionId)
+        .column(Column::Payload)
+        .filter(Column::SessionId.is_in(session_ids.iter().copied()))
+        .filter(Column::Payload.is_not_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut keys = Vec::new();
+    for (session_id, payload) in rows {
+        if let Some(MessagePayload::File(file)) =
+            payload.as_deref().map(read_payload).transpose()?
+        {
+            keys.push(file.storage_key(session_id));
+        }
+    }
+    Ok(keys)
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::agents::Agents;
 use super::audit::Audit;
 use super::guests::Guests;
+use super::files::Files;
 use super::infra::batch_queue::{self, BatchQueue};
 use super::infra::limiter::TokenBuckets;
 use super::infra::live_connections::LiveConnections;
@@ -132,6 +133,10 @@ impl Core {
 
     pub fn presence(self: &Arc<Self>) -> Presence<'_> {
         Presence { core: self }
+    }
+
+    pub fn files(self: &Arc<Self>) -> Files<'_> {
+        Files { core: self }
     }
 
     pub fn retention(self: &Arc<Self>) -> Retention<'_> {

@@ -12,8 +12,8 @@ use super::webhooks::outbox as webhook_outbox;
 use crate::auth::{Role, Viewer};
 use crate::domain::webhooks::{WebhookEvent, WebhookEventType};
 use crate::domain::{
-    access, validate_body, validate_client_message_id, ChatSession, Message, MessageView, Party,
-    SenderRole,
+    access, validate_body, validate_client_message_id, ChatSession, Message, MessagePayload,
+    MessageView, Party, SenderRole,
 };
 use crate::error::{AppError, AppResult};
 use crate::events::SessionEvent;
@@ -52,6 +52,13 @@ impl Messages<'_> {
             .map_err(AppError::BadUserInput)?;
         let client_message_id =
             validate_client_message_id(client_message_id).map_err(AppError::BadUserInput)?;
+        self.take_send_slot(viewer)?;
+        self.submit(viewer, id, body, client_message_id, None).await
+    }
+
+    /// One of the sender's messages per second (MESSAGE_RATE_PER_SEC), or
+    /// RATE_LIMITED. Every kind of message counts.
+    pub(super) fn take_send_slot(&self, viewer: &Viewer) -> AppResult<()> {
         if !self
             .core
             .message_limiter
@@ -62,14 +69,29 @@ impl Messages<'_> {
                 self.core.policy.message_rate_per_sec, self.core.policy.message_burst
             )));
         }
+        Ok(())
+    }
+
+    /// Queues a validated send for the next send transaction (see
+    /// [`Self::write_sends`]): every kind of message takes its seq, its
+    /// idempotency and its live delivery from there.
+    pub(super) async fn submit(
+        &self,
+        viewer: &Viewer,
+        session_id: Uuid,
+        body: &str,
+        client_message_id: &str,
+        payload: Option<MessagePayload>,
+    ) -> AppResult<MessageView> {
         batch_queue::submit(
             self.core,
             SendRequest {
                 viewer: viewer.clone(),
-                session_id: id,
+                session_id,
                 body: body.to_owned(),
                 client_message_id: client_message_id.to_owned(),
                 at: self.core.now(),
+                payload,
             },
         )
         .await
@@ -185,7 +207,7 @@ impl Messages<'_> {
                 else {
                     return Err(AppError::session_not_found());
                 };
-                Ok(messages::prepare(messages::NewMessage {
+                let mut message = messages::prepare(messages::NewMessage {
                     session_id,
                     seq: last - count + f.nth,
                     sender: SenderRole::from(f.party),
@@ -193,7 +215,9 @@ impl Messages<'_> {
                     body: &f.send.body,
                     client_message_id: Some(&f.send.client_message_id),
                     created_at: f.send.at,
-                }))
+                });
+                message.payload = f.send.payload.clone();
+                Ok(message)
             })
             .collect::<AppResult<_>>()?;
         messages::insert_many(&txn, &fresh).await?;

@@ -10,7 +10,9 @@
 //! - [`Live`]: the subscription feeds (a session's, an agent's, the queue);
 //! - [`Presence`]: customers who left (their chats close) and agents'
 //!   connections across processes (online, AWAY, their chats requeued);
-//! - [`Retention`]: the purge;
+//! - [`Files`]: files (sniffed, stored, sent as FILE messages), download
+//!   links and downloads, articles;
+//! - [`Retention`]: the purge (files too);
 //! - [`Audit`]: the routing decisions, per session and by period, for admins;
 //! - [`Webhooks`]: endpoints and deliveries for admins; `webhooks::outbox`
 //!   writes events in the business transaction, `webhooks::dispatcher`
@@ -31,6 +33,7 @@ mod agent_presence;
 mod agents;
 mod audit;
 mod core;
+mod files;
 mod guests;
 mod infra;
 mod live;
@@ -51,6 +54,9 @@ pub use agent_presence::AgentConnection;
 pub use agents::{Agents, ShiftAction};
 pub use audit::{Audit, ListedDecision};
 pub use guests::{Answer, GuestChallenge, GuestPolicy, GuestToken, Guests};
+pub use files::{
+    Download, DownloadFailure, DownloadLink, DownloadRefusal, FilePolicy, Files, Upload,
+};
 pub use live::{Live, LiveItem};
 pub use messages::Messages;
 pub use pagination::{Page, PageArgs};
@@ -105,4 +111,6 @@ pub struct Policy {
     /// Where chats become tickets; None: `convertToTicket` is off.
     pub tickets: Option<crate::config::TicketSettings>,
     pub guests: GuestPolicy,
+    /// Where files are kept, what may be uploaded, download links, articles.
+    pub files: FilePolicy,
 }

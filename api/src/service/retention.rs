@@ -1,4 +1,5 @@
-//! Retention: chats are kept RETENTION_DAYS after they end, then purged.
+//! Retention: chats are kept RETENTION_DAYS after they end, then purged,
+//! with their files.
 
 use chrono::Duration;
 
@@ -22,8 +23,12 @@ impl Retention<'_> {
         let mut purged = 0;
         loop {
             let txn = repo::begin_write(&self.core.db).await?;
-            let n = sessions::purge_ended_before(&txn, cutoff, PURGE_BATCH).await?;
+            let batch = sessions::purge_ended_before(&txn, cutoff, PURGE_BATCH).await?;
             txn.commit().await?;
+            // Files after the commit: a failed purge keeps both; a failed
+            // removal leaves a file nothing links to, never a link to nothing.
+            self.core.files().delete_stored(&batch.files).await;
+            let n = batch.sessions;
             purged += n;
             if n < PURGE_BATCH {
                 break;

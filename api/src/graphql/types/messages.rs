@@ -56,7 +56,7 @@ impl From<domain::MessageStatus> for MessageStatusGql {
 }
 
 #[derive(SimpleObject, Clone)]
-#[graphql(name = "Message")]
+#[graphql(name = "Message", complex)]
 pub struct MessageGql {
     pub id: ID,
     pub session_id: ID,
@@ -71,12 +71,20 @@ pub struct MessageGql {
     pub created_at: DateTime<Utc>,
     /// How far the message got with its recipient.
     pub status: MessageStatusGql,
+    /// kind, attachment and article are resolved in `files.rs`.
+    #[graphql(skip)]
+    pub kind: domain::MessageKind,
+    #[graphql(skip)]
+    pub payload: Option<domain::MessagePayload>,
 }
 
 impl From<domain::MessageView> for MessageGql {
     fn from(v: domain::MessageView) -> Self {
         let m = v.message;
+        let kind = m.kind();
         MessageGql {
+            kind,
+            payload: m.payload,
             id: ID(m.id.to_string()),
             session_id: ID(m.session_id.to_string()),
             seq: m.seq,

@@ -8,6 +8,7 @@
 mod agents;
 mod feedback;
 mod guests;
+mod files;
 mod history;
 mod messages;
 mod page;
@@ -23,6 +24,7 @@ mod webhooks;
 pub use agents::*;
 pub use feedback::*;
 pub use guests::*;
+pub use files::*;
 pub use history::*;
 pub use messages::*;
 pub use page::*;

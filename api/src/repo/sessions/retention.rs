@@ -9,13 +9,22 @@ use uuid::Uuid;
 use crate::domain::SessionStatus;
 use crate::repo::{decisions, history, messages};
 
+/// What one purge batch removed.
+#[derive(Debug, Default)]
+pub struct Purged {
+    pub sessions: u64,
+    /// The store keys of their files, to remove once the rows are gone.
+    pub files: Vec<String>,
+}
+
 /// Deletes up to `batch` sessions that ended before `cutoff`, with their
-/// messages and history, in one short transaction. Returns how many went.
+/// messages and history, in one short transaction; answers how many went
+/// and which stored files were theirs.
 pub async fn purge_ended_before<C: ConnectionTrait>(
     db: &C,
     cutoff: DateTime<Utc>,
     batch: u64,
-) -> Result<u64, DbErr> {
+) -> Result<Purged, DbErr> {
     let ids: Vec<Uuid> = chat_session::Entity::find()
         .select_only()
         .column(Column::Id)
@@ -26,8 +35,9 @@ pub async fn purge_ended_before<C: ConnectionTrait>(
         .all(db)
         .await?;
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(Purged::default());
     }
+    let files = messages::file_keys_for_sessions(db, &ids).await?;
     // Children first: SQLite enforces the cascade only when told to, and
     // explicit deletes keep each statement's work visible and bounded.
     messages::delete_for_sessions(db, &ids).await?;
@@ -39,5 +49,8 @@ pub async fn purge_ended_before<C: ConnectionTrait>(
         .filter(Column::Id.is_in(ids))
         .exec(db)
         .await?;
-    Ok(res.rows_affected)
+    Ok(Purged {
+        sessions: res.rows_affected,
+        files,
+    })
 }

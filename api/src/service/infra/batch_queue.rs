@@ -37,6 +37,8 @@ pub(crate) struct SendRequest {
     pub body: String,
     pub client_message_id: String,
     pub at: DateTime<Utc>,
+    /// A file's attachment or an article's link; None for text.
+    pub payload: Option<crate::domain::MessagePayload>,
 }
 
 pub(crate) type PendingSend = Pending<SendRequest, MessageView>;
@@ -229,6 +231,7 @@ mod tests {
                 body: n.to_string(),
                 client_message_id: n.to_string(),
                 at: Utc::now(),
+                payload: None,
             },
             reply,
         };
