@@ -54,3 +54,4 @@ pub mod signing;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod web;

@@ -2,6 +2,7 @@
 //! WebSocket (graphql-transport-ws and the legacy protocol), GraphiQL and
 //! health probes. Authentication is read here and checked in resolvers.
 
+mod assets;
 pub mod client_ip;
 mod graphiql;
 mod graphql_http;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(assets::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
             Arc::new(client_ip::ProxyTrust {

@@ -1,0 +1,38 @@
+// An offer nobody accepts lapses at expiresAt and goes to the next agent.
+// Server: ROUTING_MODE=fair, OFFER_TIMEOUT_SECS=3.
+
+import { test, after } from 'node:test';
+import { launch, shop, widget, consolePage, watch, agent, customer, shift } from '../lib.mjs';
+
+const browser = await launch();
+const site = await shop(Number(process.env.SHOP_PORT));
+after(async () => {
+  await browser.close();
+  await site.close();
+});
+
+test('an offer lapses and moves on', async () => {
+  const ann = agent('Ann');
+  const ben = agent('Ben');
+  // Ann has been free longest: fair routing offers to her first.
+  const annPage = await consolePage(browser, ann.token);
+  await shift(annPage, 'start-shift', 'AVAILABLE');
+  const benPage = await consolePage(browser, ben.token);
+  await shift(benPage, 'start-shift', 'AVAILABLE');
+
+  const page = await (await browser.newContext()).newPage();
+  watch(page, 'widget');
+  await page.goto(site.url(customer('Gus').token));
+  const w = widget(page);
+  await w.launcher.click();
+  await w.subject.fill('Anyone there?');
+  await w.start.click();
+
+  const annOffer = annPage.getByTestId('offer').filter({ hasText: 'Anyone there?' });
+  await annOffer.getByTestId('offer-countdown').filter({ hasText: /Expires in [123] s/ }).waitFor();
+  // Ann lets it lapse: it leaves her list and is offered to Ben.
+  await annOffer.waitFor({ state: 'detached', timeout: 15000 });
+  const benOffer = benPage.getByTestId('offer').filter({ hasText: 'Anyone there?' });
+  await benOffer.getByRole('button', { name: /Accept/ }).click();
+  await w.status.filter({ hasText: 'You are chatting with Ben.' }).waitFor();
+});

@@ -1,0 +1,88 @@
+// The network cut and restored mid-chat (context.setOffline), and an
+// acknowledgement lost on the way back: a reconnecting banner, then every
+// message exactly once on both sides, in seq order.
+// Server: ROUTING_MODE=fair.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, shop, widget, consolePage, watch, agent, customer, shift, gql } from '../lib.mjs';
+
+const browser = await launch();
+const site = await shop(Number(process.env.SHOP_PORT));
+after(async () => {
+  await browser.close();
+  await site.close();
+});
+
+const bodies = async (list) => (await list.allTextContents()).map((t) => t.replace(/^(You|Ann|Agent|Customer): /, '').replace(/\d\d:\d\d.*$/, ''));
+
+test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
+  const ann = agent('Ann');
+  const dave = customer('Dave');
+  const agentPage = await consolePage(browser, ann.token);
+  await shift(agentPage, 'start-shift', 'AVAILABLE');
+
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  watch(page, 'widget');
+  await page.goto(site.url(dave.token));
+  const w = widget(page);
+  await w.launcher.click();
+  await w.subject.fill('Flaky train wifi');
+  await w.start.click();
+  await agentPage.getByTestId('offer').getByRole('button', { name: /Accept/ }).click();
+  await w.status.filter({ hasText: 'Ann' }).waitFor();
+  const pane = agentPage.getByTestId('chat-pane').filter({ hasText: 'Flaky train wifi' });
+
+  await w.input.fill('one');
+  await w.input.press('Enter');
+  await pane.getByTestId('message').filter({ hasText: 'one' }).waitFor();
+
+  // An acknowledgement lost: the server stores the message, the answer never
+  // arrives; the widget sends it again with the same clientMessageId.
+  let dropped = 0;
+  await page.route('**/graphql', async (route) => {
+    const body = route.request().postData() || '';
+    if (dropped === 0 && body.includes('sendMessage')) {
+      dropped += 1;
+      await route.fetch();
+      return route.abort('connectionreset');
+    }
+    return route.continue();
+  });
+  await w.input.fill('two');
+  await w.input.press('Enter');
+  await w.messages.filter({ hasText: 'two' }).locator('[data-tick]').waitFor();
+  assert.equal(dropped, 1);
+  await page.unroute('**/graphql');
+
+  // The network goes.
+  await context.setOffline(true);
+  await w.banner.waitFor();
+  await w.input.fill('three');
+  await w.input.press('Enter');
+  await w.input.fill('four');
+  await w.input.press('Enter');
+  await w.messages.filter({ hasText: 'four' }).filter({ hasText: 'Sending…' }).waitFor();
+  const reply = pane.getByLabel('Reply');
+  await reply.fill('while you were away');
+  await reply.press('Enter');
+  await pane.getByTestId('message').filter({ hasText: 'while you were away' }).locator('[data-tick]').waitFor();
+
+  // And comes back.
+  await context.setOffline(false);
+  await w.banner.waitFor({ state: 'hidden' });
+  await w.messages.filter({ hasText: 'while you were away' }).waitFor();
+  await pane.getByTestId('message').filter({ hasText: 'four' }).waitFor();
+  await w.messages.filter({ hasText: 'four' }).locator('[data-tick]').waitFor();
+
+  const customerSide = await bodies(w.messages);
+  const agentSide = await bodies(pane.getByTestId('message'));
+  for (const side of [customerSide, agentSide]) {
+    assert.deepEqual([...side].sort(), ['four', 'one', 'three', 'two', 'while you were away'], `each once: ${side}`);
+  }
+  assert.deepEqual(customerSide, agentSide, 'the same order on both sides');
+  const { mySessions } = await gql(dave.token, '{ mySessions(first: 1) { nodes { messages(first: 20) { nodes { seq sender body } } } } }');
+  const stored = mySessions.nodes[0].messages.nodes.filter((m) => m.sender !== 'SYSTEM');
+  assert.deepEqual(stored.map((m) => m.body), customerSide, 'the server stored each once, in that order');
+});
