@@ -48,7 +48,10 @@ fn ready() -> Result<(), String> {
                      (`apt-get install -y chromium`; .ci/run installs it); they never skip"
                 ));
             }
-            npm_ci(&browser_dir(), &Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-tests-install.lock"))
+            npm_ci(
+                &browser_dir(),
+                &Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-tests-install.lock"),
+            )
         })
         .clone()
 }

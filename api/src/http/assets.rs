@@ -28,11 +28,15 @@ const CROSS_ORIGIN_RESOURCE_POLICY: HeaderName =
 
 /// The routes of the UI, merged into the server's router.
 pub(super) fn routes() -> Router<Arc<AppState>> {
-    let mut router = Router::new()
-        .route("/widget.js", get(widget))
-        .route(CONSOLE_PAGE.path, get(|h: HeaderMap| async move { console(&CONSOLE_PAGE, &h) }));
+    let mut router = Router::new().route("/widget.js", get(widget)).route(
+        CONSOLE_PAGE.path,
+        get(|h: HeaderMap| async move { console(&CONSOLE_PAGE, &h) }),
+    );
     for asset in CONSOLE_FILES {
-        router = router.route(asset.path, get(move |h: HeaderMap| async move { console(asset, &h) }));
+        router = router.route(
+            asset.path,
+            get(move |h: HeaderMap| async move { console(asset, &h) }),
+        );
     }
     router
 }
@@ -42,9 +46,15 @@ async fn widget() -> Response {
         [
             (CONTENT_TYPE, HeaderValue::from_static(WIDGET.content_type)),
             (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-            (CROSS_ORIGIN_RESOURCE_POLICY, HeaderValue::from_static("cross-origin")),
+            (
+                CROSS_ORIGIN_RESOURCE_POLICY,
+                HeaderValue::from_static("cross-origin"),
+            ),
             // Short: a new release reaches shop pages within minutes.
-            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
         ],
         WIDGET.body(),
     )

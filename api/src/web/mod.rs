@@ -111,16 +111,18 @@ impl Asset {
     pub fn body(&self) -> Cow<'static, str> {
         #[cfg(debug_assertions)]
         if let Some(dir) = std::env::var_os("SWITCHBOARD_WEB_DIR") {
-            match self.from_disk(std::path::Path::new(&dir)) {
+            match self.read_parts(std::path::Path::new(&dir)) {
                 Ok(text) => return Cow::Owned(text),
-                Err(e) => tracing::warn!(error = %e, path = self.path, "SWITCHBOARD_WEB_DIR: serving the built-in file"),
+                Err(e) => {
+                    tracing::warn!(error = %e, path = self.path, "SWITCHBOARD_WEB_DIR: serving the built-in file")
+                }
             }
         }
         Cow::Borrowed(self.embedded)
     }
 
     #[cfg(any(debug_assertions, test))]
-    fn from_disk(&self, dir: &std::path::Path) -> std::io::Result<String> {
+    fn read_parts(&self, dir: &std::path::Path) -> std::io::Result<String> {
         let mut text = String::new();
         for part in self.parts {
             match part {
@@ -146,7 +148,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
         for asset in all() {
             assert_eq!(
-                asset.from_disk(&dir).expect("read the parts"),
+                asset.read_parts(&dir).expect("read the parts"),
                 asset.embedded,
                 "{}",
                 asset.path
@@ -157,7 +159,11 @@ mod tests {
     /// Light on the host page: the whole widget, uncompressed.
     #[test]
     fn widget_is_under_50_kb() {
-        assert!(WIDGET.embedded.len() < 50 * 1024, "{} bytes", WIDGET.embedded.len());
+        assert!(
+            WIDGET.embedded.len() < 50 * 1024,
+            "{} bytes",
+            WIDGET.embedded.len()
+        );
     }
 
     #[test]

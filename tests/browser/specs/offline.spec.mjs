@@ -1,6 +1,7 @@
 // The network cut and restored mid-chat (context.setOffline), and an
 // acknowledgement lost on the way back: a reconnecting banner, then every
-// message exactly once on both sides, in seq order.
+// message exactly once on both sides (and in a second tab of the customer's),
+// in seq order.
 // Server: ROUTING_MODE=fair.
 
 import { test, after } from 'node:test';
@@ -37,6 +38,16 @@ test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
   await w.input.fill('one');
   await w.input.press('Enter');
   await pane.getByTestId('message').filter({ hasText: 'one' }).waitFor();
+
+  // A second tab of the same customer follows the same chat.
+  const tab2 = await context.newPage();
+  watch(tab2, 'second tab');
+  await tab2.goto(site.url(dave.token));
+  const w2 = widget(tab2);
+  await w2.launcher.click();
+  await w2.messages.filter({ hasText: 'one' }).waitFor();
+  // One tab shows at a time; the hidden one keeps its feed.
+  await page.bringToFront();
 
   // An acknowledgement lost: the server stores the message, the answer never
   // arrives; the widget sends it again with the same clientMessageId.
@@ -82,6 +93,11 @@ test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
     assert.deepEqual([...side].sort(), ['four', 'one', 'three', 'two', 'while you were away'], `each once: ${side}`);
   }
   assert.deepEqual(customerSide, agentSide, 'the same order on both sides');
+  // The second tab stays in step.
+  await tab2.bringToFront();
+  await w2.messages.filter({ hasText: 'while you were away' }).waitFor();
+  await w2.messages.filter({ hasText: 'four' }).waitFor();
+  assert.deepEqual(await bodies(w2.messages), customerSide, 'the second tab shows the same');
   const { mySessions } = await gql(dave.token, '{ mySessions(first: 1) { nodes { messages(first: 20) { nodes { seq sender body } } } } }');
   const stored = mySessions.nodes[0].messages.nodes.filter((m) => m.sender !== 'SYSTEM');
   assert.deepEqual(stored.map((m) => m.body), customerSide, 'the server stored each once, in that order');
