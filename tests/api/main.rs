@@ -16,4 +16,5 @@ mod routing;
 mod scale_out;
 mod storage;
 mod validation;
+mod web;
 mod websocket;

@@ -8,6 +8,7 @@ import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
@@ -17,7 +18,11 @@ export const SERVER = process.env.SWITCHBOARD_URL;
 const SECRET = process.env.JWT_SECRET;
 assert.ok(SERVER && SECRET, 'run by api/tests/browser.rs: SWITCHBOARD_URL and JWT_SECRET must be set');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-export const SCREENSHOTS = join(here, '..', '..', 'docs', 'screenshots');
+// The README's pictures are rewritten only when asked (UPDATE_SCREENSHOTS=1),
+// like schema.graphql; otherwise they are still taken, into a scratch folder.
+export const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS
+  ? join(here, '..', '..', 'docs', 'screenshots')
+  : join(tmpdir(), 'switchboard-screenshots');
 
 /** Chromium with nothing that phones home, in a fresh profile of its own. */
 export async function launch() {
