@@ -13,8 +13,10 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use tokio::sync::Mutex;
 
 use testkit::node::{npm_ci, run_bounded, version};
 use testkit::server::spawn_process;
@@ -69,11 +71,12 @@ fn free_port() -> u16 {
 /// every spec gets) and fails with its whole output.
 async fn spec(spec: &str, settings: &[(&str, &str)]) {
     // One browser at a time, across this binary's tests.
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    // Each test has its own runtime: tokio's Mutex works across them.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
     if let Err(e) = ready() {
         panic!("{spec}: cannot run the browser tests: {e}");
     }
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let shop_port = free_port();
     let shop_origin = format!("http://127.0.0.1:{shop_port}");
     let mut all: Vec<(&str, &str)> = vec![
