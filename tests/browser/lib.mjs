@@ -172,3 +172,22 @@ export async function shift(page, button, status) {
   await page.getByTestId(button).click();
   await page.locator(`[data-testid="agent-status"][data-status="${status}"]`).waitFor();
 }
+
+/** A console signed in as `who`, on shift. */
+export async function onShift(browser, who) {
+  const page = await consolePage(browser, who.token);
+  await shift(page, 'start-shift', 'AVAILABLE');
+  return page;
+}
+
+/** A customer on the shop's page who opens the widget and starts a chat about `subject`. */
+export async function startChat(browser, site, tok, subject) {
+  const page = await (await browser.newContext()).newPage();
+  watch(page, subject);
+  await page.goto(site.url(tok));
+  const w = widget(page);
+  await w.launcher.click();
+  await w.subject.fill(subject);
+  await w.start.click();
+  return { page, w };
+}

@@ -295,6 +295,29 @@ function clock(iso) {
   return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
+/** A message as both UIs select it. */
+const MESSAGE_FIELDS = 'id seq sender senderId body clientMessageId createdAt status';
+
+/** The operations the widget and the console both run on a session. */
+const SESSION_OPS = {
+  send: `mutation($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`,
+  read: 'mutation($id: ID!, $seq: Int!) { markRead(sessionId: $id, seq: $seq) { id } }',
+  typing: 'mutation($id: ID!, $typing: Boolean!) { setTyping(sessionId: $id, typing: $typing) }',
+  end: (sessionFields) => `mutation($id: ID!) { endSession(sessionId: $id) { ${sessionFields} } }`,
+  /** The live feed, resumed after `$after`; `sessionFields` as the caller shows a session. */
+  events: (sessionFields) => `subscription($id: ID!, $after: Int) { sessionEvents(sessionId: $id, afterSeq: $after) {
+  __typename
+  ... on MessagePosted { message { ${MESSAGE_FIELDS} } }
+  ... on TypingChanged { sender typing }
+  ... on ReceiptUpdated { reader deliveredSeq readSeq }
+  ... on SessionChanged { session { ${sessionFields} } }
+  ... on CaughtUp { seq }
+} }`,
+};
+
+/** What a tick says. */
+const TICKS = { sending: 'Sending…', sent: '✓ Sent', delivered: '✓✓ Delivered', read: '✓✓ Read' };
+
 /**
  * One session's transcript as the page holds it: messages by seq (nothing
  * doubled however often they arrive: replay, live, the mutation's answer),
@@ -328,10 +351,42 @@ class Transcript {
     return [...this.bySeq.values()].sort((a, b) => a.seq - b.seq);
   }
 
+  /** Takes the other side's receipt (`reader` is who that is); whether it moved. */
+  receipt(event, reader) {
+    if (event.reader !== reader) return false;
+    const before = [this.delivered, this.read];
+    this.delivered = Math.max(this.delivered, event.deliveredSeq);
+    this.read = Math.max(this.read, event.readSeq);
+    return before[0] !== this.delivered || before[1] !== this.read;
+  }
+
   /** What a message of `mine` shows: sending, sent, delivered or read. */
   tick(message) {
     if (message.seq <= this.read || message.status === 'READ') return 'read';
     if (message.seq <= this.delivered || message.status === 'DELIVERED') return 'delivered';
     return 'sent';
   }
+}
+
+/**
+ * Draws a transcript into `list` (inside `scroller`): messages in seq
+ * order, then the sends still pending; stays at the bottom if it was there.
+ * `mine` is the viewer's SenderRole (their messages get ticks); `who(m)`
+ * names a sender for screen readers.
+ */
+function renderTranscript(list, scroller, t, mine, who) {
+  const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+  const rows = t.ordered().map((m) => {
+    if (m.sender === 'SYSTEM') return el('li', { class: 'system', 'data-testid': 'system-line', 'data-seq': m.seq, text: m.body });
+    const tick = m.sender === mine ? t.tick(m) : null;
+    return el('li', { class: `msg${tick ? ' mine' : ''}`, 'data-testid': 'message', 'data-seq': m.seq, 'data-sender': m.sender },
+      el('span', { class: 'sr', text: `${who(m)}: ` }), m.body,
+      el('span', { class: 'meta' }, clock(m.createdAt), tick ? el('span', { 'data-testid': 'tick', 'data-tick': tick, text: ` ${TICKS[tick]}` }) : null));
+  });
+  for (const [cmid, p] of t.pending) {
+    rows.push(el('li', { class: `msg mine${p.failed ? ' failed' : ''}`, 'data-testid': 'message', 'data-pending': cmid }, p.body,
+      el('span', { class: 'meta', 'data-testid': 'tick', text: p.failed ? `Not sent: ${p.failed}` : TICKS.sending })));
+  }
+  list.replaceChildren(...rows);
+  if (atBottom) scroller.scrollTop = scroller.scrollHeight;
 }

@@ -5,7 +5,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, shop, widget, consolePage, watch, agent, customer, axe, screenshot, shift, noPageErrors } from '../lib.mjs';
+import { launch, shop, startChat, onShift, agent, customer, axe, screenshot, noPageErrors } from '../lib.mjs';
 
 const browser = await launch();
 const site = await shop(Number(process.env.SHOP_PORT));
@@ -18,19 +18,10 @@ test('a whole chat, both ways, with typing and read ticks', async () => {
   const ann = agent('Ann');
   const alice = customer('Alice');
 
-  const agentPage = await consolePage(browser, ann.token);
-  await shift(agentPage, 'start-shift', 'AVAILABLE');
+  const agentPage = await onShift(browser, ann);
   assert.equal(await agentPage.evaluate(() => location.hash), '', 'the token leaves the address bar');
 
-  const shopContext = await browser.newContext();
-  const page = await shopContext.newPage();
-  watch(page, 'widget');
-  await page.goto(site.url(alice.token));
-  const w = widget(page);
-  await w.launcher.click();
-  await w.panel.waitFor();
-  await w.subject.fill('My order is late');
-  await w.start.click();
+  const { page, w } = await startChat(browser, site, alice.token, 'My order is late');
 
   // Fair routing offers it to Ann, with a countdown.
   const offer = agentPage.getByTestId('offer').filter({ hasText: 'My order is late' });
@@ -41,6 +32,8 @@ test('a whole chat, both ways, with typing and read ticks', async () => {
 
   // Customer → agent, with typing on the way.
   const pane = agentPage.getByTestId('chat-pane').filter({ hasText: 'My order is late' });
+  // Typing is not stored: the agent's feed must be live before it is sent.
+  await agentPage.locator('[data-testid="chat-pane"][data-live="true"]').filter({ hasText: 'My order is late' }).waitFor();
   await w.input.pressSequentially('Hello, where is my parcel?');
   await pane.getByTestId('typing').filter({ hasText: 'The customer is typing…' }).waitFor();
   await w.input.press('Enter');

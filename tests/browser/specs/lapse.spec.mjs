@@ -2,7 +2,7 @@
 // Server: ROUTING_MODE=fair, OFFER_TIMEOUT_SECS=3.
 
 import { test, after } from 'node:test';
-import { launch, shop, widget, consolePage, watch, agent, customer, shift } from '../lib.mjs';
+import { launch, shop, onShift, startChat, agent, customer } from '../lib.mjs';
 
 const browser = await launch();
 const site = await shop(Number(process.env.SHOP_PORT));
@@ -15,18 +15,9 @@ test('an offer lapses and moves on', async () => {
   const ann = agent('Ann');
   const ben = agent('Ben');
   // Ann has been free longest: fair routing offers to her first.
-  const annPage = await consolePage(browser, ann.token);
-  await shift(annPage, 'start-shift', 'AVAILABLE');
-  const benPage = await consolePage(browser, ben.token);
-  await shift(benPage, 'start-shift', 'AVAILABLE');
-
-  const page = await (await browser.newContext()).newPage();
-  watch(page, 'widget');
-  await page.goto(site.url(customer('Gus').token));
-  const w = widget(page);
-  await w.launcher.click();
-  await w.subject.fill('Anyone there?');
-  await w.start.click();
+  const annPage = await onShift(browser, ann);
+  const benPage = await onShift(browser, ben);
+  const { w } = await startChat(browser, site, customer('Gus').token, 'Anyone there?');
 
   const annOffer = annPage.getByTestId('offer').filter({ hasText: 'Anyone there?' });
   await annOffer.getByTestId('offer-countdown').filter({ hasText: /Expires in [123] s/ }).waitFor();

@@ -5,7 +5,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, shop, widget, consolePage, watch, agent, customer, shift, token, axe, screenshot, noPageErrors } from '../lib.mjs';
+import { launch, shop, consolePage, onShift, startChat, agent, customer, token, axe, screenshot, noPageErrors } from '../lib.mjs';
 
 const browser = await launch();
 const site = await shop(Number(process.env.SHOP_PORT));
@@ -14,28 +14,16 @@ after(async () => {
   await site.close();
 });
 
-async function startChat(tok, subject) {
-  const page = await (await browser.newContext()).newPage();
-  watch(page, subject);
-  await page.goto(site.url(tok));
-  const w = widget(page);
-  await w.launcher.click();
-  await w.subject.fill(subject);
-  await w.start.click();
-  return { page, w };
-}
 
 test('take from the queue, CONFLICT for the second taker, back to the queue; admin overview and assign', async () => {
   const ann = agent('Ann');
   const ben = agent('Ben');
-  const annPage = await consolePage(browser, ann.token);
-  await shift(annPage, 'start-shift', 'AVAILABLE');
-  const benPage = await consolePage(browser, ben.token);
-  await shift(benPage, 'start-shift', 'AVAILABLE');
+  const annPage = await onShift(browser, ann);
+  const benPage = await onShift(browser, ben);
   const adminPage = await consolePage(browser, token('admin', 'root', 'Root'));
   await adminPage.getByTestId('agent-row').filter({ hasText: 'Ann' }).waitFor();
 
-  const hat = await startChat(customer('Hal').token, 'Returns');
+  const hat = await startChat(browser, site, customer('Hal').token, 'Returns');
   const annItem = annPage.getByTestId('queued').filter({ hasText: 'Returns' });
   await annItem.getByTestId('wait').filter({ hasText: /Waiting \d+ s/ }).waitFor();
   await adminPage.getByTestId('queue-stats').filter({ hasText: '1 waiting' }).waitFor();
@@ -66,7 +54,7 @@ test('take from the queue, CONFLICT for the second taker, back to the queue; adm
   await adminPage.getByTestId('routing-decisions').filter({ hasText: 'ACCEPTED → Ann' }).waitFor();
 
   // Admin assigns a second chat to Ben.
-  const ivy = await startChat(customer('Ivy').token, 'Warranty');
+  const ivy = await startChat(browser, site, customer('Ivy').token, 'Warranty');
   const adminItem = adminPage.getByTestId('queued').filter({ hasText: 'Warranty' });
   await adminItem.getByLabel('Assign to').locator(`option[value="${ben.sub}"]`).waitFor({ state: 'attached' });
   await adminItem.getByLabel('Assign to').selectOption(ben.sub);

@@ -6,7 +6,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, shop, widget, consolePage, watch, agent, customer, shift, gql } from '../lib.mjs';
+import { launch, shop, widget, onShift, startChat, watch, agent, customer, gql } from '../lib.mjs';
 
 const browser = await launch();
 const site = await shop(Number(process.env.SHOP_PORT));
@@ -20,17 +20,10 @@ const bodies = async (list) => (await list.allTextContents()).map((t) => t.repla
 test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
   const ann = agent('Ann');
   const dave = customer('Dave');
-  const agentPage = await consolePage(browser, ann.token);
-  await shift(agentPage, 'start-shift', 'AVAILABLE');
+  const agentPage = await onShift(browser, ann);
 
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  watch(page, 'widget');
-  await page.goto(site.url(dave.token));
-  const w = widget(page);
-  await w.launcher.click();
-  await w.subject.fill('Flaky train wifi');
-  await w.start.click();
+  const { page, w } = await startChat(browser, site, dave.token, 'Flaky train wifi');
+  const context = page.context();
   await agentPage.getByTestId('offer').getByRole('button', { name: /Accept/ }).click();
   await w.status.filter({ hasText: 'Ann' }).waitFor();
   const pane = agentPage.getByTestId('chat-pane').filter({ hasText: 'Flaky train wifi' });

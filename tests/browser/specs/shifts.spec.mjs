@@ -3,7 +3,7 @@
 // begins. Server: ROUTING_MODE=fair.
 
 import { test, after } from 'node:test';
-import { launch, shop, widget, consolePage, watch, agent, customer, shift, noPageErrors } from '../lib.mjs';
+import { launch, shop, onShift, startChat, agent, customer, shift, noPageErrors } from '../lib.mjs';
 
 const browser = await launch();
 const site = await shop(Number(process.env.SHOP_PORT));
@@ -12,27 +12,16 @@ after(async () => {
   await site.close();
 });
 
-async function startChat(tok, subject) {
-  const page = await (await browser.newContext()).newPage();
-  watch(page, subject);
-  await page.goto(site.url(tok));
-  const w = widget(page);
-  await w.launcher.click();
-  await w.subject.fill(subject);
-  await w.start.click();
-  return { page, w };
-}
 
 test('a break requested while holding two chats; a transfer; an end', async () => {
   const ann = agent('Ann');
   const ben = agent('Ben');
-  const annPage = await consolePage(browser, ann.token);
-  await shift(annPage, 'start-shift', 'AVAILABLE');
+  const annPage = await onShift(browser, ann);
 
-  const first = await startChat(customer('Erin').token, 'First chat');
+  const first = await startChat(browser, site, customer('Erin').token, 'First chat');
   await annPage.getByTestId('offer').filter({ hasText: 'First chat' }).getByRole('button', { name: /Accept/ }).click();
   await first.w.status.filter({ hasText: 'Ann' }).waitFor();
-  const second = await startChat(customer('Finn').token, 'Second chat');
+  const second = await startChat(browser, site, customer('Finn').token, 'Second chat');
   await annPage.getByTestId('offer').filter({ hasText: 'Second chat' }).getByRole('button', { name: /Accept/ }).click();
   await second.w.status.filter({ hasText: 'Ann' }).waitFor();
 
@@ -52,8 +41,7 @@ test('a break requested while holding two chats; a transfer; an end', async () =
   await annPage.getByTestId('agent-status').filter({ hasText: 'Break requested — finishing 2 chats' }).waitFor();
 
   // Ben comes on shift; Ann hands the first chat to him.
-  const benPage = await consolePage(browser, ben.token);
-  await shift(benPage, 'start-shift', 'AVAILABLE');
+  const benPage = await onShift(browser, ben);
   const firstPane = annPage.getByTestId('chat-pane').filter({ hasText: 'First chat' });
   await firstPane.getByLabel('Transfer to').focus();
   await firstPane.getByLabel('Transfer to').locator(`option[value="${ben.sub}"]`).waitFor({ state: 'attached' });

@@ -1,28 +1,16 @@
 // One chat in the console: the transcript with scroll back, typing both
 // ways, read marks, transfer, end, and the customer pane.
 
-import { el, clock, newClientMessageId, sendReliably, Transcript } from './client.js';
+import { el, newClientMessageId, sendReliably, renderTranscript, Transcript, MESSAGE_FIELDS, SESSION_OPS } from './client.js';
 
 export const SESSION = 'id status subject priority createdAt queuedAt endedAt endReason lastSeq customer { id } agent { id name }';
-const MESSAGE = 'id seq sender senderId body clientMessageId createdAt status';
 const PAGE = 30;
-const Q_PAGE = `query($id: ID!, $last: Int!, $before: String) { session(id: $id) { ${SESSION} messages(last: $last, before: $before) { nodes { ${MESSAGE} } pageInfo { hasPreviousPage } } } }`;
+const Q_PAGE = `query($id: ID!, $last: Int!, $before: String) { session(id: $id) { ${SESSION} messages(last: $last, before: $before) { nodes { ${MESSAGE_FIELDS} } pageInfo { hasPreviousPage } } } }`;
 const Q_AGENTS = 'query { agents { id name status activeSessionCount capacity online } }';
-const M_SEND = `mutation($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE} } }`;
-const M_READ = 'mutation($id: ID!, $seq: Int!) { markRead(sessionId: $id, seq: $seq) { id } }';
-const M_TYPING = 'mutation($id: ID!, $typing: Boolean!) { setTyping(sessionId: $id, typing: $typing) }';
-const M_END = `mutation($id: ID!) { endSession(sessionId: $id) { ${SESSION} } }`;
+const M_END = SESSION_OPS.end(SESSION);
 const M_TRANSFER = `mutation($id: ID!, $to: ID) { transferSession(sessionId: $id, toAgentId: $to) { ${SESSION} } }`;
-const S_EVENTS = `subscription($id: ID!, $after: Int) { sessionEvents(sessionId: $id, afterSeq: $after) {
-  __typename
-  ... on MessagePosted { message { ${MESSAGE} } }
-  ... on TypingChanged { sender typing }
-  ... on ReceiptUpdated { reader deliveredSeq readSeq }
-  ... on SessionChanged { session { ${SESSION} } }
-  ... on CaughtUp { seq }
-} }`;
+const S_EVENTS = SESSION_OPS.events(SESSION);
 const TYPING_IDLE_MS = 2500;
-const TICKS = { sending: 'Sending…', sent: '✓ Sent', delivered: '✓✓ Delivered', read: '✓✓ Read' };
 
 let paneCount = 0;
 
@@ -164,11 +152,7 @@ export class ChatPane {
         if (ev.sender === 'CUSTOMER') this.setTyping(ev.typing);
         break;
       case 'ReceiptUpdated':
-        if (ev.reader === 'CUSTOMER') {
-          t.delivered = Math.max(t.delivered, ev.deliveredSeq);
-          t.read = Math.max(t.read, ev.readSeq);
-          this.render();
-        }
+        if (t.receipt(ev, 'CUSTOMER')) this.render();
         break;
       case 'SessionChanged':
         this.session = { ...this.session, ...ev.session };
@@ -177,6 +161,8 @@ export class ChatPane {
         break;
       case 'CaughtUp':
         this.caughtUp = true;
+        // Live from here on (ephemeral events such as typing reach it now).
+        this.root.dataset.live = 'true';
         this.markRead();
         break;
       default:
@@ -218,7 +204,7 @@ export class ChatPane {
     this.markedRead = seq;
     this.options.onChange();
     try {
-      await this.client.request(M_READ, { id: this.session.id, seq });
+      await this.client.request(SESSION_OPS.read, { id: this.session.id, seq });
     } catch (e) {
       this.markedRead = 0;
     }
@@ -234,23 +220,7 @@ export class ChatPane {
     this.controls.hidden = ended;
     this.closeButton.hidden = !ended && !this.readOnly;
     this.earlier.hidden = !this.hasEarlier;
-    const atBottom = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight < 40;
-    const rows = this.t.ordered().map((m) => this.row(m));
-    for (const [cmid, p] of this.t.pending) {
-      rows.push(el('li', { class: `msg mine${p.failed ? ' failed' : ''}`, 'data-testid': 'message', 'data-pending': cmid }, p.body,
-        el('span', { class: 'meta', 'data-testid': 'tick', text: p.failed ? `Not sent: ${p.failed}` : TICKS.sending })));
-    }
-    this.list.replaceChildren(...rows);
-    if (atBottom) this.scroller.scrollTop = this.scroller.scrollHeight;
-  }
-
-  row(m) {
-    if (m.sender === 'SYSTEM') return el('li', { class: 'system', 'data-testid': 'system-line', 'data-seq': m.seq, text: m.body });
-    const mine = m.sender === 'AGENT';
-    const tick = mine ? this.t.tick(m) : null;
-    return el('li', { class: `msg${mine ? ' mine' : ''}`, 'data-testid': 'message', 'data-seq': m.seq, 'data-sender': m.sender },
-      el('span', { class: 'sr', text: mine ? 'Agent: ' : 'Customer: ' }), m.body,
-      el('span', { class: 'meta' }, clock(m.createdAt), tick ? el('span', { 'data-testid': 'tick', 'data-tick': tick, text: ` ${TICKS[tick]}` }) : null));
+    renderTranscript(this.list, this.scroller, this.t, 'AGENT', (m) => (m.sender === 'AGENT' ? 'Agent' : 'Customer'));
   }
 
   key(e) {
@@ -268,7 +238,7 @@ export class ChatPane {
 
   sendTyping(typing) {
     this.typingSent = typing;
-    this.client.request(M_TYPING, { id: this.session.id, typing }).catch(() => {});
+    this.client.request(SESSION_OPS.typing, { id: this.session.id, typing }).catch(() => {});
   }
 
   sendTyped() {
@@ -286,7 +256,7 @@ export class ChatPane {
     this.render();
     this.scroller.scrollTop = this.scroller.scrollHeight;
     try {
-      this.t.add(await sendReliably(this.client, M_SEND, { sessionId: this.session.id, body, clientMessageId }));
+      this.t.add(await sendReliably(this.client, SESSION_OPS.send, { sessionId: this.session.id, body, clientMessageId }));
     } catch (e) {
       const p = this.t.pending.get(clientMessageId);
       if (p) p.failed = e.message;

@@ -21,23 +21,12 @@ const SCRIPT_ORIGIN = (() => {
   }
 })();
 
-const MESSAGE = 'id seq sender senderId body clientMessageId createdAt status';
 const SESSION = `id status subject createdAt endedAt endReason queuePosition estimatedWaitSeconds lastSeq agent { id name }`;
 const Q_MINE = `query { me { id } mySessions(first: 30) { nodes { ${SESSION} } } }`;
-const Q_TRANSCRIPT = `query($id: ID!) { session(id: $id) { ${SESSION} messages(last: 200) { nodes { ${MESSAGE} } } } }`;
+const Q_TRANSCRIPT = `query($id: ID!) { session(id: $id) { ${SESSION} messages(last: 200) { nodes { ${MESSAGE_FIELDS} } } } }`;
 const M_START = `mutation($input: StartSessionInput!) { startSession(input: $input) { ${SESSION} } }`;
-const M_SEND = `mutation($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE} } }`;
-const M_READ = `mutation($id: ID!, $seq: Int!) { markRead(sessionId: $id, seq: $seq) { id } }`;
-const M_TYPING = `mutation($id: ID!, $typing: Boolean!) { setTyping(sessionId: $id, typing: $typing) }`;
-const M_END = `mutation($id: ID!) { endSession(sessionId: $id) { ${SESSION} } }`;
-const S_EVENTS = `subscription($id: ID!, $after: Int) { sessionEvents(sessionId: $id, afterSeq: $after) {
-  __typename
-  ... on MessagePosted { message { ${MESSAGE} } }
-  ... on TypingChanged { sender typing }
-  ... on ReceiptUpdated { reader deliveredSeq readSeq }
-  ... on SessionChanged { session { ${SESSION} } }
-  ... on CaughtUp { seq }
-} }`;
+const M_END = SESSION_OPS.end(SESSION);
+const S_EVENTS = SESSION_OPS.events(SESSION);
 
 /** Chats older than this are not listed (the API keeps a customer's last 14 days). */
 const LIST_DAYS = 14;
@@ -81,6 +70,8 @@ form.composer { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #da
 textarea { flex: 1; resize: none; height: 40px; padding: 8px; border: 1px solid #747775; border-radius: 8px; }
 .primary { background: #0b57d0; color: #fff; border: none; border-radius: 8px; padding: 8px 14px; }
 .secondary { background: #fff; color: #0b57d0; border: 1px solid #0b57d0; border-radius: 8px; padding: 6px 12px; }
+.after-end { padding: 8px 12px 12px; border-top: 1px solid #dadce0; }
+.after-end p { margin: 0 0 8px; }
 .actions { display: flex; gap: 8px; padding: 0 8px 8px; flex-wrap: wrap; }
 label { display: block; font-size: 14px; margin: 8px 0 4px; }
 input, select { width: 100%; padding: 8px; border: 1px solid #747775; border-radius: 8px; }
@@ -106,7 +97,6 @@ function icon() {
   return svg;
 }
 
-const TICKS = { sending: 'Sending…', sent: '✓ Sent', delivered: '✓✓ Delivered', read: '✓✓ Read' };
 
 class SwitchboardChat extends HTMLElement {
   static get observedAttributes() {
@@ -214,12 +204,12 @@ class SwitchboardChat extends HTMLElement {
     this.endButton = el('button', { class: 'secondary', type: 'button', 'data-testid': 'end-chat', text: 'End chat', onclick: () => this.end() });
     // The rating survey (rateSession) goes here once the API has it: shown
     // after the end, before the transcript is all that is left.
-    this.afterEnd = el('div', { 'data-testid': 'after-end', hidden: true },
-      el('p', { class: 'note', text: 'This chat has ended. The transcript stays above.' }),
+    this.afterEnd = el('div', { class: 'after-end', 'data-testid': 'after-end', hidden: true },
+      el('p', { class: 'note', text: 'This chat has ended. Its transcript stays here, and in your chats of the last 14 days.' }),
       el('button', { class: 'secondary', type: 'button', 'data-testid': 'new-chat', text: 'Start a new chat', onclick: () => this.showHome() }));
     this.chat = el('div', { class: 'view', 'data-testid': 'chat', hidden: true },
       this.scroller, this.typingEl, this.composer,
-      el('div', { class: 'actions' }, this.endButton,
+      this.actions = el('div', { class: 'actions' }, this.endButton,
         el('button', { class: 'secondary', type: 'button', 'data-testid': 'back', text: 'All chats', onclick: () => this.showHome() })),
       this.afterEnd);
 
@@ -388,11 +378,7 @@ class SwitchboardChat extends HTMLElement {
         if (ev.sender === 'AGENT') this.setAgentTyping(ev.typing);
         break;
       case 'ReceiptUpdated':
-        if (ev.reader === 'AGENT') {
-          t.delivered = Math.max(t.delivered, ev.deliveredSeq);
-          t.read = Math.max(t.read, ev.readSeq);
-          this.renderMessages();
-        }
+        if (t.receipt(ev, 'AGENT')) this.renderMessages();
         break;
       case 'SessionChanged':
         this.session = { ...this.session, ...ev.session };
@@ -425,7 +411,7 @@ class SwitchboardChat extends HTMLElement {
     const s = this.session;
     const ended = s.status === 'ENDED';
     this.composer.hidden = ended;
-    this.endButton.hidden = ended;
+    this.actions.hidden = ended;
     this.afterEnd.hidden = !ended;
     let text;
     if (s.status === 'WAITING') {
@@ -446,25 +432,8 @@ class SwitchboardChat extends HTMLElement {
   }
 
   renderMessages() {
-    const t = this.transcript;
-    const nearBottom = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight < 40;
-    const rows = t.ordered().map((m) => this.messageRow(m, t));
-    for (const [cmid, p] of t.pending) {
-      rows.push(el('li', { class: `msg mine${p.failed ? ' failed' : ''}`, 'data-testid': 'message', 'data-pending': cmid },
-        p.body, el('span', { class: 'meta', 'data-testid': 'tick', text: p.failed ? `Not sent: ${p.failed}` : TICKS.sending })));
-    }
-    this.list.replaceChildren(...rows);
-    if (nearBottom) this.scroller.scrollTop = this.scroller.scrollHeight;
-  }
-
-  messageRow(m, t) {
-    if (m.sender === 'SYSTEM') return el('li', { class: 'system', 'data-testid': 'system-line', 'data-seq': m.seq, text: m.body });
-    const mine = m.sender === 'CUSTOMER';
-    const tick = mine ? t.tick(m) : null;
-    const who = mine ? 'You' : (this.session.agent && this.session.agent.name) || 'Agent';
-    return el('li', { class: `msg${mine ? ' mine' : ''}`, 'data-testid': 'message', 'data-seq': m.seq, 'data-sender': m.sender },
-      el('span', { class: 'sr', text: `${who}: ` }), m.body,
-      el('span', { class: 'meta' }, clock(m.createdAt), tick ? el('span', { 'data-testid': 'tick', 'data-tick': tick, text: ` ${TICKS[tick]}` }) : null));
+    const agent = (this.session.agent && this.session.agent.name) || 'Agent';
+    renderTranscript(this.list, this.scroller, this.transcript, 'CUSTOMER', (m) => (m.sender === 'CUSTOMER' ? 'You' : agent));
   }
 
   async markRead() {
@@ -475,7 +444,7 @@ class SwitchboardChat extends HTMLElement {
     if (seq <= this.markedRead) return;
     this.markedRead = seq;
     try {
-      await this.client.request(M_READ, { id: this.session.id, seq });
+      await this.client.request(SESSION_OPS.read, { id: this.session.id, seq });
     } catch (e) {
       this.markedRead = 0; // tried again on the next message or opening
     }
@@ -491,7 +460,7 @@ class SwitchboardChat extends HTMLElement {
   sendTyping(typing) {
     this.typingSent = typing;
     if (!this.session) return;
-    this.client.request(M_TYPING, { id: this.session.id, typing }).catch(() => {});
+    this.client.request(SESSION_OPS.typing, { id: this.session.id, typing }).catch(() => {});
   }
 
   composerKey(e) {
@@ -518,7 +487,7 @@ class SwitchboardChat extends HTMLElement {
     this.renderMessages();
     this.scroller.scrollTop = this.scroller.scrollHeight;
     try {
-      const m = await sendReliably(this.client, M_SEND, { sessionId: this.session.id, body, clientMessageId });
+      const m = await sendReliably(this.client, SESSION_OPS.send, { sessionId: this.session.id, body, clientMessageId });
       t.add(m);
     } catch (e) {
       const p = t.pending.get(clientMessageId);
@@ -548,7 +517,7 @@ class SwitchboardChat extends HTMLElement {
       this.follow(session, false);
       for (const m of messages.nodes) this.transcript.add(m);
       this.renderMessages();
-      this.endButton.focus();
+      this.focusView();
     } catch (e) {
       this.showError(`Could not load the chat: ${e.message}`);
     }
