@@ -1,11 +1,12 @@
 // Manual routing: the queue with wait times, taking a chat (a second taker
 // is told gracefully that someone was first), sending one back to the
-// queue; the admin's overview: agents with load, live queue stats, assign,
-// a session's history and routing decisions. Server: ROUTING_MODE=manual.
+// queue; scrolling back through a long chat; the admin's overview: agents
+// with load, live queue stats, assign, a session's history and routing
+// decisions. Server: ROUTING_MODE=manual.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, shop, consolePage, onShift, startChat, agent, customer, token, axe, screenshot, noPageErrors } from '../lib.mjs';
+import { launch, shop, consolePage, onShift, startChat, agent, customer, token, gql, axe, screenshot, noPageErrors } from '../lib.mjs';
 
 const browser = await launch();
 const site = await shop(Number(process.env.SHOP_PORT));
@@ -54,7 +55,8 @@ test('take from the queue, CONFLICT for the second taker, back to the queue; adm
   await adminPage.getByTestId('routing-decisions').filter({ hasText: 'ACCEPTED → Ann' }).waitFor();
 
   // Admin assigns a second chat to Ben.
-  const ivy = await startChat(browser, site, customer('Ivy').token, 'Warranty');
+  const ivyC = customer('Ivy');
+  const ivy = await startChat(browser, site, ivyC.token, 'Warranty');
   const adminItem = adminPage.getByTestId('queued').filter({ hasText: 'Warranty' });
   await adminItem.getByLabel('Assign to').locator(`option[value="${ben.sub}"]`).waitFor({ state: 'attached' });
   await adminItem.getByLabel('Assign to').selectOption(ben.sub);
@@ -64,6 +66,23 @@ test('take from the queue, CONFLICT for the second taker, back to the queue; adm
   await adminItem.getByTestId('assign').click();
   await benPage.getByTestId('chat-pane').filter({ hasText: 'Warranty' }).waitFor();
   await ivy.w.status.filter({ hasText: 'You are chatting with Ben.' }).waitFor();
+
+  // A long chat: the pane opens on the newest page and scrolls back on
+  // demand. (A reload keeps the sign-in: the token is in sessionStorage.)
+  const { mySessions } = await gql(ivyC.token, '{ mySessions(first: 1) { nodes { id } } }');
+  for (let i = 1; i <= 35; i += 1) {
+    const n = String(i).padStart(2, '0');
+    await gql(ivyC.token, 'mutation($input: SendMessageInput!) { sendMessage(input: $input) { seq } }',
+      { input: { sessionId: mySessions.nodes[0].id, body: `line ${n}`, clientMessageId: `line-${n}` } });
+  }
+  await benPage.reload();
+  const long = benPage.getByTestId('chat-pane').filter({ hasText: 'Warranty' });
+  await long.getByTestId('message').filter({ hasText: 'line 35' }).waitFor();
+  assert.equal(await long.getByTestId('message').count(), 30, 'the newest page');
+  await long.getByTestId('load-earlier').click();
+  await long.getByTestId('message').filter({ hasText: 'line 01' }).waitFor();
+  assert.equal(await long.getByTestId('message').count(), 35);
+  await long.getByTestId('load-earlier').waitFor({ state: 'hidden' });
 
   // Ann sends hers back to the queue: it waits there again for anyone to take.
   const pane = annPage.getByTestId('chat-pane').filter({ hasText: 'Returns' });
