@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-use testkit::node::{npm_ci, run_bounded, version};
+use testkit::node::{npm_ci, run_bounded, tests_dir, version};
 use testkit::server::spawn_process;
 use testkit::tokens;
 
@@ -26,11 +26,7 @@ use testkit::tokens;
 const SPEC_BOUND: Duration = Duration::from_secs(180);
 
 fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .join("tests")
-        .join("browser")
+    tests_dir("browser")
 }
 
 fn chromium() -> String {

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use testkit::node::{install_lock, install_step, npm_ci, run_bounded, version};
+use testkit::node::{install_lock, install_step, npm_ci, run_bounded, tests_dir, version};
 use testkit::server::spawn_process;
 use testkit::tokens;
 
@@ -29,11 +29,7 @@ const SCRIPT_BOUND: Duration = Duration::from_secs(30);
 const PASSED: &str = "PASSED: a whole chat";
 
 fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .join("tests")
-        .join("clients")
+    tests_dir("clients")
 }
 
 /// tests/clients/node_modules as package-lock.json pins it. Once per

@@ -4,9 +4,18 @@
 //! in time with its output in one log.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// `tests/<name>` of the workspace: where the project's scripts are.
+pub fn tests_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .join("tests")
+        .join(name)
+}
 
 /// `program --version`, or why the program cannot be used.
 pub fn version(program: &str) -> Result<String, String> {

@@ -3,6 +3,8 @@
 //! api/tests/browser.rs; this is what the server sends.
 
 use reqwest::header::HeaderMap;
+
+use crate::graphiql::header;
 use testkit::server::{spawn, Options, Server};
 
 async fn get(app: &Server, path: &str, origin: Option<&str>) -> (u16, HeaderMap, String) {
@@ -14,14 +16,6 @@ async fn get(app: &Server, path: &str, origin: Option<&str>) -> (u16, HeaderMap,
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     (status, headers, resp.text().await.expect("body"))
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers
-        .get(name)
-        .unwrap_or_else(|| panic!("{name} missing"))
-        .to_str()
-        .unwrap()
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -82,6 +83,17 @@ export async function shop(port = 0) {
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${server.address().port}`;
   return { origin, url: (tok, extra = '') => `${origin}/?token=${tok}${extra}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** Chromium and the shop on SHOP_PORT (the origin the server allows), both closed after the spec. */
+export async function setUp() {
+  const browser = await launch();
+  const site = await shop(Number(process.env.SHOP_PORT));
+  after(async () => {
+    await browser.close();
+    await site.close();
+  });
+  return { browser, site };
 }
 
 /** The widget's shadow root is open: Playwright's locators pierce it. */

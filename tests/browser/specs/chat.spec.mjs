@@ -3,16 +3,11 @@
 // transcript and the list of past chats; axe-core on both; screenshots.
 // Server: ROUTING_MODE=fair, ALLOWED_ORIGINS=the shop (SHOP_PORT).
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, shop, startChat, onShift, agent, customer, axe, screenshot, noPageErrors } from '../lib.mjs';
+import { setUp, startChat, onShift, agent, customer, axe, screenshot, noPageErrors } from '../lib.mjs';
 
-const browser = await launch();
-const site = await shop(Number(process.env.SHOP_PORT));
-after(async () => {
-  await browser.close();
-  await site.close();
-});
+const { browser, site } = await setUp();
 
 test('a whole chat, both ways, with typing and read ticks', async () => {
   const ann = agent('Ann');

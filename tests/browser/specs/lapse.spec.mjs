@@ -1,15 +1,10 @@
 // An offer nobody accepts lapses at expiresAt and goes to the next agent.
 // Server: ROUTING_MODE=fair, OFFER_TIMEOUT_SECS=3.
 
-import { test, after } from 'node:test';
-import { launch, shop, onShift, startChat, agent, customer } from '../lib.mjs';
+import { test } from 'node:test';
+import { setUp, onShift, startChat, agent, customer } from '../lib.mjs';
 
-const browser = await launch();
-const site = await shop(Number(process.env.SHOP_PORT));
-after(async () => {
-  await browser.close();
-  await site.close();
-});
+const { browser, site } = await setUp();
 
 test('an offer lapses and moves on', async () => {
   const ann = agent('Ann');

@@ -4,16 +4,11 @@
 // with load, live queue stats, assign, a session's history and routing
 // decisions. Server: ROUTING_MODE=manual.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, shop, consolePage, onShift, startChat, agent, customer, token, gql, axe, screenshot, noPageErrors } from '../lib.mjs';
+import { setUp, consolePage, onShift, startChat, agent, customer, token, gql, axe, screenshot, noPageErrors } from '../lib.mjs';
 
-const browser = await launch();
-const site = await shop(Number(process.env.SHOP_PORT));
-after(async () => {
-  await browser.close();
-  await site.close();
-});
+const { browser, site } = await setUp();
 
 
 test('take from the queue, CONFLICT for the second taker, back to the queue; admin overview and assign', async () => {

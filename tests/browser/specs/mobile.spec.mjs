@@ -3,16 +3,11 @@
 // the console's sign-in works there too, and passes axe-core.
 // Server: ROUTING_MODE=manual.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, shop, widget, watch, agent, customer, gql, SERVER, axe, screenshot, noPageErrors } from '../lib.mjs';
+import { setUp, widget, watch, agent, customer, gql, SERVER, axe, screenshot, noPageErrors } from '../lib.mjs';
 
-const browser = await launch();
-const site = await shop(Number(process.env.SHOP_PORT));
-after(async () => {
-  await browser.close();
-  await site.close();
-});
+const { browser, site } = await setUp();
 const PHONE = { viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true };
 
 const fits = (page) => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);

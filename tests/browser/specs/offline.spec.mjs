@@ -4,16 +4,11 @@
 // in seq order.
 // Server: ROUTING_MODE=fair.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, shop, widget, onShift, startChat, watch, agent, customer, gql } from '../lib.mjs';
+import { setUp, widget, onShift, startChat, watch, agent, customer, gql } from '../lib.mjs';
 
-const browser = await launch();
-const site = await shop(Number(process.env.SHOP_PORT));
-after(async () => {
-  await browser.close();
-  await site.close();
-});
+const { browser, site } = await setUp();
 
 const bodies = async (list) => (await list.allTextContents()).map((t) => t.replace(/^(You|Ann|Agent|Customer): /, '').replace(/\d\d:\d\d.*$/, ''));
 

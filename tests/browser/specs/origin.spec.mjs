@@ -5,16 +5,11 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, shop, widget, watch, customer, gql, SERVER, noPageErrors } from '../lib.mjs';
+import { setUp, shop, widget, watch, customer, gql, SERVER, noPageErrors } from '../lib.mjs';
 
-const browser = await launch();
-const allowed = await shop(Number(process.env.SHOP_PORT));
+const { browser, site: allowed } = await setUp();
 const refused = await shop(0);
-after(async () => {
-  await browser.close();
-  await allowed.close();
-  await refused.close();
-});
+after(() => refused.close());
 
 test('a page of an allowed origin embeds the chat', async () => {
   const bob = customer('Bob');

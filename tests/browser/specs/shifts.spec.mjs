@@ -2,15 +2,10 @@
 // one is transferred to another agent and the other ended, and the break
 // begins. Server: ROUTING_MODE=fair.
 
-import { test, after } from 'node:test';
-import { launch, shop, onShift, startChat, agent, customer, shift, noPageErrors } from '../lib.mjs';
+import { test } from 'node:test';
+import { setUp, onShift, startChat, agent, customer, shift, noPageErrors } from '../lib.mjs';
 
-const browser = await launch();
-const site = await shop(Number(process.env.SHOP_PORT));
-after(async () => {
-  await browser.close();
-  await site.close();
-});
+const { browser, site } = await setUp();
 
 
 test('a break requested while holding two chats; a transfer; an end', async () => {
