@@ -105,11 +105,6 @@ async fn spec(spec: &str, settings: &[(&str, &str)]) {
     if passed && panics.is_empty() {
         return;
     }
-    let trouble = server
-        .trouble
-        .lock()
-        .map(|t| t.join("\n"))
-        .unwrap_or_default();
     panic!(
         "browser spec {spec} {}{}\n---- its output ----\n{}\n---- the server's warnings and errors ----\n{}",
         match run.status {
@@ -122,7 +117,7 @@ async fn spec(spec: &str, settings: &[(&str, &str)]) {
             format!(", and the server panicked: {panics:?}")
         },
         run.output.trim_end(),
-        if trouble.is_empty() { "(none)" } else { &trouble },
+        server.trouble_text(),
     );
 }
 

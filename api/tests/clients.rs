@@ -175,11 +175,6 @@ async fn chat(name: &str, script: Script) {
         .filter(|l| l.contains("FAILED"))
         .collect::<Vec<_>>()
         .join("\n");
-    let trouble = server
-        .trouble
-        .lock()
-        .map(|t| t.join("\n"))
-        .unwrap_or_default();
     panic!(
         "the {name} client {verdict}{}\n{reason}\n\
          ---- its whole output ----\n{}\n\
@@ -190,11 +185,7 @@ async fn chat(name: &str, script: Script) {
             format!(", and the server panicked: {panics:?}")
         },
         run.output.trim_end(),
-        if trouble.is_empty() {
-            "(none)"
-        } else {
-            &trouble
-        },
+        server.trouble_text(),
     );
 }
 
