@@ -315,6 +315,40 @@ const SESSION_OPS = {
 } }`,
 };
 
+/**
+ * The "typing" flag one side sends: on at the first key, off after a pause
+ * or when the message goes, and sent again now and then while typing goes
+ * on, as a flag sent before the other side was listening is not stored.
+ */
+class TypingSignal {
+  /** `send(typing)` tells the server; errors are the caller's to ignore. */
+  constructor(send, { idleMs = 2500, refreshMs = 4000 } = {}) {
+    this.send = send;
+    this.idleMs = idleMs;
+    this.refreshMs = refreshMs;
+    this.on = false;
+    this.sentAt = 0;
+    this.timer = null;
+  }
+
+  typed() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.stop(), this.idleMs);
+    if (!this.on || Date.now() - this.sentAt > this.refreshMs) {
+      this.on = true;
+      this.sentAt = Date.now();
+      this.send(true);
+    }
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+    if (!this.on) return;
+    this.on = false;
+    this.send(false);
+  }
+}
+
 /** What a tick says. */
 const TICKS = { sending: 'Sending…', sent: '✓ Sent', delivered: '✓✓ Delivered', read: '✓✓ Read' };
 

@@ -40,7 +40,7 @@ const HTML: &str = "text/html; charset=utf-8";
 // and in `parts`; a unit test checks that the two agree.
 const WIDGET_START: &str = "(() => {\n'use strict';\n";
 const WIDGET_END: &str = "\n})();\n";
-const CLIENT_EXPORTS: &str = "\nexport { createClient, newClientMessageId, sendReliably, el, duration, renderTranscript, Transcript, MESSAGE_FIELDS, SESSION_OPS };\n";
+const CLIENT_EXPORTS: &str = "\nexport { createClient, newClientMessageId, sendReliably, el, duration, renderTranscript, Transcript, TypingSignal, MESSAGE_FIELDS, SESSION_OPS };\n";
 
 /// The widget script: the client and the element, wrapped in one function.
 pub const WIDGET: Asset = Asset {
@@ -75,7 +75,7 @@ pub const CONSOLE_FILES: &[Asset] = &[
         content_type: JS,
         embedded: concat!(
             include_str!("client.js"),
-            "\nexport { createClient, newClientMessageId, sendReliably, el, duration, renderTranscript, Transcript, MESSAGE_FIELDS, SESSION_OPS };\n"
+            "\nexport { createClient, newClientMessageId, sendReliably, el, duration, renderTranscript, Transcript, TypingSignal, MESSAGE_FIELDS, SESSION_OPS };\n"
         ),
         parts: &[Part::File("client.js"), Part::Text(CLIENT_EXPORTS)],
     },

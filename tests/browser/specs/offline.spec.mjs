@@ -72,8 +72,11 @@ test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
   await context.setOffline(false);
   await w.banner.waitFor({ state: 'hidden' });
   await w.messages.filter({ hasText: 'while you were away' }).waitFor();
-  await pane.getByTestId('message').filter({ hasText: 'four' }).waitFor();
-  await w.messages.filter({ hasText: 'four' }).locator('[data-tick]').waitFor();
+  // The two sends retried at once may be stored in either order: wait for both.
+  for (const body of ['three', 'four']) {
+    await pane.getByTestId('message').filter({ hasText: body }).waitFor();
+    await w.messages.filter({ hasText: body }).locator('[data-tick]').waitFor();
+  }
 
   const customerSide = await bodies(w.messages);
   const agentSide = await bodies(pane.getByTestId('message'));
@@ -83,8 +86,7 @@ test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
   assert.deepEqual(customerSide, agentSide, 'the same order on both sides');
   // The second tab stays in step.
   await tab2.bringToFront();
-  await w2.messages.filter({ hasText: 'while you were away' }).waitFor();
-  await w2.messages.filter({ hasText: 'four' }).waitFor();
+  for (const body of ['while you were away', 'three', 'four']) await w2.messages.filter({ hasText: body }).waitFor();
   assert.deepEqual(await bodies(w2.messages), customerSide, 'the second tab shows the same');
   const { mySessions } = await gql(dave.token, '{ mySessions(first: 1) { nodes { messages(first: 20) { nodes { seq sender body } } } } }');
   const stored = mySessions.nodes[0].messages.nodes.filter((m) => m.sender !== 'SYSTEM');

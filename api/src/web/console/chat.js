@@ -1,7 +1,7 @@
 // One chat in the console: the transcript with scroll back, typing both
 // ways, read marks, transfer, end, and the customer pane.
 
-import { el, newClientMessageId, sendReliably, renderTranscript, Transcript, MESSAGE_FIELDS, SESSION_OPS } from './client.js';
+import { el, newClientMessageId, sendReliably, renderTranscript, Transcript, TypingSignal, MESSAGE_FIELDS, SESSION_OPS } from './client.js';
 
 export const SESSION = 'id status subject priority createdAt queuedAt endedAt endReason lastSeq customer { id } agent { id name }';
 const PAGE = 30;
@@ -10,7 +10,6 @@ const Q_AGENTS = 'query { agents { id name status activeSessionCount capacity on
 const M_END = SESSION_OPS.end(SESSION);
 const M_TRANSFER = `mutation($id: ID!, $to: ID) { transferSession(sessionId: $id, toAgentId: $to) { ${SESSION} } }`;
 const S_EVENTS = SESSION_OPS.events(SESSION);
-const TYPING_IDLE_MS = 2500;
 
 let paneCount = 0;
 
@@ -28,7 +27,7 @@ export class ChatPane {
     this.t = new Transcript();
     this.markedRead = 0;
     this.visible = false;
-    this.typingSent = false;
+    this.typing = new TypingSignal((typing) => this.client.request(SESSION_OPS.typing, { id: this.session.id, typing }).catch(() => {}));
     this.hasEarlier = false;
     this.loadingEarlier = false;
     this.stopFeed = null;
@@ -48,7 +47,7 @@ export class ChatPane {
       onscroll: () => { if (this.scroller.scrollTop < 40) this.loadEarlier(); } }, this.earlier, this.list);
     this.typingEl = el('p', { class: 'typing', 'data-testid': 'typing' });
     this.input = el('textarea', { id: this.ids.input, 'data-testid': 'message-input', rows: 2, maxlength: 4000,
-      oninput: () => this.typed(), onkeydown: (e) => this.key(e) });
+      oninput: () => this.typing.typed(), onkeydown: (e) => this.key(e) });
     // The canned-response picker ("/" in the composer, with a preview of the
     // filled text) hooks in here once the API has cannedResponses.
     this.composer = el('form', { class: 'composer', 'data-testid': 'composer', onsubmit: (e) => { e.preventDefault(); this.sendTyped(); } },
@@ -230,23 +229,11 @@ export class ChatPane {
     }
   }
 
-  typed() {
-    clearTimeout(this.typingIdle);
-    this.typingIdle = setTimeout(() => this.sendTyping(false), TYPING_IDLE_MS);
-    if (!this.typingSent) this.sendTyping(true);
-  }
-
-  sendTyping(typing) {
-    this.typingSent = typing;
-    this.client.request(SESSION_OPS.typing, { id: this.session.id, typing }).catch(() => {});
-  }
-
   sendTyped() {
     const body = this.input.value.trim();
     if (!body) return;
     this.input.value = '';
-    clearTimeout(this.typingIdle);
-    if (this.typingSent) this.sendTyping(false);
+    this.typing.stop();
     this.send(body);
   }
 
@@ -302,6 +289,6 @@ export class ChatPane {
     if (this.stopFeed) this.stopFeed();
     this.stopFeed = null;
     clearTimeout(this.typingTimer);
-    clearTimeout(this.typingIdle);
+    clearTimeout(this.typing.timer);
   }
 }

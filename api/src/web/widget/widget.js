@@ -30,8 +30,6 @@ const S_EVENTS = SESSION_OPS.events(SESSION);
 
 /** Chats older than this are not listed (the API keeps a customer's last 14 days). */
 const LIST_DAYS = 14;
-/** How long the customer's typing flag lasts after the last key. */
-const TYPING_IDLE_MS = 2500;
 
 const STYLE = `
 :host { all: initial; position: fixed; right: 16px; bottom: 16px; z-index: 2147483000; }
@@ -116,8 +114,9 @@ class SwitchboardChat extends HTMLElement {
     this.sessions = []; // the last 14 days
     this.unread = 0;
     this.markedRead = 0;
-    this.typingSent = false;
-    this.typingTimer = null;
+    this.typing = new TypingSignal((typing) => {
+      if (this.session) this.client.request(SESSION_OPS.typing, { id: this.session.id, typing }).catch(() => {});
+    });
     this.agentTypingTimer = null;
     this.view = 'home';
     this.connection = 'closed';
@@ -451,16 +450,7 @@ class SwitchboardChat extends HTMLElement {
   }
 
   typed() {
-    if (!this.session || this.session.status === 'ENDED') return;
-    clearTimeout(this.typingTimer);
-    this.typingTimer = setTimeout(() => this.sendTyping(false), TYPING_IDLE_MS);
-    if (!this.typingSent) this.sendTyping(true);
-  }
-
-  sendTyping(typing) {
-    this.typingSent = typing;
-    if (!this.session) return;
-    this.client.request(SESSION_OPS.typing, { id: this.session.id, typing }).catch(() => {});
+    if (this.session && this.session.status !== 'ENDED') this.typing.typed();
   }
 
   composerKey(e) {
@@ -474,8 +464,7 @@ class SwitchboardChat extends HTMLElement {
     const body = this.input.value.trim();
     if (!body || !this.session) return;
     this.input.value = '';
-    clearTimeout(this.typingTimer);
-    if (this.typingSent) this.sendTyping(false);
+    this.typing.stop();
     this.send(body);
   }
 
