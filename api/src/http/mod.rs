@@ -1,6 +1,7 @@
 //! HTTP and WebSocket wiring: GraphQL over POST, subscriptions over
-//! WebSocket (graphql-transport-ws and the legacy protocol), GraphiQL and
-//! health probes. Authentication is read here and checked in resolvers.
+//! WebSocket (graphql-transport-ws and the legacy protocol), GraphiQL, the
+//! built-in widget and console (`assets`) and health probes.
+//! Authentication is read here and checked in resolvers.
 
 mod assets;
 pub mod client_ip;
