@@ -39,6 +39,9 @@
 //!   [`matching`], and written apart from it so that it can catch it.
 //! - [`signing`] signs what Switchboard sends out (webhooks, tickets) per
 //!   the Standard Webhooks scheme.
+//! - [`web`] is the UI the binary serves (the customer widget and the
+//!   agent console): HTML, CSS and JavaScript built in at compile time,
+//!   served by `http` like any other route, talking to the same API.
 
 pub mod audit;
 pub mod auth;
@@ -59,3 +62,4 @@ pub mod signing;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod web;

@@ -12,12 +12,12 @@
 //! tests/clients/package-lock.json, and tests/clients/.venv from the pinned
 //! tests/clients/requirements.txt (as fuzz/run builds fuzz/.venv).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use testkit::node::{install_lock, install_step, npm_ci, run_bounded, tests_dir, version};
 use testkit::server::spawn_process;
 use testkit::tokens;
 
@@ -29,101 +29,22 @@ const SCRIPT_BOUND: Duration = Duration::from_secs(30);
 const PASSED: &str = "PASSED: a whole chat";
 
 fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .join("tests")
-        .join("clients")
+    tests_dir("clients")
 }
 
-/// `program --version`, or why the program cannot be used.
-fn version(program: &str) -> Result<String, String> {
-    match Command::new(program).arg("--version").output() {
-        Ok(out) if out.status.success() => {
-            let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            if text.is_empty() {
-                // Python 2 printed its version on stderr.
-                Ok(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-            } else {
-                Ok(text)
-            }
-        }
-        Ok(out) => Err(format!(
-            "`{program} --version` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(e) => Err(format!(
-            "{program} cannot be run ({e}): the client tests need Node.js 20+ with npm, \
-             and python3; install them (these tests never skip)"
-        )),
-    }
+/// tests/clients/node_modules as package-lock.json pins it. Once per
+/// test binary.
+fn node_modules() -> Result<(), String> {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    READY
+        .get_or_init(|| npm_ci(&clients_dir(), &lock_path()))
+        .clone()
 }
 
 /// Held while installing: tests of this binary run in parallel, and other
 /// `cargo test` runs may share the target directory (and so this lock).
-fn install_lock() -> Result<File, String> {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-tests-install.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("open {}: {e}", path.display()))?;
-    file.lock()
-        .map_err(|e| format!("lock {}: {e}", path.display()))?;
-    Ok(file)
-}
-
-/// Runs an install step; its output on failure.
-fn install_step(what: &str, command: &mut Command) -> Result<(), String> {
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: cannot run it: {e}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
-}
-
-/// tests/clients/node_modules as package-lock.json pins it: `npm ci` runs
-/// when it is missing or older than the lock file (npm writes
-/// node_modules/.package-lock.json last, so a half-done install counts as
-/// missing). Once per test binary.
-fn node_modules() -> Result<(), String> {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    READY
-        .get_or_init(|| {
-            let node = version("node")?;
-            let npm = version("npm")?;
-            let dir = clients_dir();
-            let lock_file = dir.join("package-lock.json");
-            let _lock = install_lock()?;
-            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            let wanted = modified(&lock_file)
-                .ok_or_else(|| format!("{} is missing", lock_file.display()))?;
-            let installed = modified(&dir.join("node_modules").join(".package-lock.json"));
-            if installed.is_some_and(|at| at >= wanted) {
-                return Ok(());
-            }
-            eprintln!(
-                "clients: npm ci in {} (node {node}, npm {npm})",
-                dir.display()
-            );
-            install_step(
-                "npm ci",
-                Command::new("npm")
-                    .args(["ci", "--no-audit", "--no-fund"])
-                    .current_dir(&dir),
-            )
-        })
-        .clone()
+fn lock_path() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-tests-install.lock")
 }
 
 /// FNV-1a, 64 bits: a hash that stays the same across Rust releases, for
@@ -152,7 +73,7 @@ fn python_venv() -> Result<PathBuf, String> {
             let venv_python = venv.join("bin").join("python");
             let stamp_file = venv.join("requirements.hash");
             let stamp = format!("fnv1a64 {:016x}\n", fnv1a(&pinned));
-            let _lock = install_lock()?;
+            let _lock = install_lock(&lock_path())?;
             if venv_python.is_file()
                 && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp)
             {
@@ -190,42 +111,6 @@ enum Script {
     Node(&'static str),
     /// `gql_client.py MODE` in the venv.
     Gql(&'static str),
-}
-
-/// What a script run came to.
-struct Run {
-    /// Exit status, or None when it had to be stopped.
-    status: Option<std::process::ExitStatus>,
-    /// Its stdout and stderr, interleaved as written.
-    output: String,
-}
-
-/// Runs `command` with its output into one file, for at most `bound`.
-fn run_bounded(mut command: Command, bound: Duration, log: &Path) -> Run {
-    let file = File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("clone the log file"))
-        .stderr(file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if started.elapsed() > bound {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read(log)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_else(|e| format!("(cannot read {}: {e})", log.display()));
-    let _ = std::fs::remove_file(log);
-    Run { status, output }
 }
 
 /// Starts a server on a fresh database and has `script` do a whole chat
@@ -290,11 +175,6 @@ async fn chat(name: &str, script: Script) {
         .filter(|l| l.contains("FAILED"))
         .collect::<Vec<_>>()
         .join("\n");
-    let trouble = server
-        .trouble
-        .lock()
-        .map(|t| t.join("\n"))
-        .unwrap_or_default();
     panic!(
         "the {name} client {verdict}{}\n{reason}\n\
          ---- its whole output ----\n{}\n\
@@ -305,11 +185,7 @@ async fn chat(name: &str, script: Script) {
             format!(", and the server panicked: {panics:?}")
         },
         run.output.trim_end(),
-        if trouble.is_empty() {
-            "(none)"
-        } else {
-            &trouble
-        },
+        server.trouble_text(),
     );
 }
 

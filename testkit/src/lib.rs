@@ -13,6 +13,7 @@
 //! - [`tokens`]: tokens signed with the secret every test server shares.
 //! - [`files`]: uploads as clients send them, and an S3-compatible server.
 //! - [`html`]: the start tags and attributes of a page the server writes.
+//! - [`node`]: Node.js programs a test runs: versions, `npm ci`, bounded runs.
 //! - [`receiver`]: a local HTTP server that records what the server sends out.
 //!
 //! Helpers panic with a message that shows what came instead, except the
@@ -22,6 +23,7 @@ pub mod db;
 pub mod files;
 pub mod graphql;
 pub mod html;
+pub mod node;
 pub mod receiver;
 pub mod server;
 pub mod tokens;

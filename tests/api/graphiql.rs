@@ -43,7 +43,7 @@ async fn get(app: &Server, path: &str) -> (HeaderMap, String) {
     (headers, resp.text().await.expect("body"))
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers
         .get(name)
         .unwrap_or_else(|| panic!("{name} missing"))

@@ -20,5 +20,6 @@ mod scale_out;
 mod storage;
 mod tickets;
 mod validation;
+mod web;
 mod webhooks;
 mod websocket;

@@ -162,7 +162,7 @@ fn nonce() -> Option<String> {
 }
 
 /// A Host header fit to go into the CSP: a name or address and a port.
-fn valid_host(host: &str) -> bool {
+pub(super) fn valid_host(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 255
         && host

@@ -1,7 +1,9 @@
 //! HTTP and WebSocket wiring: GraphQL over POST, subscriptions over
-//! WebSocket (graphql-transport-ws and the legacy protocol), GraphiQL and
-//! health probes. Authentication is read here and checked in resolvers.
+//! WebSocket (graphql-transport-ws and the legacy protocol), GraphiQL, the
+//! built-in widget and console (`assets`) and health probes.
+//! Authentication is read here and checked in resolvers.
 
+mod assets;
 mod blocked;
 pub mod client_ip;
 mod files;
@@ -72,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(assets::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
             Arc::new(state.limits.blocked_clients.clone()),

@@ -143,6 +143,20 @@ impl Process {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Every warning and error so far, one a line, or "(none)".
+    pub fn trouble_text(&self) -> String {
+        let text = self
+            .trouble
+            .lock()
+            .map(|t| t.join("\n"))
+            .unwrap_or_default();
+        if text.is_empty() {
+            "(none)".to_owned()
+        } else {
+            text
+        }
+    }
+
     /// Log lines of panics seen so far.
     pub fn panics(&self) -> Vec<String> {
         self.trouble
