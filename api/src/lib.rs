@@ -50,7 +50,7 @@ pub mod matching;
 pub mod metrics;
 pub mod repo;
 pub mod service;
-pub mod signing;
 pub mod shutdown;
+pub mod signing;
 pub mod startup;
 pub mod telemetry;

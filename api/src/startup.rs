@@ -189,6 +189,7 @@ impl Application {
             message_burst: settings.message_burst,
             ip_session_rate_per_min: settings.ip_session_rate_per_min,
             ip_session_burst: settings.ip_session_burst,
+            context: crate::service::ContextPolicy::new(&settings.context, &jwt_secret),
         };
         let relay = match &settings.event_bus {
             EventBusKind::InProcess => Relay::InProcess,

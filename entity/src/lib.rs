@@ -4,8 +4,10 @@
 
 pub mod agent;
 pub mod agent_connection;
+pub mod canned_response;
 pub mod chat_session;
 pub mod message;
 pub mod routing_decision;
 pub mod routing_pass;
 pub mod session_event;
+pub mod session_note;

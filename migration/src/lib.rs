@@ -10,6 +10,7 @@ mod m20261130_000005_key_sends_by_sender_role;
 mod m20261130_000006_routing_priorities_skills_decisions;
 mod m20261130_000007_track_agent_connections;
 mod m20261130_000008_record_routing_context;
+mod m20261130_000009_create_workspace;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_routing_priorities_skills_decisions::Migration),
             Box::new(m20261130_000007_track_agent_connections::Migration),
             Box::new(m20261130_000008_record_routing_context::Migration),
+            Box::new(m20261130_000009_create_workspace::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@
 //!   and resilient for tests of servers that go away.
 //! - [`tokens`]: tokens signed with the secret every test server shares.
 //! - [`html`]: the start tags and attributes of a page the server writes.
+//! - [`pgcount`]: a proxy that counts the statements a server sends to Postgres.
 //!
 //! Helpers panic with a message that shows what came instead, except the
 //! `try_…` ones, which report failures for tests that expect some.
@@ -19,6 +20,7 @@
 pub mod db;
 pub mod graphql;
 pub mod html;
+pub mod pgcount;
 pub mod server;
 pub mod tokens;
 pub mod ws;

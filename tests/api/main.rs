@@ -17,3 +17,4 @@ mod scale_out;
 mod storage;
 mod validation;
 mod websocket;
+mod workspace;

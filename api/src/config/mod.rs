@@ -3,6 +3,7 @@
 //! Each setting is declared once, in [`settings`]; parsing here reads only
 //! through those declarations and touches no files.
 
+mod context;
 mod net;
 mod secret;
 pub mod settings;
@@ -11,6 +12,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::matching::RoutingMode;
+pub use context::ContextSettings;
 pub(crate) use net::redact_url;
 pub use net::{own_origins, IpNet};
 pub use secret::{ensure_private_dir, JwtSecret, JwtSecretSource, LoadedSecret};
@@ -160,6 +162,8 @@ pub struct Settings {
     /// from the deployment id stored in the database.
     pub nats_subject: Option<String>,
     pub limits: Limits,
+    /// The customer context provider (CONTEXT_*).
+    pub context: ContextSettings,
     pub data_dir: PathBuf,
     pub log_json: bool,
 }
@@ -302,6 +306,7 @@ impl Settings {
             ));
         }
         Ok(Settings {
+            context: context::parse(&env)?,
             limits,
             event_bus,
             nats_subject,

@@ -6,8 +6,10 @@
 
 pub mod access;
 mod agent;
+pub mod canned;
 mod history;
 mod message;
+mod note;
 mod routing;
 mod session;
 
@@ -20,6 +22,7 @@ pub use message::{
     has_bidi_controls, message_status, validate_body, validate_client_message_id, validate_id,
     validate_subject, Message, MessageStatus, MessageView, SenderRole,
 };
+pub use note::Note;
 pub use routing::{
     DecisionKind, PassAgent, Priority, RoutingDecision, RoutingMode, Skills, MAX_SKILLS,
     MAX_SKILL_CHARS,

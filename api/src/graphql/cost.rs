@@ -56,6 +56,14 @@ fn items_of(field: &str) -> Option<Items> {
         // Skill lists are bounded when set; candidates are agents.
         "skills" | "requiredSkills" => Items::About(crate::domain::MAX_SKILLS as u64),
         "candidates" => Items::About(100),
+        // The workspace: searches page like mySessions; an agent holds
+        // a few sessions (capacity is 2 by default); the rest are short lists.
+        "searchSessions" => Items::Page { default: 20 },
+        "workload" => Items::About(100),
+        "sessions" => Items::About(10),
+        "cannedResponses" => Items::About(50),
+        "notes" => Items::About(20),
+        "unresolved" => Items::About(5),
         _ => return None,
     })
 }

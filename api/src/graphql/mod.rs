@@ -15,6 +15,7 @@ mod mutation;
 mod query;
 mod subscription;
 mod types;
+mod workspace;
 
 use async_graphql::Schema;
 
@@ -33,8 +34,12 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 fn build_schema(service: Services, limits: &Limits) -> AppSchema {
     // Depth and complexity are the gateway's (cost.rs): async-graphql's own
     // limits walk every fragment again at each spread.
-    let mut builder =
-        Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot).limit_directives(8);
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot,
+    )
+    .limit_directives(8);
     if !limits.introspection {
         // Suggestions ("did you mean …") would leak the schema anyway.
         builder = builder.disable_introspection().disable_suggestions();
@@ -49,7 +54,11 @@ pub fn gateway(service: Services, limits: &Limits) -> Gateway {
 
 /// The SDL clients see; `schema.graphql` holds a copy kept equal by a test.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
-        .finish()
-        .sdl()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot,
+    )
+    .finish()
+    .sdl()
 }

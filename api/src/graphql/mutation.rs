@@ -10,7 +10,12 @@ use crate::service::ShiftAction;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(SessionMutations, MessageMutations, AgentMutations);
+pub struct MutationRoot(
+    SessionMutations,
+    MessageMutations,
+    AgentMutations,
+    super::workspace::WorkspaceMutations,
+);
 
 #[derive(Default)]
 pub struct SessionMutations;

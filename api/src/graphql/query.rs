@@ -11,7 +11,7 @@ use crate::service::PageArgs;
 /// Each area adds its own query object here, so features do not share one impl.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(CoreQuery);
+pub struct QueryRoot(CoreQuery, super::workspace::WorkspaceQuery);
 
 #[derive(Default)]
 pub struct CoreQuery;
@@ -61,12 +61,8 @@ impl CoreQuery {
             after,
             ..Default::default()
         };
-        Ok(svc
-            .sessions()
-            .my_sessions(viewer, &args)
-            .await
-            .gql()?
-            .into())
+        let page = svc.sessions().my_sessions(viewer, &args).await.gql()?;
+        Ok(ChatSessionConnection::batched(page, svc))
     }
 
     /// Agent or admin: WAITING and OFFERED sessions in routing order.
@@ -81,6 +77,7 @@ impl CoreQuery {
             .map(|(inner, pos)| ChatSessionGql {
                 inner,
                 position: Some(pos),
+                page: None,
             })
             .collect())
     }

@@ -3,6 +3,7 @@
 //! health probes. Authentication is read here and checked in resolvers.
 
 pub mod client_ip;
+pub mod context_demo;
 mod graphiql;
 mod graphql_http;
 pub mod serve;

@@ -5,10 +5,12 @@
 pub mod agent_presence;
 pub mod agents;
 pub mod audit;
+pub mod canned;
 pub mod decisions;
 pub mod deployment;
 pub mod history;
 pub mod messages;
+pub mod notes;
 pub mod sessions;
 
 use crate::domain::UnknownName;

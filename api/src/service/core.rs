@@ -23,6 +23,7 @@ use super::retention::Retention;
 use super::routing::Routing;
 use super::sessions::Sessions;
 use super::transitions::Transitions;
+use super::workspace::{ContextProvider, Workspace};
 use super::{Policy, ARRIVAL_BATCH, DELIVERY_BATCH, DELIVERY_WRITERS, SEND_BATCH, SEND_WRITERS};
 use crate::clock::Clock;
 use crate::domain::ChatSession;
@@ -64,6 +65,8 @@ pub struct Core {
     /// every waiting customer's estimate reads it, so it is counted at most
     /// once a second per process (see `Queue::estimated_wait_seconds`).
     pub(super) recently_served: Mutex<Option<(DateTime<Utc>, u64)>>,
+    /// The shop's customer context provider, with its cache.
+    pub(super) context: ContextProvider,
 }
 
 impl Core {
@@ -76,6 +79,7 @@ impl Core {
                 policy.ip_session_rate_per_min / 60.0,
                 policy.ip_session_burst,
             ),
+            context: ContextProvider::new(policy.context.clone()),
             policy,
             clock,
             known_agents: Mutex::new(HashSet::new()),
@@ -123,6 +127,10 @@ impl Core {
 
     pub fn retention(self: &Arc<Self>) -> Retention<'_> {
         Retention { core: self }
+    }
+
+    pub fn workspace(self: &Arc<Self>) -> Workspace<'_> {
+        Workspace { core: self }
     }
 
     pub(super) fn transitions(self: &Arc<Self>) -> Transitions<'_> {

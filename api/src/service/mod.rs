@@ -11,7 +11,9 @@
 //! - [`Presence`]: customers who left (their chats close) and agents'
 //!   connections across processes (online, AWAY, their chats requeued);
 //! - [`Retention`]: the purge;
-//! - [`Audit`]: the routing decisions, per session and by period, for admins.
+//! - [`Audit`]: the routing decisions, per session and by period, for admins;
+//! - [`Workspace`]: the agent's tools: notes, canned responses, customer
+//!   context, search and workload.
 //!
 //! The transitions that several of them need (end a session, release an
 //! agent's slot, give a session, return sessions to the queue, write a
@@ -36,6 +38,7 @@ mod retention;
 mod routing;
 mod sessions;
 mod transitions;
+mod workspace;
 
 pub use self::core::{Core, Services};
 pub use agent_presence::AgentConnection;
@@ -49,6 +52,10 @@ pub use queue::Queue;
 pub use retention::Retention;
 pub use routing::Routing;
 pub use sessions::Sessions;
+pub use workspace::{
+    verify_call, AgentWorkload, CannedInput, ContextCallClaims, ContextError, ContextPolicy,
+    CustomerContext, SessionPage, SessionSearch, Workspace, MAX_CONTEXT_BYTES,
+};
 
 use crate::domain::AbsenceRule;
 use crate::matching::RoutingMode;
@@ -86,4 +93,6 @@ pub struct Policy {
     /// What happens to agents without a connection (AGENT_AWAY_SECS,
     /// AGENT_ABANDON_SECS).
     pub agent_absence: AbsenceRule,
+    /// The customer context provider (CONTEXT_*).
+    pub context: ContextPolicy,
 }

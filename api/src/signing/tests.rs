@@ -46,7 +46,10 @@ fn a_generated_secret_reads_back_as_itself() {
     let text = secret.expose();
     assert!(text.starts_with("whsec_"));
     let again = WebhookSecret::parse(&text).unwrap();
-    assert_eq!(again.sign(ID, TIMESTAMP, BODY), secret.sign(ID, TIMESTAMP, BODY));
+    assert_eq!(
+        again.sign(ID, TIMESTAMP, BODY),
+        secret.sign(ID, TIMESTAMP, BODY)
+    );
 }
 
 #[test]

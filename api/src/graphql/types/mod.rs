@@ -14,6 +14,7 @@ mod routing;
 mod session_events;
 mod sessions;
 mod viewer;
+mod workspace;
 
 // Globs: each file's public types are this module's, whichever the
 // resolvers happen to name today.
@@ -26,3 +27,4 @@ pub use routing::*;
 pub use session_events::*;
 pub use sessions::*;
 pub use viewer::*;
+pub use workspace::*;

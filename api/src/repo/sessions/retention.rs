@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use uuid::Uuid;
 
 use crate::domain::SessionStatus;
-use crate::repo::{decisions, history, messages};
+use crate::repo::{decisions, history, messages, notes};
 
 /// Deletes up to `batch` sessions that ended before `cutoff`, with their
 /// messages and history, in one short transaction. Returns how many went.
@@ -33,6 +33,7 @@ pub async fn purge_ended_before<C: ConnectionTrait>(
     messages::delete_for_sessions(db, &ids).await?;
     history::delete_for_sessions(db, &ids).await?;
     decisions::delete_for_sessions(db, &ids).await?;
+    notes::delete_for_sessions(db, &ids).await?;
     let res = chat_session::Entity::delete_many()
         .filter(Column::Id.is_in(ids))
         .exec(db)
