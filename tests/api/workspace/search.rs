@@ -332,3 +332,69 @@ async fn a_page_of_sessions_costs_a_fixed_number_of_statements() {
         println!("{q}: 1 row {one} statements, 100 rows {hundred}");
     }
 }
+
+/// The embedded SQLite default: words, scope, notes and canned responses
+/// work there too (it scans instead of using trigram indexes).
+#[tokio::test]
+async fn the_workspace_on_sqlite() {
+    let app = spawn(&[("DATABASE_URL", "")]).await;
+    let (ann, admin, alice) = (
+        tokens::agent("ann"),
+        tokens::admin(),
+        tokens::customer("alice"),
+    );
+    let sid = app.active_session(&alice, &ann).await;
+    app.send(&alice, &sid, "The KETTLE is 50% off_line", "m1")
+        .await;
+    assert_eq!(
+        search(&app, &admin, json!({ "text": "kettle 50%" })).await,
+        [sid.as_str()]
+    );
+    assert_eq!(
+        search(&app, &ann, json!({ "text": "off_line" })).await,
+        [sid.as_str()]
+    );
+    assert!(search(&app, &admin, json!({ "text": "50_" }))
+        .await
+        .is_empty());
+    assert!(search(&app, &admin, json!({ "text": "kettle toaster" }))
+        .await
+        .is_empty());
+    app.ok(
+        &ann,
+        "mutation($s: ID!) { addNote(sessionId: $s, body: \"note\") { id } }",
+        json!({ "s": sid }),
+    )
+    .await;
+    let notes = app
+        .ok(
+            &ann,
+            "query($s: ID!) { session(id: $s) { notes { body } } }",
+            json!({ "s": sid }),
+        )
+        .await;
+    assert_eq!(notes["session"]["notes"], json!([{ "body": "note" }]));
+    let created = app
+        .gql(
+            Some(&ann),
+            "mutation { createCannedResponse(input: {shortCode: \"hi\", title: \"Hi\", body: \"Hi {{customer.name}}\", scope: PERSONAL}) { id } }",
+            json!({}),
+        )
+        .await;
+    let again = app
+        .gql(
+            Some(&ann),
+            "mutation { createCannedResponse(input: {shortCode: \"hi\", title: \"Hi\", body: \"Hi\", scope: PERSONAL}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code_of(&again), "CONFLICT");
+    let rendered = app
+        .ok(
+            &ann,
+            "query($id: ID!, $s: ID!) { renderCannedResponse(id: $id, sessionId: $s) { text } }",
+            json!({ "id": created["data"]["createCannedResponse"]["id"], "s": sid }),
+        )
+        .await;
+    assert_eq!(rendered["renderCannedResponse"]["text"], "Hi alice (name)");
+}
