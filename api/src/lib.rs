@@ -11,7 +11,7 @@
 //!   typed [`error::AppError`] to a GraphQL error with `extensions.code` once.
 //! - [`service`] holds the use cases, one service per aggregate over a
 //!   shared core (`Sessions`, `Queue`, `Messages`, `Routing`, `Agents`,
-//!   `Live`, `Presence`, `Retention`, `Audit`): each asks the domain whether the caller may
+//!   `Live`, `Presence`, `Retention`, `Audit`, `Workspace`): each asks the domain whether the caller may
 //!   act and what the change is, runs its writes in one transaction, and
 //!   publishes events only after the commit. The transitions several of
 //!   them share (end, release a slot, give, requeue, a SYSTEM line with the
@@ -24,7 +24,8 @@
 //!   (`domain::session`); an agent's status, capacity, free slots and
 //!   absence (`domain::agent`); priorities, skills and routing decisions
 //!   (`domain::routing`); message rules and receipts (`domain::message`);
-//!   history kinds (`domain::history`).
+//!   history kinds (`domain::history`); canned responses and their
+//!   one-pass templates (`domain::canned`).
 //! - [`matching`] decides who is served next; [`events`] fans events out to
 //!   live subscribers, and relays them to the other processes (Postgres
 //!   LISTEN/NOTIFY or NATS).
