@@ -39,6 +39,9 @@ impl StatementCounter {
                 let Ok(server) = TcpStream::connect(&upstream).await else {
                     continue;
                 };
+                // Small protocol messages must not wait for each other's ACKs.
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
                 tokio::spawn(pump(client, server, Arc::clone(&counted)));
             }
         });
@@ -100,8 +103,10 @@ async fn requests(
         if kind == b'E' || kind == b'Q' {
             count.fetch_add(1, Ordering::SeqCst);
         }
-        to.write_all(&[kind]).await?;
-        to.write_all(&len.to_be_bytes()).await?;
-        to.write_all(&body).await?;
+        let mut message = Vec::with_capacity(body.len() + 5);
+        message.push(kind);
+        message.extend_from_slice(&len.to_be_bytes());
+        message.extend_from_slice(&body);
+        to.write_all(&message).await?;
     }
 }
