@@ -50,26 +50,47 @@ fn contains_pattern(word: &str) -> String {
     p
 }
 
-/// The subject or some message body of the session contains `word`.
-fn word_condition(backend: DatabaseBackend, word: &str) -> SimpleExpr {
-    let pattern = contains_pattern(word);
+/// Every word is in the subject or in some message body of the session.
+fn words_condition(backend: DatabaseBackend, words: &[String]) -> SimpleExpr {
+    let patterns: Vec<String> = words.iter().map(|w| contains_pattern(w)).collect();
     // The escape character is bound too: sea-query would read quoted text
-    // in a custom expression as a cast. Postgres numbers its placeholders;
-    // SQLite's LIKE ignores ASCII case already, Postgres needs ILIKE.
-    let (sql, values) = if backend == DatabaseBackend::Postgres {
-        (
-            "(\"chat_sessions\".\"subject\" ILIKE $1 ESCAPE $2 OR \"chat_sessions\".\"id\" IN \
-             (SELECT \"session_id\" FROM \"messages\" WHERE \"body\" ILIKE $1 ESCAPE $2))",
-            vec![pattern, "!".to_owned()],
-        )
-    } else {
-        (
+    // in a custom expression as a cast.
+    if backend == DatabaseBackend::Postgres {
+        // The matching ids are gathered first, each word through the
+        // trigram indexes and the words intersected, so a search costs
+        // what it finds rather than the number of sessions. (Over 50,000
+        // sessions and 1,000,000 messages, an OR read every session when
+        // few matched: 43 ms, against 0.1 ms; ANDed id lists compared each
+        // pair: 276 ms for two common words, against 49 ms intersected.)
+        let escape = patterns.len() + 1;
+        let sets: Vec<String> = (1..=patterns.len())
+            .map(|i| {
+                format!(
+                    "(SELECT \"id\" FROM \"chat_sessions\" WHERE \"subject\" ILIKE ${i} ESCAPE ${escape} \
+                     UNION SELECT \"session_id\" FROM \"messages\" WHERE \"body\" ILIKE ${i} ESCAPE ${escape})"
+                )
+            })
+            .collect();
+        let mut values = patterns;
+        values.push("!".to_owned());
+        return Expr::cust_with_values(
+            format!(
+                "\"chat_sessions\".\"id\" = ANY(ARRAY({}))",
+                sets.join(" INTERSECT ")
+            ),
+            values,
+        );
+    }
+    // SQLite scans either way; its LIKE ignores ASCII case already.
+    let mut all = Condition::all();
+    for p in patterns {
+        all = all.add(Expr::cust_with_values(
             "(\"chat_sessions\".\"subject\" LIKE ? ESCAPE ? OR \"chat_sessions\".\"id\" IN \
              (SELECT \"session_id\" FROM \"messages\" WHERE \"body\" LIKE ? ESCAPE ?))",
-            vec![pattern.clone(), "!".to_owned(), pattern, "!".to_owned()],
-        )
-    };
-    Expr::cust_with_values(sql, values)
+            [p.clone(), "!".to_owned(), p, "!".to_owned()],
+        ));
+    }
+    all.into()
 }
 
 /// The sessions an agent held at some time (accepted, were assigned or
@@ -135,9 +156,8 @@ pub async fn search<C: ConnectionTrait>(
     if let Some(to) = filter.to {
         q = q.filter(Column::CreatedAt.lt(to));
     }
-    let backend = db.get_database_backend();
-    for word in &filter.words {
-        q = q.filter(word_condition(backend, word));
+    if !filter.words.is_empty() {
+        q = q.filter(words_condition(db.get_database_backend(), &filter.words));
     }
     if let Some(before) = before {
         q = q.filter(super::lookup::older_than(before));
