@@ -13,7 +13,10 @@ usage: switchboard [serve]          run the server (default)
        switchboard audit --from RFC3339 --to RFC3339
                                     check the routing decisions of [from, to) in
                                     DATABASE_URL against every routing invariant;
-                                    exits 3 if any is broken";
+                                    exits 3 if any is broken
+       switchboard context-demo [--listen ADDR]
+                                    serve made-up customer context (orders, profile)
+                                    for CONTEXT_URL to try it (default 127.0.0.1:8090)";
 
 /// `switchboard --help`: the usage, then every setting with its default
 /// and meaning, from the settings' declarations.
@@ -36,6 +39,10 @@ pub enum Command {
     Audit {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+    },
+    /// Serve a demo customer context provider.
+    ContextDemo {
+        listen: String,
     },
     Help,
 }
@@ -61,6 +68,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "-h" | "--help" | "help" => Ok(Command::Help),
         "token" => parse_token(rest),
         "audit" => parse_audit(rest),
+        "context-demo" => parse_context_demo(rest),
         other => Err(format!("unknown command {other:?}")),
     }
 }
@@ -102,6 +110,22 @@ fn parse_token(args: &[String]) -> Result<Command, String> {
         name,
         ttl_secs: ttl,
     })
+}
+
+/// Where `switchboard context-demo` listens unless told.
+pub const CONTEXT_DEMO_ADDR: &str = "127.0.0.1:8090";
+
+fn parse_context_demo(args: &[String]) -> Result<Command, String> {
+    match args {
+        [] => Ok(Command::ContextDemo {
+            listen: CONTEXT_DEMO_ADDR.to_owned(),
+        }),
+        [flag, addr] if flag == "--listen" => Ok(Command::ContextDemo {
+            listen: addr.clone(),
+        }),
+        [flag] if flag == "--listen" => Err("--listen needs a value".into()),
+        [other, ..] => Err(format!("unknown option {other:?}")),
+    }
 }
 
 fn parse_audit(args: &[String]) -> Result<Command, String> {
@@ -167,6 +191,24 @@ mod tests {
         assert!(parse(&args("token --role root --sub x")).is_err());
         assert!(parse(&args("token --role admin --sub x --ttl-secs -5")).is_err());
         assert!(parse(&args("token --role admin --sub")).is_err());
+    }
+
+    #[test]
+    fn context_demo_options() {
+        assert_eq!(
+            parse(&args("context-demo")),
+            Ok(Command::ContextDemo {
+                listen: CONTEXT_DEMO_ADDR.into()
+            })
+        );
+        assert_eq!(
+            parse(&args("context-demo --listen 0.0.0.0:9000")),
+            Ok(Command::ContextDemo {
+                listen: "0.0.0.0:9000".into()
+            })
+        );
+        assert!(parse(&args("context-demo --listen")).is_err());
+        assert!(parse(&args("context-demo --port 9")).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! - [`service`] holds the use cases, one service per aggregate over a
 //!   shared core (`Sessions`, `Queue`, `Messages`, `Routing`, `Agents`,
 //!   `Live`, `Presence`, `Retention`, `Audit`, `Webhooks`, `Ratings`,
-//!   `Tickets`, `Guests`): each asks the domain whether the caller may
+//!   `Tickets`, `Guests`, `Workspace`): each asks the domain whether the caller may
 //!   act and what the change is, runs its writes in one transaction, and
 //!   publishes events only after the commit. The transitions several of
 //!   them share (end, release a slot, give, requeue, a SYSTEM line with the
@@ -26,7 +26,8 @@
 //!   absence (`domain::agent`); priorities, skills and routing decisions
 //!   (`domain::routing`); message rules and receipts (`domain::message`);
 //!   history kinds (`domain::history`); ratings and their figures
-//!   (`domain::rating`); the ticket system's answers (`domain::ticket`).
+//!   (`domain::rating`); the ticket system's answers (`domain::ticket`);
+//!   canned responses and their one-pass templates (`domain::canned`).
 //! - [`matching`] decides who is served next; [`events`] fans events out to
 //!   live subscribers, and relays them to the other processes (Postgres
 //!   LISTEN/NOTIFY or NATS).

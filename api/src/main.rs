@@ -75,6 +75,20 @@ async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
             tracing::info!("listening on {local}");
             app.run_until_stopped().await?;
         }
+        Command::ContextDemo { listen } => {
+            let settings = Settings::from_env()?;
+            telemetry::init(settings.log_json);
+            let secret = match &settings.context.secret {
+                Some(s) => s.expose().as_bytes().to_vec(),
+                None => settings.jwt_secret.load()?.secret.expose().to_vec(),
+            };
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            tracing::info!(
+                "demo customer context on http://{}/ (set CONTEXT_URL to it)",
+                listener.local_addr()?
+            );
+            switchboard::http::context_demo::serve(listener, secret).await?;
+        }
         Command::Audit { from, to } => {
             let settings = Settings::from_env()?;
             let db = startup::connect(&settings).await?;

@@ -223,6 +223,7 @@ impl Application {
             tickets: settings.tickets.clone(),
             guests: GuestPolicy::new(settings.guests.clone(), keys.clone(), &jwt_secret),
             files: file_policy(&settings, &jwt_secret)?,
+            context: crate::service::ContextPolicy::new(&settings.context, &jwt_secret),
         };
         let relay = match &settings.event_bus {
             EventBusKind::InProcess => Relay::InProcess,

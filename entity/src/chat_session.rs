@@ -31,6 +31,8 @@ pub struct Model {
     pub priority: i16,
     /// Skills an agent needs to be offered it, comma-joined.
     pub required_skills: String,
+    /// The customer's name as their token's `name` claim gave it, if the shop sent one.
+    pub customer_name: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

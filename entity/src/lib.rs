@@ -4,12 +4,14 @@
 
 pub mod agent;
 pub mod agent_connection;
+pub mod canned_response;
 pub mod chat_session;
 pub mod guest_challenge;
 pub mod message;
 pub mod routing_decision;
 pub mod routing_pass;
 pub mod session_event;
+pub mod session_note;
 pub mod session_rating;
 pub mod session_ticket;
 pub mod webhook_delivery;

@@ -10,6 +10,7 @@ mod m20261130_000005_key_sends_by_sender_role;
 mod m20261130_000006_routing_priorities_skills_decisions;
 mod m20261130_000007_track_agent_connections;
 mod m20261130_000008_record_routing_context;
+mod m20261130_000009_create_workspace;
 mod m20261130_000010_add_message_payloads;
 mod m20261130_000011_create_ratings_tickets_guests;
 mod m20261130_000012_create_webhook_outbox;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_routing_priorities_skills_decisions::Migration),
             Box::new(m20261130_000007_track_agent_connections::Migration),
             Box::new(m20261130_000008_record_routing_context::Migration),
+            Box::new(m20261130_000009_create_workspace::Migration),
             Box::new(m20261130_000010_add_message_payloads::Migration),
             Box::new(m20261130_000011_create_ratings_tickets_guests::Migration),
             Box::new(m20261130_000012_create_webhook_outbox::Migration),

@@ -15,6 +15,7 @@
 //! - [`html`]: the start tags and attributes of a page the server writes.
 //! - [`node`]: Node.js programs a test runs: versions, `npm ci`, bounded runs.
 //! - [`receiver`]: a local HTTP server that records what the server sends out.
+//! - [`pgcount`]: a proxy that counts the statements a server sends to Postgres.
 //!
 //! Helpers panic with a message that shows what came instead, except the
 //! `try_…` ones, which report failures for tests that expect some.
@@ -24,6 +25,7 @@ pub mod files;
 pub mod graphql;
 pub mod html;
 pub mod node;
+pub mod pgcount;
 pub mod receiver;
 pub mod server;
 pub mod tokens;

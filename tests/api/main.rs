@@ -23,3 +23,4 @@ mod validation;
 mod web;
 mod webhooks;
 mod websocket;
+mod workspace;

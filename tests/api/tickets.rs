@@ -195,6 +195,12 @@ async fn a_chat_becomes_one_signed_ticket_with_its_transcript_and_rating() {
     app.accept(&ann, &sid).await;
     app.send(&rita, &sid, "Where is my parcel?", "m1").await;
     app.send(&ann, &sid, "Let me look into it.", "m2").await;
+    app.ok(
+        &ann,
+        "mutation($s: ID!) { addNote(sessionId: $s, body: \"Courier lost it twice\") { id } }",
+        json!({ "s": sid }),
+    )
+    .await;
     app.end(&ann, &sid).await;
     app.ok(
         &rita,
@@ -227,7 +233,10 @@ async fn a_chat_becomes_one_signed_ticket_with_its_transcript_and_rating() {
     assert_eq!(data["status"], "ENDED");
     assert_eq!(data["rating"]["score"], 2);
     assert_eq!(data["rating"]["comment"], "slow");
-    assert_eq!(data["notes"], json!([]));
+    // The internal notes go to the ticket (it is for staff), never to her.
+    assert_eq!(data["notes"].as_array().map(Vec::len), Some(1), "{data}");
+    assert_eq!(data["notes"][0]["body"], "Courier lost it twice");
+    assert_eq!(data["notes"][0]["authorId"], "ann");
     let bodies: Vec<(&str, &str)> = data["messages"]
         .as_array()
         .unwrap()

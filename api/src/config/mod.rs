@@ -5,6 +5,7 @@
 
 mod guests;
 pub mod files;
+mod context;
 mod net;
 mod secret;
 pub mod settings;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 
 use crate::matching::RoutingMode;
 pub use guests::GuestSettings;
+pub use context::ContextSettings;
 pub(crate) use net::redact_url;
 pub use net::{own_origins, IpNet};
 pub use secret::{ensure_private_dir, JwtSecret, JwtSecretSource, LoadedSecret};
@@ -176,6 +178,8 @@ pub struct Settings {
     pub limits: Limits,
     pub webhooks: WebhookSettings,
     pub files: files::FileSettings,
+    /// The customer context provider (CONTEXT_*).
+    pub context: ContextSettings,
     pub data_dir: PathBuf,
     pub log_json: bool,
 }
@@ -355,6 +359,7 @@ impl Settings {
         Ok(Settings {
             webhooks: WebhookSettings::read(&env)?,
             files: files::FileSettings::parse(&env)?,
+            context: context::parse(&env)?,
             limits,
             event_bus,
             nats_subject,

@@ -597,6 +597,36 @@ settings! {
             `/static` served by your proxy. A mirror on another origin must \
             send `Access-Control-Allow-Origin`",
     }
+    CONTEXT_URL {
+        kind: Text { default: "none" },
+        mask: Credentials,
+        show: |s| s.context.url.clone().unwrap_or_else(|| "<none>".into()),
+        help: "The shop's customer context endpoint: Switchboard calls `GET \
+            <CONTEXT_URL>?customerId=<id>` with a bearer JWT (aud `context`, \
+            sub the customer id, 60 s) and shows the JSON object it answers to \
+            the agent; see The agent's workspace",
+    }
+    CONTEXT_SECRET {
+        kind: Text { default: "`JWT_SECRET`" },
+        mask: Whole,
+        show: |s| match s.context.secret {
+            Some(_) => "<set>".into(),
+            None => "<JWT_SECRET>".into(),
+        },
+        help: "HS256 secret (16+ characters) signing the calls to `CONTEXT_URL`",
+    }
+    CONTEXT_TIMEOUT_MS {
+        kind: Int { default: 800, min: 1, max: 60_000 },
+        mask: Plain,
+        show: |s| s.context.timeout.as_millis().to_string(),
+        help: "How long a call to `CONTEXT_URL` may take; then the context says `TIMEOUT`",
+    }
+    CONTEXT_CACHE_SECS {
+        kind: Int { default: 60, min: 0, max: DAY },
+        mask: Plain,
+        show: |s| s.context.cache_for.as_secs().to_string(),
+        help: "How long a customer's context is kept before it is fetched again",
+    }
     DATA_DIR {
         kind: Word { default: "data" },
         mask: Plain,

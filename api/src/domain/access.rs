@@ -175,6 +175,20 @@ pub fn may_ticket(viewer: &Viewer, s: &ChatSession, held_before: bool) -> Result
     }
 }
 
+/// May work on the session with the agent's tools (render a canned
+/// response for it, see the customer's context): the agent it is offered
+/// to or held by while it is open, or an admin.
+pub fn may_assist(viewer: &Viewer, s: &ChatSession) -> Result<(), Refusal> {
+    let open_with_agent = matches!(s.status, SessionStatus::Offered | SessionStatus::Active);
+    if viewer.role == Role::Admin || (is_its_agent(viewer, s) && open_with_agent) {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden(
+            "only the agent holding the session or an admin may do this".into(),
+        ))
+    }
+}
+
 /// May read the session's rating: its customer, the agent the rating names
 /// (who held the session when it ended) and admins. Agents who held it
 /// earlier, and the agent of a later transfer, do not.
@@ -227,6 +241,34 @@ pub fn may_share_article(viewer: &Viewer, s: &ChatSession) -> Result<(), Refusal
         Party::Agent => Ok(()),
         Party::Customer => Err(Refusal::Forbidden(
             "only the session's agent shares articles".into(),
+        )),
+    }
+}
+
+/// May read a session's internal notes (live too): staff who can see the
+/// session. Customers never; to them a session has no notes.
+pub fn may_read_notes(viewer: &Viewer) -> bool {
+    viewer.role != Role::Customer
+}
+
+/// Which sessions a search may return.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SearchScope {
+    /// Every session still kept (admins).
+    All,
+    /// Sessions offered to or held by this agent now, or that they held
+    /// before (accepted, were assigned or transferred).
+    Agent(String),
+}
+
+/// Whose sessions the caller may search: admins all, agents their own,
+/// customers none (they list theirs with mySessions).
+pub fn search_scope(viewer: &Viewer) -> Result<SearchScope, Refusal> {
+    match viewer.role {
+        Role::Admin => Ok(SearchScope::All),
+        Role::Agent => Ok(SearchScope::Agent(viewer.id.clone())),
+        Role::Customer => Err(Refusal::Forbidden(
+            "only agents and admins search sessions".into(),
         )),
     }
 }
@@ -314,34 +356,34 @@ mod tests {
         let its_agent = viewer(Role::Agent, AGENT);
         let other_agent = viewer(Role::Agent, "agent-b");
         let admin = viewer(Role::Admin, "boss");
-        // (who, status, served): view, follow, write, read, end, transfer, rate, note, priority
+        // (who, status, served): view, follow, write, read, end, transfer, rate, note, priority, assist
         #[rustfmt::skip]
-        let table: [(&Viewer, SessionStatus, bool, [A; 9]); 25] = [
-            (&own,         Waiting, false, [Yes, Yes, Cu, Cu, Yes, No, C, No, No]),
-            (&own,         Offered, true,  [Yes, Yes, Cu, Cu, Yes, No, C, No, No]),
-            (&own,         Active,  true,  [Yes, Yes, Cu, Cu, Yes, No, C, No, No]),
-            (&own,         Ended,   true,  [Yes, Yes, C, Cu, Yes, No, Yes, No, No]),
-            (&own,         Ended,   false, [Yes, Yes, C, Cu, Yes, No, C, No, No]),
-            (&stranger,    Waiting, false, [No, No, No, No, No, No, No, No, No]),
-            (&stranger,    Offered, true,  [No, No, No, No, No, No, No, No, No]),
-            (&stranger,    Active,  true,  [No, No, No, No, No, No, No, No, No]),
-            (&stranger,    Ended,   true,  [No, No, No, No, No, No, No, No, No]),
-            (&stranger,    Ended,   false, [No, No, No, No, No, No, No, No, No]),
-            (&its_agent,   Waiting, false, [Yes, No, No, No, No, No, No, No, No]),
-            (&its_agent,   Offered, true,  [Yes, Yes, C, No, No, Yes, No, Yes, Yes]),
-            (&its_agent,   Active,  true,  [Yes, Yes, Ag, Ag, Yes, Yes, No, Yes, Yes]),
-            (&its_agent,   Ended,   true,  [Yes, Yes, C, Ag, Yes, Yes, No, Yes, Yes]),
-            (&its_agent,   Ended,   false, [No, No, No, No, No, No, No, No, No]),
-            (&other_agent, Waiting, false, [Yes, No, No, No, No, No, No, No, No]),
-            (&other_agent, Offered, true,  [Yes, No, No, No, No, No, No, No, No]),
-            (&other_agent, Active,  true,  [No, No, No, No, No, No, No, No, No]),
-            (&other_agent, Ended,   true,  [No, No, No, No, No, No, No, No, No]),
-            (&other_agent, Ended,   false, [No, No, No, No, No, No, No, No, No]),
-            (&admin,       Waiting, false, [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes]),
-            (&admin,       Offered, true,  [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes]),
-            (&admin,       Active,  true,  [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes]),
-            (&admin,       Ended,   true,  [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes]),
-            (&admin,       Ended,   false, [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes]),
+        let table: [(&Viewer, SessionStatus, bool, [A; 10]); 25] = [
+            (&own,         Waiting, false, [Yes, Yes, Cu, Cu, Yes, No, C, No, No, No]),
+            (&own,         Offered, true,  [Yes, Yes, Cu, Cu, Yes, No, C, No, No, No]),
+            (&own,         Active,  true,  [Yes, Yes, Cu, Cu, Yes, No, C, No, No, No]),
+            (&own,         Ended,   true,  [Yes, Yes, C, Cu, Yes, No, Yes, No, No, No]),
+            (&own,         Ended,   false, [Yes, Yes, C, Cu, Yes, No, C, No, No, No]),
+            (&stranger,    Waiting, false, [No, No, No, No, No, No, No, No, No, No]),
+            (&stranger,    Offered, true,  [No, No, No, No, No, No, No, No, No, No]),
+            (&stranger,    Active,  true,  [No, No, No, No, No, No, No, No, No, No]),
+            (&stranger,    Ended,   true,  [No, No, No, No, No, No, No, No, No, No]),
+            (&stranger,    Ended,   false, [No, No, No, No, No, No, No, No, No, No]),
+            (&its_agent,   Waiting, false, [Yes, No, No, No, No, No, No, No, No, No]),
+            (&its_agent,   Offered, true,  [Yes, Yes, C, No, No, Yes, No, Yes, Yes, Yes]),
+            (&its_agent,   Active,  true,  [Yes, Yes, Ag, Ag, Yes, Yes, No, Yes, Yes, Yes]),
+            (&its_agent,   Ended,   true,  [Yes, Yes, C, Ag, Yes, Yes, No, Yes, Yes, No]),
+            (&its_agent,   Ended,   false, [No, No, No, No, No, No, No, No, No, No]),
+            (&other_agent, Waiting, false, [Yes, No, No, No, No, No, No, No, No, No]),
+            (&other_agent, Offered, true,  [Yes, No, No, No, No, No, No, No, No, No]),
+            (&other_agent, Active,  true,  [No, No, No, No, No, No, No, No, No, No]),
+            (&other_agent, Ended,   true,  [No, No, No, No, No, No, No, No, No, No]),
+            (&other_agent, Ended,   false, [No, No, No, No, No, No, No, No, No, No]),
+            (&admin,       Waiting, false, [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes, Yes]),
+            (&admin,       Offered, true,  [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes, Yes]),
+            (&admin,       Active,  true,  [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes, Yes]),
+            (&admin,       Ended,   true,  [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes, Yes]),
+            (&admin,       Ended,   false, [Yes, Yes, No, No, Yes, Yes, No, Yes, Yes, Yes]),
         ];
         for (who, status, served, expected) in table {
             let s = session(status, served);
@@ -355,6 +397,7 @@ mod tests {
                 answer(may_rate(who, &s)),
                 answer(may_note(who, &s, false)),
                 answer(may_set_priority(who, &s)),
+                answer(may_assist(who, &s)),
             ];
             assert_eq!(
                 got, expected,
@@ -484,6 +527,22 @@ mod tests {
             rating_stats_scope(&customer, None),
             Err(Refusal::Forbidden(_))
         ));
+    }
+
+    #[test]
+    fn notes_and_search_are_for_staff_only() {
+        assert!(!may_read_notes(&viewer(Role::Customer, CUSTOMER)));
+        assert!(may_read_notes(&viewer(Role::Agent, AGENT)));
+        assert!(may_read_notes(&viewer(Role::Admin, "boss")));
+        assert!(search_scope(&viewer(Role::Customer, CUSTOMER)).is_err());
+        assert_eq!(
+            search_scope(&viewer(Role::Agent, AGENT)),
+            Ok(SearchScope::Agent(AGENT.into()))
+        );
+        assert_eq!(
+            search_scope(&viewer(Role::Admin, "boss")),
+            Ok(SearchScope::All)
+        );
     }
 
     #[test]

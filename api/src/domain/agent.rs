@@ -261,6 +261,17 @@ impl Agent {
         (self.capacity - self.active_session_count).max(0)
     }
 
+    /// Sessions routing could give the agent now: their free slots while
+    /// AVAILABLE, none otherwise (what workload shows; the matcher only
+    /// takes AVAILABLE agents and counts their [`Agent::free_slots`]).
+    pub fn open_slots(&self) -> i32 {
+        if self.status.takes_new_sessions() {
+            self.free_slots()
+        } else {
+            0
+        }
+    }
+
     /// Whether the agent may be given one more session now: AVAILABLE and
     /// below capacity. `who` starts the refusal ("you are", or their id).
     pub fn ensure_room(&self, who: &str) -> Result<(), Refusal> {
@@ -340,6 +351,10 @@ mod tests {
         assert!(agent(OnBreak, 2).ensure_below_capacity("a is").is_err());
         assert_eq!(agent(Available, 3).free_slots(), 0);
         assert_eq!(agent(Available, 0).free_slots(), 2);
+        assert_eq!(agent(Available, 1).open_slots(), 1);
+        assert_eq!(agent(Available, 3).open_slots(), 0);
+        assert_eq!(agent(OnBreak, 0).open_slots(), 0);
+        assert_eq!(agent(Offline, 0).open_slots(), 0);
     }
 
     #[test]

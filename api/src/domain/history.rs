@@ -30,6 +30,16 @@ named_enum!(HistoryKind, "history kind", {
     Ended => "ENDED", Reprioritized => "REPRIORITIZED",
 });
 
+impl HistoryKind {
+    /// The kinds that give the session to their entry's agent: an agent
+    /// with one of these on a session holds or held it.
+    pub const GIVING: [HistoryKind; 3] = [
+        HistoryKind::Accepted,
+        HistoryKind::Assigned,
+        HistoryKind::Transferred,
+    ];
+}
+
 /// One step of the history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryEntry {

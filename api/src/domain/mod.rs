@@ -6,10 +6,12 @@
 
 pub mod access;
 mod agent;
-pub mod files;
 mod history;
 mod message;
+mod note;
 mod rating;
+pub mod canned;
+pub mod files;
 mod routing;
 mod session;
 mod ticket;
@@ -25,6 +27,7 @@ pub use message::{
     has_bidi_controls, message_status, validate_body, validate_client_message_id, validate_id,
     validate_subject, Message, MessageStatus, MessageView, SenderRole,
 };
+pub use note::Note;
 pub use rating::{rating_window_open, validate_rating, Rating, RatingStats};
 pub use routing::{
     DecisionKind, PassAgent, Priority, RoutingDecision, RoutingMode, Skills, MAX_SKILLS,

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
-use crate::domain::{Agent, ChatSession, Message, Party};
+use crate::domain::{Agent, ChatSession, Message, Note, Party};
 pub use relay::{Relay, RelayError};
 pub use topics::{TopicReceiver, Topics};
 
@@ -43,6 +43,8 @@ pub enum SessionEvent {
         read_seq: i32,
     },
     SessionChanged(ChatSession),
+    /// An internal note: only staff subscribers pass it on.
+    NoteAdded(Note),
 }
 
 /// What a session subscriber receives.
@@ -57,6 +59,9 @@ pub enum SessionSignal {
     StoredUpTo(i32),
     /// Something may have been missed (the relay reconnected): read storage.
     Resync,
+    /// A note with this id is stored (from another process: like message
+    /// bodies, note bodies are read from the database, not relayed).
+    NoteStored(Uuid),
 }
 
 /// Queue counts at one moment.
@@ -93,6 +98,10 @@ pub enum RelayedEvent {
     Messages {
         session: Uuid,
         up_to: i32,
+    },
+    Note {
+        session: Uuid,
+        note: Uuid,
     },
     Session {
         session: Uuid,
@@ -193,6 +202,10 @@ impl EventBus {
                 session: session_id,
                 up_to: m.seq,
             },
+            SessionEvent::NoteAdded(n) => RelayedEvent::Note {
+                session: session_id,
+                note: n.id,
+            },
             other => RelayedEvent::Session {
                 session: session_id,
                 event: other.clone(),
@@ -249,6 +262,10 @@ impl EventBus {
                 .hub
                 .sessions
                 .publish(&session, SessionSignal::StoredUpTo(up_to)),
+            RelayedEvent::Note { session, note } => self
+                .hub
+                .sessions
+                .publish(&session, SessionSignal::NoteStored(note)),
             RelayedEvent::Session { session, event } => self
                 .hub
                 .sessions

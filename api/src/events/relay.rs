@@ -263,6 +263,30 @@ mod tests {
         assert!(receive(&bus, b"not json").is_err());
     }
 
+    #[tokio::test]
+    async fn notes_travel_as_ids_and_arrive_as_stored() {
+        let (bus, mut outgoing) = EventBus::in_process().with_relay();
+        let sid = Uuid::new_v4();
+        let note = crate::domain::Note {
+            id: Uuid::new_v4(),
+            session_id: sid,
+            author_id: "ann".into(),
+            body: "x".repeat(20_000),
+            created_at: chrono::Utc::now(),
+        };
+        bus.publish_session(sid, super::super::SessionEvent::NoteAdded(note.clone()));
+        let relayed = outgoing.recv().await.unwrap();
+        assert!(
+            matches!(relayed, RelayedEvent::Note { session, note: id } if session == sid && id == note.id),
+            "no body on the wire"
+        );
+        let other = EventBus::in_process();
+        let mut rx = other.subscribe_session(sid);
+        let payload = pack(bus.origin(), vec![relayed], 7_000);
+        receive(&other, payload[0].as_bytes()).unwrap();
+        assert!(matches!(rx.recv().await, Ok(SessionSignal::NoteStored(id)) if id == note.id));
+    }
+
     /// Sends payloads into a channel the test reads.
     struct Capture(mpsc::UnboundedSender<String>);
 

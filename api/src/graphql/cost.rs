@@ -60,6 +60,14 @@ fn items_of(field: &str) -> Option<Items> {
         "webhookEndpoints" => Items::About(100),
         // An endpoint's subscribed event types: at most every type.
         "events" => Items::About(7),
+        // The workspace: searches page like mySessions; an agent holds
+        // a few sessions (capacity is 2 by default); the rest are short lists.
+        "searchSessions" => Items::Page { default: 20 },
+        "workload" => Items::About(100),
+        "sessions" => Items::About(10),
+        "cannedResponses" => Items::About(50),
+        "notes" => Items::About(20),
+        "unresolved" => Items::About(5),
         _ => return None,
     })
 }

@@ -19,6 +19,7 @@ mod query;
 mod subscription;
 mod types;
 mod webhooks;
+mod workspace;
 
 use async_graphql::Schema;
 

@@ -18,6 +18,7 @@ pub struct MutationRoot(
     super::feedback::FeedbackMutation,
     super::guests::GuestMutation,
     super::files::FileMutations,
+    super::workspace::WorkspaceMutations,
 );
 
 #[derive(Default)]

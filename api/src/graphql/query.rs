@@ -16,6 +16,7 @@ pub struct QueryRoot(
     super::webhooks::WebhooksQuery,
     super::feedback::FeedbackQuery,
     super::guests::GuestQuery,
+    super::workspace::WorkspaceQuery,
 );
 
 #[derive(Default)]
@@ -66,12 +67,8 @@ impl CoreQuery {
             after,
             ..Default::default()
         };
-        Ok(svc
-            .sessions()
-            .my_sessions(viewer, &args)
-            .await
-            .gql()?
-            .into())
+        let page = svc.sessions().my_sessions(viewer, &args).await.gql()?;
+        Ok(ChatSessionConnection::batched(page, svc))
     }
 
     /// Agent or admin: WAITING and OFFERED sessions in routing order.
@@ -86,6 +83,7 @@ impl CoreQuery {
             .map(|(inner, pos)| ChatSessionGql {
                 inner,
                 position: Some(pos),
+                page: None,
             })
             .collect())
     }

@@ -7,6 +7,7 @@ mod assets;
 mod blocked;
 pub mod client_ip;
 mod files;
+pub mod context_demo;
 mod graphiql;
 mod graphql_http;
 pub mod serve;

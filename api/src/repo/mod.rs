@@ -5,11 +5,13 @@
 pub mod agent_presence;
 pub mod agents;
 pub mod audit;
+pub mod canned;
 pub mod decisions;
 pub mod deployment;
 pub mod guests;
 pub mod history;
 pub mod messages;
+pub mod notes;
 pub mod outbox;
 pub mod ratings;
 pub mod sessions;

@@ -28,6 +28,7 @@ use super::sessions::Sessions;
 use super::tickets::Tickets;
 use super::transitions::Transitions;
 use super::webhooks::{WebhookState, Webhooks};
+use super::workspace::{ContextProvider, Workspace};
 use super::{Policy, ARRIVAL_BATCH, DELIVERY_BATCH, DELIVERY_WRITERS, SEND_BATCH, SEND_WRITERS};
 use crate::clock::Clock;
 use crate::domain::ChatSession;
@@ -73,6 +74,8 @@ pub struct Core {
     pub(super) recently_served: Mutex<Option<(DateTime<Utc>, u64)>>,
     /// Subscribed webhook types and the dispatcher's wake-up.
     pub(crate) webhooks: WebhookState,
+    /// The shop's customer context provider, with its cache.
+    pub(super) context: ContextProvider,
 }
 
 impl Core {
@@ -89,6 +92,7 @@ impl Core {
                 policy.guests.settings.ip_rate_per_min / 60.0,
                 policy.guests.settings.ip_burst,
             ),
+            context: ContextProvider::new(policy.context.clone()),
             policy,
             clock,
             known_agents: Mutex::new(HashSet::new()),
@@ -157,6 +161,10 @@ impl Core {
 
     pub fn guests(self: &Arc<Self>) -> Guests<'_> {
         Guests { core: self }
+    }
+
+    pub fn workspace(self: &Arc<Self>) -> Workspace<'_> {
+        Workspace { core: self }
     }
 
     pub(super) fn transitions(self: &Arc<Self>) -> Transitions<'_> {

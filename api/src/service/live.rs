@@ -8,6 +8,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::core::Core;
 use super::sessions::parse_session_id;
+use super::workspace::NoteFeed;
 use crate::auth::Viewer;
 use crate::domain::{
     access, ChatSession, Message, MessageStatus, MessageView, Party, SessionStatus,
@@ -151,6 +152,8 @@ impl Live<'_> {
             )));
         }
         let party = session.party_of(viewer.role, &viewer.id);
+        // Staff get the notes too; a customer's feed has none.
+        let mut notes = NoteFeed::start(self.core, viewer, id, after_seq).await?;
         let viewer = viewer.clone();
         let core = std::sync::Arc::clone(self.core);
 
@@ -182,6 +185,13 @@ impl Live<'_> {
                 }
                 if !full {
                     break;
+                }
+            }
+            // Notes have no seq: those written since the replay's start
+            // follow its messages.
+            if let Some(feed) = notes.as_mut() {
+                for n in feed.catch_up(&core).await? {
+                    yield LiveItem::Event(SessionEvent::NoteAdded(n));
                 }
             }
             // Recorded before CaughtUp, so that whatever the client does
@@ -309,6 +319,22 @@ impl Live<'_> {
                         yield LiveItem::Event(SessionEvent::SessionChanged(changed));
                         continue;
                     }
+                    Ok(SessionSignal::Event(SessionEvent::NoteAdded(n))) => {
+                        if let Some(feed) = notes.as_mut() {
+                            if feed.first_time(&n) {
+                                yield LiveItem::Event(SessionEvent::NoteAdded(n));
+                            }
+                        }
+                        continue;
+                    }
+                    Ok(SessionSignal::NoteStored(note_id)) => {
+                        if let Some(feed) = notes.as_mut() {
+                            if let Some(n) = feed.stored(&core, note_id).await? {
+                                yield LiveItem::Event(SessionEvent::NoteAdded(n));
+                            }
+                        }
+                        continue;
+                    }
                     Ok(SessionSignal::Event(other)) => {
                         yield LiveItem::Event(other);
                         continue;
@@ -352,6 +378,11 @@ impl Live<'_> {
                         Err(AppError::Forbidden("you no longer have access to this session".into()))?;
                     }
                     yield LiveItem::Event(SessionEvent::SessionChanged(fresh));
+                    if let Some(feed) = notes.as_mut() {
+                        for n in feed.catch_up(&core).await? {
+                            yield LiveItem::Event(SessionEvent::NoteAdded(n));
+                        }
+                    }
                 }
             }
         })

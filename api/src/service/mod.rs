@@ -19,6 +19,8 @@
 //!   delivers them.
 //! - [`Ratings`], [`Tickets`], [`Guests`]: satisfaction ratings, chats
 //!   handed to the ticket system, tokens for visitors not signed in.
+//! - [`Workspace`]: the agent's tools: notes, canned responses, customer
+//!   context, search and workload.
 //!
 //! The transitions that several of them need (end a session, release an
 //! agent's slot, give a session, return sessions to the queue, write a
@@ -48,6 +50,7 @@ mod sessions;
 mod tickets;
 mod transitions;
 pub mod webhooks;
+mod workspace;
 
 pub use self::core::{Core, Services};
 pub use agent_presence::AgentConnection;
@@ -68,6 +71,10 @@ pub use routing::Routing;
 pub use sessions::Sessions;
 pub use webhooks::{EndpointInput, Webhooks};
 pub use tickets::Tickets;
+pub use workspace::{
+    verify_call, AgentWorkload, CannedInput, ContextCallClaims, ContextError, ContextPolicy,
+    CustomerContext, SessionPage, SessionSearch, Workspace, MAX_CONTEXT_BYTES,
+};
 
 use crate::domain::AbsenceRule;
 use crate::matching::RoutingMode;
@@ -113,4 +120,6 @@ pub struct Policy {
     pub guests: GuestPolicy,
     /// Where files are kept, what may be uploaded, download links, articles.
     pub files: FilePolicy,
+    /// The customer context provider (CONTEXT_*).
+    pub context: ContextPolicy,
 }

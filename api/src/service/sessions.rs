@@ -68,6 +68,7 @@ impl Sessions<'_> {
                 // Only the shop's signed claim sets it; customers cannot.
                 priority: viewer.priority.unwrap_or_default(),
                 required_skills,
+                customer_name: viewer.name.clone(),
                 at: self.core.now(),
             },
         )
@@ -115,6 +116,7 @@ impl Sessions<'_> {
                 queued_at: first + chrono::Duration::microseconds(entering.len() as i64),
                 priority: arrival.priority,
                 required_skills: arrival.required_skills.clone(),
+                customer_name: arrival.customer_name.clone(),
             });
         }
         let created = match sessions::insert_waiting(&txn, entering).await {

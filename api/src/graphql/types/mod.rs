@@ -18,6 +18,7 @@ mod session_events;
 mod sessions;
 mod viewer;
 mod webhooks;
+mod workspace;
 
 // Globs: each file's public types are this module's, whichever the
 // resolvers happen to name today.
@@ -34,3 +35,4 @@ pub use session_events::*;
 pub use sessions::*;
 pub use viewer::*;
 pub use webhooks::*;
+pub use workspace::*;

@@ -3,7 +3,7 @@
 
 use async_graphql::{SimpleObject, Union, ID};
 
-use super::{ChatSessionGql, MessageGql, SenderRoleGql};
+use super::{ChatSessionGql, MessageGql, NoteAdded, SenderRoleGql};
 use crate::domain;
 use crate::events;
 
@@ -48,6 +48,7 @@ pub enum SessionEvent {
     ReceiptUpdated(ReceiptUpdated),
     SessionChanged(SessionChanged),
     CaughtUp(CaughtUp),
+    NoteAdded(NoteAdded),
 }
 
 impl SessionEvent {
@@ -100,6 +101,9 @@ impl From<events::SessionEvent> for SessionEvent {
             }),
             events::SessionEvent::SessionChanged(s) => {
                 SessionEvent::SessionChanged(SessionChanged { session: s.into() })
+            }
+            events::SessionEvent::NoteAdded(n) => {
+                SessionEvent::NoteAdded(NoteAdded { note: n.into() })
             }
         }
     }

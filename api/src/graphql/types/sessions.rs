@@ -6,13 +6,13 @@ use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObj
 use chrono::{DateTime, Utc};
 
 use super::{
-    AgentGql, CustomerGql, MessageConnection, PageInfo, PriorityGql, RoleGql, RoutingDecisionGql,
-    SessionHistoryEntry, SessionRatingGql, TicketGql,
+    AgentGql, CustomerContextGql, CustomerGql, MessageConnection, NoteGql, PageInfo, PriorityGql,
+    RoleGql, RoutingDecisionGql, SessionHistoryEntry, SessionRatingGql, TicketGql,
 };
 use crate::domain;
 use crate::graphql::context::caller_and_service;
 use crate::graphql::error::GqlResultExt;
-use crate::service::{Page, PageArgs};
+use crate::service::{Page, PageArgs, Services, SessionPage};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(name = "SessionStatus")]
@@ -62,10 +62,13 @@ impl From<domain::EndReason> for EndReasonGql {
 }
 
 /// A chat session. `position` is filled in when the caller already knows the
-/// queue position (the queue listing), to save a query per row.
+/// queue position (the queue listing), to save a query per row; `page`
+/// when it is one row of a listing, whose agents and places are read once
+/// for all rows.
 pub struct ChatSessionGql {
     pub inner: domain::ChatSession,
     pub position: Option<Option<i32>>,
+    pub page: Option<std::sync::Arc<SessionPage>>,
 }
 
 impl From<domain::ChatSession> for ChatSessionGql {
@@ -73,6 +76,7 @@ impl From<domain::ChatSession> for ChatSessionGql {
         ChatSessionGql {
             inner,
             position: None,
+            page: None,
         }
     }
 }
@@ -98,6 +102,9 @@ impl ChatSessionGql {
         let Some(agent_id) = self.inner.agent_id.as_deref() else {
             return Ok(None);
         };
+        if let Some(page) = &self.page {
+            return Ok(page.agent(agent_id).await.gql()?.map(Into::into));
+        }
         let (_, svc) = caller_and_service(ctx)?;
         Ok(svc.agents().agent(agent_id).await.gql()?.map(Into::into))
     }
@@ -122,6 +129,9 @@ impl ChatSessionGql {
     async fn queue_position(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i32>> {
         if let Some(known) = self.position {
             return Ok(known);
+        }
+        if let Some(page) = &self.page {
+            return page.queue_position(&self.inner).await.gql();
         }
         let (_, svc) = caller_and_service(ctx)?;
         svc.queue().queue_position(&self.inner).await.gql()
@@ -198,6 +208,21 @@ impl ChatSessionGql {
         let ticket = svc.tickets().ticket_of(viewer, &self.inner).await.gql()?;
         Ok(ticket.map(Into::into))
     }
+    /// Agents holding or offered the session, and admins; null for customers.
+    async fn customer_context(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<CustomerContextGql>> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        let found = svc.workspace().customer_context(viewer, &self.inner).await;
+        Ok(found.gql()?.map(Into::into))
+    }
+    /// Agents and admins: internal notes, oldest first. Empty for customers.
+    async fn notes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<NoteGql>> {
+        let (viewer, svc) = caller_and_service(ctx)?;
+        let notes = svc.workspace().notes(viewer, &self.inner).await.gql()?;
+        Ok(notes.into_iter().map(Into::into).collect())
+    }
     /// Admin: every offer, acceptance, transfer, return to the queue and end, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SessionHistoryEntry>> {
         let (viewer, svc) = caller_and_service(ctx)?;
@@ -230,6 +255,19 @@ pub struct ChatSessionConnection {
 impl ChatSessionConnection {
     async fn nodes(&self) -> Vec<&ChatSessionGql> {
         self.edges.iter().map(|e| &e.node).collect()
+    }
+}
+
+impl ChatSessionConnection {
+    /// The page with its rows' agents and queue places read once for all
+    /// of them, when asked for (see [`SessionPage`]).
+    pub fn batched(page: Page<domain::ChatSession>, svc: &Services) -> Self {
+        let shared = SessionPage::new(svc, page.items.iter().map(|(_, s)| s));
+        let mut connection = ChatSessionConnection::from(page);
+        for edge in &mut connection.edges {
+            edge.node.page = Some(std::sync::Arc::clone(&shared));
+        }
+        connection
     }
 }
 

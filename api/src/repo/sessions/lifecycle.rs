@@ -22,6 +22,8 @@ pub struct NewWaiting<'a> {
     pub queued_at: DateTime<Utc>,
     pub priority: Priority,
     pub required_skills: Skills,
+    /// The `name` claim of the customer's token, for canned responses.
+    pub customer_name: Option<String>,
 }
 
 fn waiting_row(new: NewWaiting<'_>) -> chat_session::ActiveModel {
@@ -46,6 +48,7 @@ fn waiting_row(new: NewWaiting<'_>) -> chat_session::ActiveModel {
         customer_seen_at: Set(Some(new.now)),
         priority: Set(new.priority.rank()),
         required_skills: Set(new.required_skills.to_stored()),
+        customer_name: Set(new.customer_name),
     }
 }
 

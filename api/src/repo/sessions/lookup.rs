@@ -111,6 +111,16 @@ pub enum Scope<'a> {
     All,
 }
 
+/// Sessions after this one in a newest-first listing: the keyset of
+/// (created_at, id) that every session listing pages on.
+pub(super) fn older_than((at, id): (DateTime<Utc>, Uuid)) -> Condition {
+    Condition::any().add(Column::CreatedAt.lt(at)).add(
+        Condition::all()
+            .add(Column::CreatedAt.eq(at))
+            .add(Column::Id.lt(id)),
+    )
+}
+
 /// Newest first, keyset-paginated on (created_at, id).
 pub async fn page<C: ConnectionTrait>(
     db: &C,
@@ -126,14 +136,8 @@ pub async fn page<C: ConnectionTrait>(
         Scope::Agent { id } => q.filter(Column::AgentId.eq(id)),
         Scope::All => q,
     };
-    if let Some((at, id)) = before {
-        q = q.filter(
-            Condition::any().add(Column::CreatedAt.lt(at)).add(
-                Condition::all()
-                    .add(Column::CreatedAt.eq(at))
-                    .add(Column::Id.lt(id)),
-            ),
-        );
+    if let Some(before) = before {
+        q = q.filter(older_than(before));
     }
     all_to_domain(
         q.order_by_desc(Column::CreatedAt)

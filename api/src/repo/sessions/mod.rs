@@ -8,6 +8,7 @@ mod lookup;
 mod presence;
 mod queue;
 mod retention;
+mod search;
 mod seq;
 
 pub use cursors::*;
@@ -16,6 +17,7 @@ pub use lookup::*;
 pub use presence::*;
 pub use queue::*;
 pub use retention::*;
+pub use search::*;
 pub use seq::*;
 
 use entity::chat_session;

@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use uuid::Uuid;
 
 use crate::domain::SessionStatus;
-use crate::repo::{decisions, history, messages};
+use crate::repo::{decisions, history, messages, notes};
 
 /// What one purge batch removed.
 #[derive(Debug, Default)]
@@ -45,6 +45,7 @@ pub async fn purge_ended_before<C: ConnectionTrait>(
     decisions::delete_for_sessions(db, &ids).await?;
     crate::repo::ratings::delete_for_sessions(db, &ids).await?;
     crate::repo::tickets::delete_for_sessions(db, &ids).await?;
+    notes::delete_for_sessions(db, &ids).await?;
     let res = chat_session::Entity::delete_many()
         .filter(Column::Id.is_in(ids))
         .exec(db)

@@ -49,6 +49,7 @@ pub(crate) struct ArrivalRequest {
     pub subject: Option<String>,
     pub priority: crate::domain::Priority,
     pub required_skills: crate::domain::Skills,
+    pub customer_name: Option<String>,
     pub at: DateTime<Utc>,
 }
 

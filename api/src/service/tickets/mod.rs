@@ -239,11 +239,18 @@ impl Tickets<'_> {
             .map_err(|e| AppError::Internal(format!("could not write the transcript: {e}")))
     }
 
-    /// Internal notes for the ticket. Hook for the notes feature
-    /// (`service/workspace/notes.rs`, being built apart): it fills this
-    /// with the session's notes, oldest first. None until then.
-    async fn transcript_notes(&self, _s: &ChatSession) -> AppResult<Vec<TranscriptNote>> {
-        Ok(Vec::new())
+    /// The session's internal notes, oldest first: the ticket is for
+    /// staff, like the notes.
+    async fn transcript_notes(&self, s: &ChatSession) -> AppResult<Vec<TranscriptNote>> {
+        Ok(crate::repo::notes::for_session(&self.core.db, s.id, None)
+            .await?
+            .into_iter()
+            .map(|n| TranscriptNote {
+                author_id: n.author_id,
+                body: n.body,
+                created_at: n.created_at,
+            })
+            .collect())
     }
 }
 
