@@ -3,9 +3,9 @@
 //! Each setting is declared once, in [`settings`]; parsing here reads only
 //! through those declarations and touches no files.
 
-mod guests;
-pub mod files;
 mod context;
+pub mod files;
+mod guests;
 mod net;
 mod secret;
 pub mod settings;
@@ -15,8 +15,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::matching::RoutingMode;
-pub use guests::GuestSettings;
 pub use context::ContextSettings;
+pub use guests::GuestSettings;
 pub(crate) use net::redact_url;
 pub use net::{own_origins, IpNet};
 pub use secret::{ensure_private_dir, JwtSecret, JwtSecretSource, LoadedSecret};

@@ -6,12 +6,12 @@
 
 pub mod access;
 mod agent;
+pub mod canned;
+pub mod files;
 mod history;
 mod message;
 mod note;
 mod rating;
-pub mod canned;
-pub mod files;
 mod routing;
 mod session;
 mod ticket;

@@ -6,8 +6,8 @@
 mod assets;
 mod blocked;
 pub mod client_ip;
-mod files;
 pub mod context_demo;
+mod files;
 mod graphiql;
 mod graphql_http;
 pub mod serve;

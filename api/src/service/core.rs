@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::agents::Agents;
 use super::audit::Audit;
-use super::guests::Guests;
 use super::files::Files;
+use super::guests::Guests;
 use super::infra::batch_queue::{self, BatchQueue};
 use super::infra::limiter::TokenBuckets;
 use super::infra::live_connections::LiveConnections;

@@ -56,10 +56,10 @@ pub use self::core::{Core, Services};
 pub use agent_presence::AgentConnection;
 pub use agents::{Agents, ShiftAction};
 pub use audit::{Audit, ListedDecision};
-pub use guests::{Answer, GuestChallenge, GuestPolicy, GuestToken, Guests};
 pub use files::{
     Download, DownloadFailure, DownloadLink, DownloadRefusal, FilePolicy, Files, Upload,
 };
+pub use guests::{Answer, GuestChallenge, GuestPolicy, GuestToken, Guests};
 pub use live::{Live, LiveItem};
 pub use messages::Messages;
 pub use pagination::{Page, PageArgs};
@@ -69,8 +69,8 @@ pub use ratings::Ratings;
 pub use retention::Retention;
 pub use routing::Routing;
 pub use sessions::Sessions;
-pub use webhooks::{EndpointInput, Webhooks};
 pub use tickets::Tickets;
+pub use webhooks::{EndpointInput, Webhooks};
 pub use workspace::{
     verify_call, AgentWorkload, CannedInput, ContextCallClaims, ContextError, ContextPolicy,
     CustomerContext, SessionPage, SessionSearch, Workspace, MAX_CONTEXT_BYTES,

@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::core::Core;
+use super::webhooks::outbox as webhook_outbox;
 use crate::auth::Viewer;
+use crate::domain::webhooks::WebhookEvent;
 use crate::domain::{
     access, rating_window_open, validate_rating, ChatSession, Rating, RatingStats,
 };
 use crate::error::{AppError, AppResult};
-use super::webhooks::outbox as webhook_outbox;
-use crate::domain::webhooks::WebhookEvent;
 use crate::repo::{self, ratings, sessions};
 
 pub struct Ratings<'a> {

@@ -7,8 +7,8 @@
 
 mod agents;
 mod feedback;
-mod guests;
 mod files;
+mod guests;
 mod history;
 mod messages;
 mod page;
@@ -24,8 +24,8 @@ mod workspace;
 // resolvers happen to name today.
 pub use agents::*;
 pub use feedback::*;
-pub use guests::*;
 pub use files::*;
+pub use guests::*;
 pub use history::*;
 pub use messages::*;
 pub use page::*;

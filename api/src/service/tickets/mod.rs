@@ -20,13 +20,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::core::Core;
+use super::webhooks::outbox as webhook_outbox;
 use crate::auth::{Role, Viewer};
 use crate::config::TicketSettings;
+use crate::domain::webhooks::WebhookEvent;
 use crate::domain::{access, backoff, ChatSession, Message, Rating, Ticket};
 use crate::error::{AppError, AppResult};
 use crate::events::SessionEvent;
-use super::webhooks::outbox as webhook_outbox;
-use crate::domain::webhooks::WebhookEvent;
 use crate::repo::tickets::{self, TicketState};
 use crate::repo::{self, history, messages, ratings, sessions};
 
