@@ -22,11 +22,15 @@ pub struct Asset {
     pub content_type: &'static str,
     /// Its text as compiled in.
     embedded: &'static str,
-    /// How it is made from the files of this folder, for the debug override.
+    /// How it is made from the files of this folder, for the debug override
+    /// (and the unit test that checks it against `embedded`); a release
+    /// build never reads it.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     parts: &'static [Part],
 }
 
 /// A piece of a served file: a file of this folder, or fixed text.
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 enum Part {
     File(&'static str),
     Text(&'static str),
