@@ -13,8 +13,10 @@
 # LOADGEN_CORE (1), PIN_POSTGRES (1: pin Postgres to SERVER_CORE for the
 # run, restored after), ROUTING_MODE (auto), DB_POOL_SIZE (16),
 # CARGO_TARGET_DIR (target), SERVER_BIN (the server binary to run instead of
-# the one just built: A/B comparisons in one sitting). Any other server
-# setting may be exported too.
+# the one just built: A/B comparisons in one sitting), WEBHOOK_EVENTS (e.g.
+# MESSAGE_CREATED: one webhook endpoint subscribed to these, comma-separated,
+# delivering to loadgen/webhook_sink.py on WEBHOOK_SINK_PORT, 18090). Any
+# other server setting may be exported too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +42,12 @@ data_dir=$(mktemp -d)
 server_pid=""
 pg_pids=""
 
+sink_pid=""
 cleanup() {
+  if [ -n "$sink_pid" ]; then
+    kill "$sink_pid" 2>/dev/null || true
+    wait "$sink_pid" 2>/dev/null || true
+  fi
   if [ -n "$server_pid" ]; then
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -82,6 +89,8 @@ export IP_SESSION_RATE_PER_MIN=${IP_SESSION_RATE_PER_MIN:-10000000}
 export IP_SESSION_BURST=${IP_SESSION_BURST:-10000000}
 export IP_MAX_CONNECTIONS=${IP_MAX_CONNECTIONS:-100000}
 export RUST_LOG=${RUST_LOG:-warn}
+# The benchmark's webhook sink listens on 127.0.0.1.
+[ -n "${WEBHOOK_EVENTS:-}" ] && export WEBHOOK_ALLOW_PRIVATE=true
 
 taskset -c "$SERVER_CORE" "$server_bin" serve >"$data_dir/server.log" 2>&1 &
 server_pid=$!
@@ -94,6 +103,19 @@ curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || {
   cat "$data_dir/server.log" >&2
   exit 1
 }
+
+if [ -n "${WEBHOOK_EVENTS:-}" ]; then
+  sink_port=${WEBHOOK_SINK_PORT:-18090}
+  taskset -c "$LOADGEN_CORE" python3 loadgen/webhook_sink.py "$sink_port" &
+  sink_pid=$!
+  admin=$("$server_bin" token --role admin --sub bench-admin)
+  events=$(printf '%s' "$WEBHOOK_EVENTS" | sed 's/,/, /g')
+  curl -sf "http://127.0.0.1:$port/graphql" -H "authorization: Bearer $admin" \
+    -H 'content-type: application/json' \
+    -d "{\"query\":\"mutation { createWebhookEndpoint(input: {url: \\\"http://127.0.0.1:$sink_port/hook\\\", events: [$events]}) { endpoint { id } } }\"}" |
+    grep -q '"id"' || { echo "bench: could not create the webhook endpoint" >&2; exit 1; }
+  echo "# one webhook endpoint subscribed to $WEBHOOK_EVENTS"
+fi
 
 echo "# $(date -u +%FT%TZ) $(uptime)"
 echo "# server pid $server_pid on core $SERVER_CORE (Postgres pinned: $PIN_POSTGRES); loadgen on core $LOADGEN_CORE"

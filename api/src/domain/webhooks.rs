@@ -485,9 +485,12 @@ mod tests {
         assert!(set.contains(SessionEnded) && !set.contains(MessageCreated));
     }
 
+    /// A URL and what it parses to: (host, port), or refused.
+    type UrlCase<'a> = (&'a str, Result<(&'a str, u16), ()>);
+
     #[test]
     fn urls() {
-        let cases: &[(&str, Result<(&str, u16), ()>)] = &[
+        let cases: &[UrlCase] = &[
             ("https://example.com/hook", Ok(("example.com", 443))),
             ("http://example.com:8080/x", Ok(("example.com", 8080))),
             ("http://[::1]:9/", Ok(("::1", 9))),
