@@ -384,7 +384,6 @@ def value_strategies(ids: list[str]) -> dict[str, st.SearchStrategy[graphql.Valu
         # sendFile's file: only a multipart request can carry one, so an
         # inline value in a JSON request must be refused cleanly.
         "Upload": text.map(nodes.String),
-        "JSON": text.map(nodes.String),
     }
 
 
