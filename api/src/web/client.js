@@ -362,13 +362,20 @@ class Transcript {
   constructor() {
     this.bySeq = new Map();
     this.pending = new Map(); // clientMessageId -> { body, failed }
-    this.lastSeq = 0; // highest seq held with none missing below it since the first load
+    // Where the live feed resumes: the highest seq that came in order (the
+    // feed, or a page of history up to the newest). A send's own answer
+    // does not move it: it may overtake messages the feed has yet to bring
+    // (the other side's, sent while this page was offline), and resuming
+    // after it would skip them for good.
+    this.lastSeq = 0;
     this.firstSeq = null;
     this.delivered = 0; // the other side's receipts
     this.read = 0;
   }
 
-  add(message) {
+  /** Takes a message; `inOrder` false for one that may have overtaken others (a send's answer). */
+  add(message, { inOrder = true } = {}) {
+    if (inOrder && message.seq > this.lastSeq) this.lastSeq = message.seq;
     if (this.bySeq.has(message.seq)) {
       const old = this.bySeq.get(message.seq);
       if (old.status !== message.status) this.bySeq.set(message.seq, { ...old, status: message.status });
@@ -376,7 +383,6 @@ class Transcript {
     }
     this.bySeq.set(message.seq, message);
     if (message.clientMessageId) this.pending.delete(message.clientMessageId);
-    if (message.seq > this.lastSeq) this.lastSeq = message.seq;
     if (this.firstSeq === null || message.seq < this.firstSeq) this.firstSeq = message.seq;
     return true;
   }

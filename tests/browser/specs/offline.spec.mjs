@@ -68,15 +68,29 @@ test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
   await reply.press('Enter');
   await pane.getByTestId('message').filter({ hasText: 'while you were away' }).locator('[data-tick]').waitFor();
 
-  // And comes back.
+  // And comes back. The retried sends and the feed's restart race; held
+  // here so the sends' answers come first (as they did, now and then, on a
+  // loaded machine): the feed must still resume before the agent's reply,
+  // not after the customer's own newest message.
+  let releaseFeed;
+  const feedHeld = new Promise((resolve) => { releaseFeed = resolve; });
+  let toServer = Promise.resolve();
+  await page.routeWebSocket(/\/graphql$/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((message) => {
+      toServer = toServer.then(async () => {
+        if (JSON.parse(message).type === 'subscribe') await feedHeld;
+        server.send(message);
+      });
+    });
+  });
   await context.setOffline(false);
   await w.banner.waitFor({ state: 'hidden' });
-  await w.messages.filter({ hasText: 'while you were away' }).waitFor();
   // The two sends retried at once may be stored in either order: wait for both.
-  for (const body of ['three', 'four']) {
-    await pane.getByTestId('message').filter({ hasText: body }).waitFor();
-    await w.messages.filter({ hasText: body }).locator('[data-tick]').waitFor();
-  }
+  for (const body of ['three', 'four']) await w.messages.filter({ hasText: body }).locator('[data-tick]').waitFor();
+  releaseFeed();
+  await w.messages.filter({ hasText: 'while you were away' }).waitFor();
+  for (const body of ['three', 'four']) await pane.getByTestId('message').filter({ hasText: body }).waitFor();
 
   const customerSide = await bodies(w.messages);
   const agentSide = await bodies(pane.getByTestId('message'));

@@ -243,7 +243,7 @@ export class ChatPane {
     this.render();
     this.scroller.scrollTop = this.scroller.scrollHeight;
     try {
-      this.t.add(await sendReliably(this.client, SESSION_OPS.send, { sessionId: this.session.id, body, clientMessageId }));
+      this.t.add(await sendReliably(this.client, SESSION_OPS.send, { sessionId: this.session.id, body, clientMessageId }), { inOrder: false });
     } catch (e) {
       const p = this.t.pending.get(clientMessageId);
       if (p) p.failed = e.message;

@@ -477,7 +477,7 @@ class SwitchboardChat extends HTMLElement {
     this.scroller.scrollTop = this.scroller.scrollHeight;
     try {
       const m = await sendReliably(this.client, SESSION_OPS.send, { sessionId: this.session.id, body, clientMessageId });
-      t.add(m);
+      t.add(m, { inOrder: false });
     } catch (e) {
       const p = t.pending.get(clientMessageId);
       if (p) p.failed = e.message;
