@@ -161,7 +161,7 @@ export class Admin {
     box.replaceChildren(...[
       el('h4', { text: `${s.subject || 'Chat'} — ${s.customer.id} (${s.status.toLowerCase()})` }),
       el('button', { type: 'button', class: 'secondary', 'data-testid': 'open-transcript', text: 'Open the transcript', onclick: () => this.openSession(s) }),
-      el('p', { 'data-testid': 'detail-rating', text: s.rating ? `Rated ${s.rating.score} of 5${s.rating.comment ? `: “${s.rating.comment}”` : ''}` : 'Not rated.' }),
+      s.rating || s.status === 'ENDED' ? el('p', { 'data-testid': 'detail-rating', text: s.rating ? `Rated ${s.rating.score} of 5${s.rating.comment ? `: “${s.rating.comment}”` : ''}` : 'Not rated.' }) : null,
       s.ticket ? el('p', { 'data-testid': 'detail-ticket', text: `Ticket ${s.ticket.externalId}` }) : null,
       el('h5', { text: 'History' }),
       el('ol', { 'data-testid': 'history' }, ...s.history.map((h) => el('li', { text: `${new Date(h.at).toLocaleTimeString()} ${h.kind}${h.agentId ? ` · ${name(h.agentId)}` : ''}${h.actorId ? ` · by ${h.actorId}` : ''}` }))),
