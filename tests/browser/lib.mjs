@@ -61,6 +61,14 @@ export async function gql(tok, query, variables = {}) {
   return body.data;
 }
 
+/** Whether a call to the context provider carries the token the README promises (HS256 with JWT_SECRET, aud context, sub the customer). */
+function contextCall(authorization, customerId) {
+  const [head, body, sig] = (authorization || '').replace(/^Bearer /, '').split('.');
+  if (!sig || createHmac('sha256', SECRET).update(`${head}.${body}`).digest('base64url') !== sig) return false;
+  const claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+  return claims.aud === 'context' && claims.sub === customerId && claims.exp * 1000 > Date.now();
+}
+
 /**
  * A shop: pages on another origin that embed the widget with one script
  * tag. `port` 0 picks a free one. Pages: /?token=… (the widget with that
@@ -87,8 +95,9 @@ export async function shop(port = 0) {
       return true;
     }
     if (req.method === 'GET' && url.pathname === '/context') {
-      const answer = contexts.get(url.searchParams.get('customerId'));
-      const signed = /^Bearer [\w-]+\.[\w-]+\.[\w-]+$/.test(req.headers.authorization || '');
+      const customerId = url.searchParams.get('customerId');
+      const answer = contexts.get(customerId);
+      const signed = contextCall(req.headers.authorization, customerId);
       res.writeHead(!signed ? 401 : answer ? 200 : 404, { 'content-type': 'application/json' });
       res.end(JSON.stringify(answer || {}));
       return true;
