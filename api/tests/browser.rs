@@ -64,7 +64,9 @@ fn free_port() -> u16 {
 }
 
 /// Runs `spec` against a server started with `settings` (on top of those
-/// every spec gets) and fails with its whole output.
+/// every spec gets; `{shop}` in a value stands for the shop's origin, where
+/// lib.mjs also plays the ticket system and the context provider) and
+/// fails with its whole output.
 async fn spec(spec: &str, settings: &[(&str, &str)]) {
     // One browser at a time, across this binary's tests.
     // Each test has its own runtime: tokio's Mutex works across them.
@@ -75,12 +77,16 @@ async fn spec(spec: &str, settings: &[(&str, &str)]) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let shop_port = free_port();
     let shop_origin = format!("http://127.0.0.1:{shop_port}");
+    let settings: Vec<(&str, String)> = settings
+        .iter()
+        .map(|(k, v)| (*k, v.replace("{shop}", &shop_origin)))
+        .collect();
     let mut all: Vec<(&str, &str)> = vec![
         ("ALLOWED_ORIGINS", &shop_origin),
         ("MESSAGE_RATE_PER_SEC", "1000"),
         ("MESSAGE_BURST", "1000"),
     ];
-    all.extend_from_slice(settings);
+    all.extend(settings.iter().map(|(k, v)| (*k, v.as_str())));
     let server = spawn_process(env!("CARGO_BIN_EXE_switchboard"), &all[..]).await;
 
     let dir = browser_dir();
@@ -172,3 +178,61 @@ async fn queue_and_admin() {
 async fn phone_and_keyboard() {
     spec("mobile.spec.mjs", &[("ROUTING_MODE", "manual")]).await;
 }
+
+/// A visitor with no token becomes a guest in the widget, chats with an
+/// agent both ways, and a reload resumes the same chat.
+#[tokio::test(flavor = "multi_thread")]
+async fn guest_chat() {
+    spec("guest.spec.mjs", &[("ROUTING_MODE", "fair")]).await;
+}
+
+/// The same with the proof-of-work challenge on: the widget solves it with
+/// the browser's SHA-256 before createGuest.
+#[tokio::test(flavor = "multi_thread")]
+async fn guest_chat_with_challenge() {
+    spec(
+        "guest.spec.mjs",
+        &[("ROUTING_MODE", "fair"), ("GUEST_CHALLENGE_BITS", "12")],
+    )
+    .await;
+}
+
+/// The customer ends the chat and rates it in the widget; the agent and
+/// the admin see the rating; files and article cards on both sides.
+#[tokio::test(flavor = "multi_thread")]
+async fn end_and_rating() {
+    spec(
+        "rating.spec.mjs",
+        &[
+            ("ROUTING_MODE", "fair"),
+            ("ARTICLE_ORIGINS", "https://help.example.com"),
+        ],
+    )
+    .await;
+}
+
+/// The agent's workspace in a chat: canned responses filled in for the
+/// customer, internal notes the widget never shows, the customer context,
+/// convert to ticket.
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_workspace() {
+    spec(
+        "workspace.spec.mjs",
+        &[
+            ("ROUTING_MODE", "fair"),
+            ("TICKET_URL", "{shop}/tickets"),
+            ("TICKET_SECRET", TICKET_SECRET),
+            ("CONTEXT_URL", "{shop}/context"),
+        ],
+    )
+    .await;
+}
+
+/// The admin's tools: search sessions, ratings over a period, workload.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_search_and_ratings() {
+    spec("admin.spec.mjs", &[("ROUTING_MODE", "manual")]).await;
+}
+
+/// A `whsec_` key for the spec's ticket system (lib.mjs does not check it).
+const TICKET_SECRET: &str = "whsec_c3dpdGNoYm9hcmQgYnJvd3NlciB0ZXN0cyB0aWNrZXQ=";

@@ -49,11 +49,11 @@ export function token(role, sub, name) {
 /** A unique suffix, so each spec's people are its own. */
 export const run = Math.random().toString(36).slice(2, 8);
 
-/** The test's own GraphQL calls (no Origin: not a browser page). */
+/** The test's own GraphQL calls (no Origin: not a browser page); `tok` null for none. */
 export async function gql(tok, query, variables = {}) {
   const r = await fetch(`${SERVER}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${tok}` },
+    headers: { 'content-type': 'application/json', ...(tok ? { authorization: `Bearer ${tok}` } : {}) },
     body: JSON.stringify({ query, variables }),
   });
   const body = await r.json();
@@ -61,14 +61,52 @@ export async function gql(tok, query, variables = {}) {
   return body.data;
 }
 
+/** Whether a call to the context provider carries the token the README promises (HS256 with JWT_SECRET, aud context, sub the customer). */
+function contextCall(authorization, customerId) {
+  const [head, body, sig] = (authorization || '').replace(/^Bearer /, '').split('.');
+  if (!sig || createHmac('sha256', SECRET).update(`${head}.${body}`).digest('base64url') !== sig) return false;
+  const claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+  return claims.aud === 'context' && claims.sub === customerId && claims.exp * 1000 > Date.now();
+}
+
 /**
  * A shop: pages on another origin that embed the widget with one script
  * tag. `port` 0 picks a free one. Pages: /?token=… (the widget with that
- * customer token).
+ * customer token; none: the visitor is a guest). Also the shop's back
+ * office, which the server calls when the spec's settings point it here:
+ * POST /tickets (a ticket system: answers {id, url}, keeps each request in
+ * `tickets`) and GET /context?customerId=… (the customer context provider:
+ * `contexts` holds the answer per customer id; others get 404).
  */
 export async function shop(port = 0) {
+  const tickets = [];
+  const contexts = new Map();
+  let origin;
+  const backOffice = (req, res, url) => {
+    if (req.method === 'POST' && url.pathname === '/tickets') {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        tickets.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        const id = `T-${100 + tickets.length}`;
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id, url: `${origin}/tickets/${id}` }));
+      });
+      return true;
+    }
+    if (req.method === 'GET' && url.pathname === '/context') {
+      const customerId = url.searchParams.get('customerId');
+      const answer = contexts.get(customerId);
+      const signed = contextCall(req.headers.authorization, customerId);
+      res.writeHead(!signed ? 401 : answer ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer || {}));
+      return true;
+    }
+    return false;
+  };
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://shop');
+    if (backOffice(req, res, url)) return;
     const tok = url.searchParams.get('token') || '';
     const topics = url.searchParams.get('topics') || '';
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
@@ -77,12 +115,16 @@ export async function shop(port = 0) {
 <style>body{font-family:serif;margin:0;padding:24px} button{all:unset} *{letter-spacing:2px !important}</style>
 </head><body><main><h1>A shop page</h1><p>Products and prices.</p></main>
 <script src="${SERVER}/widget.js" async></script>
-<switchboard-chat token="${tok.replace(/[^A-Za-z0-9._-]/g, '')}" heading="Help from the shop"${topics ? ` topics="${topics.replace(/[^a-z,]/g, '')}"` : ''}></switchboard-chat>
+<switchboard-chat${tok ? ` token="${tok.replace(/[^A-Za-z0-9._-]/g, '')}"` : ''} heading="Help from the shop"${topics ? ` topics="${topics.replace(/[^a-z,]/g, '')}"` : ''}></switchboard-chat>
 </body></html>`);
   });
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${server.address().port}`;
-  return { origin, url: (tok, extra = '') => `${origin}/?token=${tok}${extra}`, close: () => new Promise((r) => server.close(r)) };
+  origin = `http://127.0.0.1:${server.address().port}`;
+  return {
+    origin, tickets, contexts,
+    url: (tok, extra = '') => `${origin}/?token=${tok || ''}${extra}`,
+    close: () => new Promise((r) => server.close(r)),
+  };
 }
 
 /** Chromium and the shop on SHOP_PORT (the origin the server allows), both closed after the spec. */
@@ -117,6 +159,10 @@ export function widget(page) {
     afterEnd: w.getByTestId('after-end'),
     pastChats: w.getByTestId('past-chat'),
     back: w.getByTestId('back'),
+    survey: w.getByTestId('survey'),
+    comment: w.getByLabel('Anything to add? (optional)'),
+    rate: w.getByTestId('rate'),
+    rated: w.getByTestId('rated'),
     root: w,
   };
 }
@@ -174,9 +220,10 @@ export function agent(name) {
   return { sub, name, token: token('agent', sub, name) };
 }
 
-export function customer(name) {
+/** Customer sub and token; `fullName` goes in the token's name claim. */
+export function customer(name, fullName) {
   const sub = `${name.toLowerCase()}-${run}`;
-  return { sub, token: token('customer', sub) };
+  return { sub, token: token('customer', sub, fullName) };
 }
 
 /** Clicks the button and waits until the agent's status is `status`. */
@@ -202,4 +249,25 @@ export async function startChat(browser, site, tok, subject) {
   await w.subject.fill(subject);
   await w.start.click();
   return { page, w };
+}
+
+/** Sends a file into a session through the API (a GraphQL multipart request), as `tok`. */
+export async function sendFile(tok, sessionId, filename, text, caption = null) {
+  const form = new FormData();
+  form.append('operations', JSON.stringify({
+    query: 'mutation($input: SendFileInput!) { sendFile(input: $input) { seq } }',
+    variables: { input: { sessionId, file: null, caption, clientMessageId: `file-${filename}` } },
+  }));
+  form.append('map', JSON.stringify({ 0: ['variables.input.file'] }));
+  form.append('0', new Blob([text], { type: 'text/plain' }), filename);
+  const r = await fetch(`${SERVER}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${tok}` }, body: form });
+  const body = await r.json();
+  if (body.errors) throw new Error(`${body.errors[0].extensions && body.errors[0].extensions.code}: ${body.errors[0].message}`);
+  return body.data.sendFile;
+}
+
+/** The id of the customer's newest session. */
+export async function newestSession(tok) {
+  const { mySessions } = await gql(tok, '{ mySessions(first: 1) { nodes { id } } }');
+  return mySessions.nodes[0].id;
 }

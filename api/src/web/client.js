@@ -296,7 +296,7 @@ function clock(iso) {
 }
 
 /** A message as both UIs select it. */
-const MESSAGE_FIELDS = 'id seq sender senderId body clientMessageId createdAt status';
+const MESSAGE_FIELDS = 'id seq sender senderId body clientMessageId createdAt status kind attachment { filename size url } article { url title }';
 
 /** The operations the widget and the console both run on a session. */
 const SESSION_OPS = {
@@ -304,14 +304,18 @@ const SESSION_OPS = {
   read: 'mutation($id: ID!, $seq: Int!) { markRead(sessionId: $id, seq: $seq) { id } }',
   typing: 'mutation($id: ID!, $typing: Boolean!) { setTyping(sessionId: $id, typing: $typing) }',
   end: (sessionFields) => `mutation($id: ID!) { endSession(sessionId: $id) { ${sessionFields} } }`,
-  /** The live feed, resumed after `$after`; `sessionFields` as the caller shows a session. */
-  events: (sessionFields) => `subscription($id: ID!, $after: Int) { sessionEvents(sessionId: $id, afterSeq: $after) {
+  /**
+   * The live feed, resumed after `$after`; `sessionFields` as the caller
+   * shows a session; `more` selects further events (staff's NoteAdded).
+   */
+  events: (sessionFields, more = '') => `subscription($id: ID!, $after: Int) { sessionEvents(sessionId: $id, afterSeq: $after) {
   __typename
   ... on MessagePosted { message { ${MESSAGE_FIELDS} } }
   ... on TypingChanged { sender typing }
   ... on ReceiptUpdated { reader deliveredSeq readSeq }
   ... on SessionChanged { session { ${sessionFields} } }
   ... on CaughtUp { seq }
+  ${more}
 } }`,
 };
 
@@ -408,19 +412,66 @@ class Transcript {
   }
 }
 
+/** "12 KB": a file's size. */
+function bytes(n) {
+  return n < 1024 ? `${n} B` : n < 1048576 ? `${Math.round(n / 1024)} KB` : `${(n / 1048576).toFixed(1)} MB`;
+}
+
+/**
+ * A link out of a message. The API gives download links relative to the
+ * server when PUBLIC_URL is unset, so they resolve against `base` (the
+ * widget lives on another origin). Only http(s) becomes a link: anything
+ * else could run script in the page.
+ */
+function linkTo(url, base, attrs, text) {
+  let href = null;
+  try {
+    const u = new URL(url, base);
+    if (u.protocol === 'https:' || u.protocol === 'http:') href = u.href;
+  } catch (e) {
+    // Shown as text only.
+  }
+  return el('a', { href, target: '_blank', rel: 'noopener noreferrer', ...attrs, text });
+}
+
+/** What a message shows: its text, a file to download, or an article's card. */
+function messageContent(m, base) {
+  if (m.kind === 'FILE') {
+    const a = m.attachment;
+    return [
+      a ? el('span', { class: 'file', 'data-testid': 'attachment' }, linkTo(a.url, base, { 'data-testid': 'attachment-link', download: a.filename }, a.filename), ` (${bytes(a.size)})`)
+        : el('span', { class: 'file', 'data-testid': 'attachment', text: 'A file (not available here)' }),
+      m.body ? el('span', { class: 'caption', text: m.body }) : null,
+    ];
+  }
+  if (m.kind === 'ARTICLE' && m.article) {
+    let host = '';
+    try {
+      host = new URL(m.article.url).host;
+    } catch (e) {
+      // No host line.
+    }
+    return [el('span', { class: 'card', 'data-testid': 'article-card' },
+      el('span', { class: 'kicker', text: 'Article' }), linkTo(m.article.url, base, { 'data-testid': 'article-link' }, m.article.title),
+      host ? el('span', { class: 'kicker', text: host }) : null)];
+  }
+  return [m.body];
+}
+
 /**
  * Draws a transcript into `list` (inside `scroller`): messages in seq
  * order, then the sends still pending; stays at the bottom if it was there.
  * `mine` is the viewer's SenderRole (their messages get ticks); `who(m)`
- * names a sender for screen readers.
+ * names a sender for screen readers; `base` is the server's address, for
+ * file links.
  */
-function renderTranscript(list, scroller, t, mine, who) {
+function renderTranscript(list, scroller, t, mine, who, base = location.href) {
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
   const rows = t.ordered().map((m) => {
     if (m.sender === 'SYSTEM') return el('li', { class: 'system', 'data-testid': 'system-line', 'data-seq': m.seq, text: m.body });
     const tick = m.sender === mine ? t.tick(m) : null;
-    return el('li', { class: `msg${tick ? ' mine' : ''}`, 'data-testid': 'message', 'data-seq': m.seq, 'data-sender': m.sender },
-      el('span', { class: 'sr', text: `${who(m)}: ` }), m.body,
+    return el('li', { class: `msg${tick ? ' mine' : ''}`, 'data-testid': 'message', 'data-seq': m.seq, 'data-sender': m.sender, 'data-kind': m.kind },
+      el('span', { class: 'sr', text: `${who(m)}: ` }), ...messageContent(m, base),
       el('span', { class: 'meta' }, clock(m.createdAt), tick ? el('span', { 'data-testid': 'tick', 'data-tick': tick, text: ` ${TICKS[tick]}` }) : null));
   });
   for (const [cmid, p] of t.pending) {

@@ -6,7 +6,11 @@
 // Attributes in: token, server (defaults to where this script came from),
 // heading, topics (comma-separated skills the customer may pick). Property
 // in: getToken (a function returning a token or a promise of one, asked on
-// every request and reconnect; wins over the attribute). Events out, on the
+// every request and reconnect; wins over the attribute). With neither, the
+// visitor becomes a guest when they start a chat (createGuest, solving the
+// server's challenge if it asks one); the guest token is kept in the page
+// origin's localStorage, so a reload or a second tab is the same guest.
+// Events out, on the
 // element: switchboard:message (detail: the message), switchboard:state
 // (detail: { status }). Everything else lives in the shadow root, so the
 // host page's CSS cannot reach in, nor ours out. This file is wrapped in a
@@ -21,11 +25,15 @@ const SCRIPT_ORIGIN = (() => {
   }
 })();
 
-const SESSION = `id status subject createdAt endedAt endReason queuePosition estimatedWaitSeconds lastSeq agent { id name }`;
+const SESSION = `id status subject createdAt endedAt endReason queuePosition estimatedWaitSeconds lastSeq agent { id name } rating { score }`;
 const Q_MINE = `query { me { id } mySessions(first: 30) { nodes { ${SESSION} } } }`;
 const Q_TRANSCRIPT = `query($id: ID!) { session(id: $id) { ${SESSION} messages(last: 200) { nodes { ${MESSAGE_FIELDS} } } } }`;
 const M_START = `mutation($input: StartSessionInput!) { startSession(input: $input) { ${SESSION} } }`;
 const M_END = SESSION_OPS.end(SESSION);
+const M_RATE = `mutation($id: ID!, $score: Int!, $comment: String) { rateSession(sessionId: $id, score: $score, comment: $comment) { ${SESSION} } }`;
+const Q_CHALLENGE = 'query { guestChallenge { challenge difficulty } }';
+const M_GUEST = 'mutation($c: String, $s: String) { createGuest(challenge: $c, solution: $s) { token expiresAt } }';
+const SCORES = ['very unhappy', 'unhappy', 'so-so', 'happy', 'very happy'];
 const S_EVENTS = SESSION_OPS.events(SESSION);
 
 /** Chats older than this are not listed (the API keeps a customer's last 14 days). */
@@ -76,9 +84,52 @@ input, select { width: 100%; padding: 8px; border: 1px solid #747775; border-rad
 h3 { font-size: 14px; margin: 16px 0 6px; }
 .chats { display: flex; flex-direction: column; gap: 4px; }
 .chats button { text-align: left; background: #f6f8fc; border: 1px solid #dadce0; border-radius: 8px; padding: 6px 10px; color: #1a1a1a; }
-.note { color: #474747; font-size: 13px; }
+.note, .kicker { color: #474747; font-size: 13px; }
+.msg a { color: inherit; font-weight: 600; }
+.card { display: flex; flex-direction: column; border-left: 3px solid #0b57d0; padding-left: 8px; }
+.mine .card { border-color: #fff; }
+.mine .kicker { color: inherit; }
+.caption { display: block; }
+fieldset { border: none; margin: 0 0 4px; padding: 0; }
+legend { font-weight: 600; padding: 0; }
+.scores { display: flex; gap: 4px; }
+.scores label { flex: 1; margin: 4px 0 0; text-align: center; font-size: 12px; border: 1px solid #dadce0; border-radius: 8px; padding: 4px 2px; }
+.scores input { width: auto; display: block; margin: 0 auto 2px; }
+.after-end textarea { width: 100%; height: 56px; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 `;
+
+/**
+ * The guest challenge's answer: a counter for which SHA-256 of challenge ‖
+ * counter starts with `difficulty` zero bits. Digests are asked in batches:
+ * one at a time, the round trips to the browser's crypto cost more than
+ * the hashing.
+ */
+async function solve({ challenge, difficulty }) {
+  const enc = new TextEncoder();
+  const zeros = (h) => {
+    let bits = 0;
+    for (const b of new Uint8Array(h)) {
+      if (b) return bits + Math.clz32(b) - 24;
+      bits += 8;
+    }
+    return bits;
+  };
+  for (let n = 0; ; n += 64) {
+    const batch = await Promise.all(Array.from({ length: 64 }, (_, i) => crypto.subtle.digest('SHA-256', enc.encode(challenge + (n + i)))));
+    const hit = batch.findIndex((h) => zeros(h) >= difficulty);
+    if (hit >= 0) return String(n + hit);
+  }
+}
+
+/** The page origin's localStorage, or nothing where it is refused (blocked cookies, sandboxes). */
+function store() {
+  try {
+    return window.localStorage;
+  } catch (e) {
+    return null;
+  }
+}
 
 /** A speech bubble, drawn: no emoji font needed. */
 function icon() {
@@ -120,12 +171,16 @@ class SwitchboardChat extends HTMLElement {
     this.agentTypingTimer = null;
     this.view = 'home';
     this.connection = 'closed';
+    this.guestToken = null;
     this.build();
   }
 
   connectedCallback() {
     if (!this.client) {
       const server = (this.getAttribute('server') || SCRIPT_ORIGIN).replace(/\/$/, '');
+      this.server = server;
+      this.guestKey = `switchboard.guest ${server}`;
+      this.guestToken = this.storedGuest();
       this.client = createClient({
         url: `${server}/graphql`,
         token: () => this.currentToken(),
@@ -156,7 +211,46 @@ class SwitchboardChat extends HTMLElement {
 
   async currentToken() {
     if (typeof this.getToken === 'function') return this.getToken();
-    return this.getAttribute('token');
+    return this.getAttribute('token') || this.guestToken;
+  }
+
+  /** No token from the host page: the visitor chats as a guest. */
+  get guest() {
+    return typeof this.getToken !== 'function' && !this.getAttribute('token');
+  }
+
+  storedGuest() {
+    try {
+      const g = JSON.parse(store().getItem(this.guestKey));
+      // A token about to expire would fail mid-chat: a new guest instead.
+      if (g && Date.parse(g.expiresAt) - Date.now() > 600e3) return g.token;
+    } catch (e) {
+      // None kept, or not readable.
+    }
+    return null;
+  }
+
+  forgetGuest() {
+    this.guestToken = null;
+    try {
+      store().removeItem(this.guestKey);
+    } catch (e) {
+      // Nothing kept.
+    }
+  }
+
+  /** A guest token, minted only when the visitor starts a chat: a page view costs the server nothing. */
+  async becomeGuest() {
+    this.statusEl.textContent = 'Getting the chat ready…';
+    const { guestChallenge: c } = await this.client.request(Q_CHALLENGE);
+    if (c && !(window.crypto && crypto.subtle)) throw new Error('this page is not served over https');
+    const g = (await this.client.request(M_GUEST, c ? { c: c.challenge, s: await solve(c) } : {})).createGuest;
+    this.guestToken = g.token;
+    try {
+      store().setItem(this.guestKey, JSON.stringify(g));
+    } catch (e) {
+      // Not kept: a reload starts as a new guest.
+    }
   }
 
   // ---- the fixed frame: launcher, panel, header, banner, three views ----
@@ -180,8 +274,6 @@ class SwitchboardChat extends HTMLElement {
     this.topic = el('select', { id: 'topic', 'data-testid': 'topic' });
     this.topicRow = el('div', {}, el('label', { for: 'topic', text: 'Topic' }), this.topic);
     this.chatList = el('div', { class: 'chats', 'data-testid': 'chat-list' });
-    // Guest start (createGuest) goes here once the API has it; until then
-    // the host page must give a customer token.
     this.startForm = el('form', { 'data-testid': 'start-form', onsubmit: (e) => { e.preventDefault(); this.start(); } },
       el('label', { for: 'subject', text: 'What can we help you with? (optional)' }), this.subject,
       this.topicRow,
@@ -201,10 +293,20 @@ class SwitchboardChat extends HTMLElement {
       el('label', { for: 'message', class: 'sr', text: 'Message' }), this.input,
       el('button', { class: 'primary', type: 'submit', 'data-testid': 'send', text: 'Send' }));
     this.endButton = el('button', { class: 'secondary', type: 'button', 'data-testid': 'end-chat', text: 'End chat', onclick: () => this.end() });
-    // The rating survey (rateSession) goes here once the API has it: shown
-    // after the end, before the transcript is all that is left.
+    // The survey: after a chat an agent served, until it is rated (or the
+    // server says it can no longer be). The transcript stays above it.
+    this.comment = el('textarea', { id: 'comment', 'data-testid': 'rating-comment', maxlength: 1000 });
+    this.survey = el('form', { 'data-testid': 'survey', hidden: true, onchange: () => this.showError(''), onsubmit: (e) => { e.preventDefault(); this.rate(); } },
+      el('fieldset', {}, el('legend', { text: 'How was this chat?' }),
+        el('div', { class: 'scores' }, ...SCORES.map((word, i) => el('label', {},
+          el('input', { type: 'radio', name: 'score', value: i + 1, 'data-testid': `score-${i + 1}` }), `${i + 1} `, el('span', { text: word }))))),
+      el('label', { for: 'comment', text: 'Anything to add? (optional)' }), this.comment,
+      el('p', {}, el('button', { class: 'primary', type: 'submit', 'data-testid': 'rate', text: 'Send rating' })));
+    this.rated = el('p', { 'data-testid': 'rated', hidden: true });
+    this.unratable = new Set();
     this.afterEnd = el('div', { class: 'after-end', 'data-testid': 'after-end', hidden: true },
       el('p', { class: 'note', text: 'This chat has ended. Its transcript stays here, and in your chats of the last 14 days.' }),
+      this.survey, this.rated,
       el('button', { class: 'secondary', type: 'button', 'data-testid': 'new-chat', text: 'Start a new chat', onclick: () => this.showHome() }));
     this.chat = el('div', { class: 'view', 'data-testid': 'chat', hidden: true },
       this.scroller, this.typingEl, this.composer,
@@ -252,7 +354,7 @@ class SwitchboardChat extends HTMLElement {
 
   /** Focus where the customer most likely goes next. */
   focusView() {
-    if (this.view === 'chat') (this.composer.hidden ? this.afterEnd.querySelector('button') : this.input).focus();
+    if (this.view === 'chat') (this.composer.hidden ? this.afterEnd.querySelector('input:not([hidden] *), [data-testid="new-chat"]') : this.input).focus();
     else (this.startForm.hidden ? this.chatList.querySelector('button') || this.panel.querySelector('button') : this.subject).focus();
   }
 
@@ -275,6 +377,11 @@ class SwitchboardChat extends HTMLElement {
   // ---- data ----
 
   async load() {
+    // A visitor who has not chatted yet: nothing to ask the server.
+    if (this.guest && !this.guestToken) {
+      this.sessions = [];
+      return this.showHome();
+    }
     try {
       const data = await this.client.request(Q_MINE);
       this.showError('');
@@ -286,6 +393,11 @@ class SwitchboardChat extends HTMLElement {
       if (open) this.follow(open);
       else this.showHome();
     } catch (e) {
+      // An expired guest starts over as a new one.
+      if (e.code === 'UNAUTHENTICATED' && this.guest && this.guestToken) {
+        this.forgetGuest();
+        return this.load();
+      }
       this.showError(e.code === 'UNAUTHENTICATED' ? 'Please sign in to chat with us.' : 'The chat service cannot be reached. Retrying…');
       if (e.code !== 'UNAUTHENTICATED') setTimeout(() => this.isConnected && this.load(), 3000);
     }
@@ -316,6 +428,7 @@ class SwitchboardChat extends HTMLElement {
     const subject = this.subject.value.trim();
     const topic = this.topic.value;
     try {
+      if (this.guest && !this.guestToken) await this.becomeGuest();
       const data = await this.client.request(M_START, { input: { subject: subject || null, ...(topic ? { skills: [topic] } : {}) } });
       this.showError('');
       const s = data.startSession;
@@ -324,6 +437,7 @@ class SwitchboardChat extends HTMLElement {
       this.follow(s);
       this.input.focus();
     } catch (e) {
+      this.statusEl.textContent = '';
       this.showError(e.code === 'RATE_LIMITED' ? 'Too many chats started; please wait a minute.' : `Could not start the chat: ${e.message}`);
     }
   }
@@ -412,6 +526,9 @@ class SwitchboardChat extends HTMLElement {
     this.composer.hidden = ended;
     this.actions.hidden = ended;
     this.afterEnd.hidden = !ended;
+    this.survey.hidden = !ended || !s.agent || Boolean(s.rating) || this.unratable.has(s.id);
+    this.rated.hidden = !s.rating;
+    if (s.rating) this.rated.textContent = `Thank you for rating this chat ${s.rating.score} out of 5.`;
     let text;
     if (s.status === 'WAITING') {
       const place = s.queuePosition ? `You are number ${s.queuePosition} in the queue.` : 'You are in the queue.';
@@ -432,7 +549,7 @@ class SwitchboardChat extends HTMLElement {
 
   renderMessages() {
     const agent = (this.session.agent && this.session.agent.name) || 'Agent';
-    renderTranscript(this.list, this.scroller, this.transcript, 'CUSTOMER', (m) => (m.sender === 'CUSTOMER' ? 'You' : agent));
+    renderTranscript(this.list, this.scroller, this.transcript, 'CUSTOMER', (m) => (m.sender === 'CUSTOMER' ? 'You' : agent), this.server);
   }
 
   async markRead() {
@@ -490,9 +607,29 @@ class SwitchboardChat extends HTMLElement {
     try {
       const data = await this.client.request(M_END, { id: this.session.id });
       this.onEvent(this.transcript, { __typename: 'SessionChanged', session: data.endSession });
-      this.afterEnd.querySelector('button').focus();
+      this.focusView();
     } catch (e) {
       this.showError(`Could not end the chat: ${e.message}`);
+    }
+  }
+
+  async rate() {
+    const chosen = this.survey.querySelector('input:checked');
+    if (!chosen) return this.showError('Choose a score from 1 to 5, or leave the survey.');
+    const id = this.session.id;
+    try {
+      const data = await this.client.request(M_RATE, { id, score: Number(chosen.value), comment: this.comment.value.trim() || null });
+      this.showError('');
+      this.comment.value = '';
+      this.onEvent(this.transcript, { __typename: 'SessionChanged', session: data.rateSession });
+      this.rated.setAttribute('tabindex', '-1');
+      this.rated.focus();
+    } catch (e) {
+      if (e.code !== 'CONFLICT') return this.showError(`Could not send the rating: ${e.message}`);
+      // Rated already (another tab) or too late: no survey then.
+      this.unratable.add(id);
+      this.renderSession();
+      this.showError('This chat can no longer be rated.');
     }
   }
 
