@@ -345,7 +345,7 @@ pub enum AttemptResult {
 }
 
 /// What follows an attempt.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NextStep {
     Delivered,
     RetryAfter(Duration),

@@ -115,28 +115,65 @@ pub async fn fan_out<C: ConnectionTrait>(
     deliveries: Vec<NewDelivery>,
     events: &[i64],
 ) -> Result<(), DbErr> {
-    // Well under SQLite's limit on bound values per statement.
-    for chunk in deliveries.chunks(500) {
-        webhook_delivery::Entity::insert_many(chunk.iter().map(|d| {
-            webhook_delivery::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                event_seq: Set(d.event_seq),
-                endpoint_id: Set(d.endpoint_id),
-                event_type: Set(d.event_type.clone()),
-                session_id: Set(d.session_id),
-                status: Set(DeliveryStatus::Pending.as_str().to_owned()),
-                attempts: Set(0),
-                last_status_code: Set(None),
-                last_error: Set(None),
-                next_attempt_at: Set(Some(d.now)),
-                lease_until: Set(None),
-                lease_token: Set(None),
-                created_at: Set(d.now),
-                delivered_at: Set(None),
-            }
-        }))
-        .exec_without_returning(db)
-        .await?;
+    if uses_json_batches(db) {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            id: Uuid,
+            event_seq: i64,
+            endpoint_id: Uuid,
+            event_type: &'a str,
+            session_id: Option<Uuid>,
+            #[serde(serialize_with = "pg_time::at")]
+            now: DateTime<Utc>,
+        }
+        let rows: Vec<Row> = deliveries
+            .iter()
+            .map(|d| Row {
+                id: Uuid::new_v4(),
+                event_seq: d.event_seq,
+                endpoint_id: d.endpoint_id,
+                event_type: &d.event_type,
+                session_id: d.session_id,
+                now: d.now,
+            })
+            .collect();
+        // One statement however many: fan-out keeps up with a busy chat.
+        let statement = json_batch(
+            "INSERT INTO webhook_deliveries (id, event_seq, endpoint_id, event_type, session_id, \
+               status, attempts, next_attempt_at, created_at) \
+             SELECT d.id, d.event_seq, d.endpoint_id, d.event_type, d.session_id, \
+               'PENDING', 0, d.now, d.now \
+             FROM json_to_recordset($1::json) AS d(id uuid, event_seq bigint, endpoint_id uuid, \
+               event_type text, session_id uuid, now timestamptz)",
+            &rows,
+        )?;
+        if !rows.is_empty() {
+            db.execute(statement).await?;
+        }
+    } else {
+        // Well under SQLite's limit on bound values per statement.
+        for chunk in deliveries.chunks(500) {
+            webhook_delivery::Entity::insert_many(chunk.iter().map(|d| {
+                webhook_delivery::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    event_seq: Set(d.event_seq),
+                    endpoint_id: Set(d.endpoint_id),
+                    event_type: Set(d.event_type.clone()),
+                    session_id: Set(d.session_id),
+                    status: Set(DeliveryStatus::Pending.as_str().to_owned()),
+                    attempts: Set(0),
+                    last_status_code: Set(None),
+                    last_error: Set(None),
+                    next_attempt_at: Set(Some(d.now)),
+                    lease_until: Set(None),
+                    lease_token: Set(None),
+                    created_at: Set(d.now),
+                    delivered_at: Set(None),
+                }
+            }))
+            .exec_without_returning(db)
+            .await?;
+        }
     }
     webhook_event::Entity::update_many()
         .col_expr(webhook_event::Column::FannedOut, Expr::value(true))
@@ -146,29 +183,38 @@ pub async fn fan_out<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Leases up to `limit` due deliveries until `lease_until` under `token`:
-/// PENDING, due by `now`, not held by a live lease, their endpoint enabled,
-/// and nothing earlier of their session still pending for their endpoint
-/// (so each session's events reach an endpoint in order). On Postgres,
-/// rows another dispatcher is leasing are skipped, not waited for.
-pub async fn lease_due<C: ConnectionTrait>(
+/// Leases due deliveries until `lease_until` under `token`, as chains:
+/// up to `heads` deliveries that nothing earlier of their session still
+/// waits before, for their endpoint (PENDING, due by `now`, not held by a
+/// live lease, their endpoint enabled), each followed by up to
+/// `chain - 1` later due ones of its session for that endpoint, to send
+/// one after the other. On Postgres, heads another dispatcher is leasing
+/// are skipped, not waited for; the rest of a chain cannot be leased by
+/// another while its head is pending, as it is not a head. Ordered by
+/// endpoint, session and event.
+pub async fn lease_chains<C: ConnectionTrait>(
     txn: &C,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     token: Uuid,
-    limit: u64,
+    heads: u64,
+    chain: usize,
 ) -> Result<Vec<webhook_delivery::Model>, DbErr> {
     use webhook_delivery::Column;
+    let lease_free = || {
+        sea_orm::Condition::any()
+            .add(Column::LeaseUntil.is_null())
+            .add(Column::LeaseUntil.lte(now))
+    };
     let mut select = webhook_delivery::Entity::find()
         .select_only()
         .column(Column::Id)
+        .column(Column::EndpointId)
+        .column(Column::SessionId)
+        .column(Column::EventSeq)
         .filter(Column::Status.eq(DeliveryStatus::Pending.as_str()))
         .filter(Column::NextAttemptAt.lte(now))
-        .filter(
-            sea_orm::Condition::any()
-                .add(Column::LeaseUntil.is_null())
-                .add(Column::LeaseUntil.lte(now)),
-        )
+        .filter(lease_free())
         .filter(Expr::cust(
             "EXISTS (SELECT 1 FROM webhook_endpoints e \
                WHERE e.id = webhook_deliveries.endpoint_id AND e.enabled)",
@@ -181,22 +227,81 @@ pub async fn lease_due<C: ConnectionTrait>(
         ))
         .order_by_asc(Column::NextAttemptAt)
         .order_by_asc(Column::EventSeq)
-        .limit(limit);
+        .limit(heads);
     if txn.get_database_backend() == DatabaseBackend::Postgres {
         select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
-    let ids: Vec<Uuid> = select.into_tuple().all(txn).await?;
-    if ids.is_empty() {
+    let found: Vec<(Uuid, Uuid, Option<Uuid>, i64)> = select.into_tuple().all(txn).await?;
+    if found.is_empty() {
         return Ok(Vec::new());
+    }
+    let mut ids: Vec<Uuid> = found.iter().map(|h| h.0).collect();
+    // The rest of each chain: later due ones of the same session and
+    // endpoint (a delivery without a session has no order to keep).
+    let pairs: Vec<(Uuid, Uuid, i64)> = found
+        .iter()
+        .filter_map(|&(_, endpoint, session, seq)| session.map(|s| (endpoint, s, seq)))
+        .collect();
+    if chain > 1 && !pairs.is_empty() {
+        let mut of_heads = sea_orm::Condition::any();
+        for (endpoint, session, _) in &pairs {
+            of_heads = of_heads.add(
+                sea_orm::Condition::all()
+                    .add(Column::EndpointId.eq(*endpoint))
+                    .add(Column::SessionId.eq(*session)),
+            );
+        }
+        let rest: Vec<(Uuid, Uuid, Option<Uuid>, i64, Option<DateTime<Utc>>)> =
+            webhook_delivery::Entity::find()
+                .select_only()
+                .column(Column::Id)
+                .column(Column::EndpointId)
+                .column(Column::SessionId)
+                .column(Column::EventSeq)
+                .column(Column::NextAttemptAt)
+                .filter(Column::Status.eq(DeliveryStatus::Pending.as_str()))
+                .filter(lease_free())
+                .filter(of_heads)
+                .order_by_asc(Column::EventSeq)
+                .limit((pairs.len() * chain) as u64)
+                .into_tuple()
+                .all(txn)
+                .await?;
+        let mut taken: std::collections::HashMap<(Uuid, Uuid), usize> =
+            pairs.iter().map(|(e, s, _)| ((*e, *s), 1)).collect();
+        let head_seq: std::collections::HashMap<(Uuid, Uuid), i64> =
+            pairs.iter().map(|(e, s, seq)| ((*e, *s), *seq)).collect();
+        // A chain stops at the first one not due yet: those after it wait too.
+        let mut stopped = std::collections::HashSet::new();
+        for (id, endpoint, session, seq, due) in rest {
+            let Some(session) = session else { continue };
+            let key = (endpoint, session);
+            if head_seq.get(&key).is_none_or(|h| seq <= *h) || stopped.contains(&key) {
+                continue;
+            }
+            if due.is_none_or(|at| at > now) {
+                stopped.insert(key);
+                continue;
+            }
+            let Some(n) = taken.get_mut(&key) else { continue };
+            if *n < chain {
+                *n += 1;
+                ids.push(id);
+            }
+        }
     }
     webhook_delivery::Entity::update_many()
         .col_expr(Column::LeaseUntil, Expr::value(lease_until))
         .col_expr(Column::LeaseToken, Expr::value(token))
         .filter(Column::Id.is_in(ids.clone()))
+        .filter(lease_free())
         .exec(txn)
         .await?;
     webhook_delivery::Entity::find()
         .filter(Column::Id.is_in(ids))
+        .filter(Column::LeaseToken.eq(token))
+        .order_by_asc(Column::EndpointId)
+        .order_by_asc(Column::SessionId)
         .order_by_asc(Column::EventSeq)
         .all(txn)
         .await
@@ -258,6 +363,84 @@ pub async fn settle<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(res.rows_affected > 0)
+}
+
+/// Records the attempts of deliveries this dispatcher still holds (their
+/// lease token unchanged), in one statement on Postgres; the ids it could
+/// record (another dispatcher took the rest over once our lease ran out).
+pub async fn settle_many<C: ConnectionTrait>(
+    db: &C,
+    token: Uuid,
+    settled: Vec<(Uuid, Settled)>,
+) -> Result<Vec<Uuid>, DbErr> {
+    if settled.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !uses_json_batches(db) {
+        let mut recorded = Vec::new();
+        for (id, s) in settled {
+            if settle(db, id, token, s).await? {
+                recorded.push(id);
+            }
+        }
+        return Ok(recorded);
+    }
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        id: Uuid,
+        status: &'a str,
+        attempts: i32,
+        code: Option<i32>,
+        error: Option<&'a str>,
+        #[serde(serialize_with = "pg_time::opt")]
+        next_at: Option<DateTime<Utc>>,
+        #[serde(serialize_with = "pg_time::opt")]
+        delivered_at: Option<DateTime<Utc>>,
+    }
+    let rows: Vec<Row> = settled
+        .iter()
+        .map(|(id, s)| Row {
+            id: *id,
+            status: s.status.as_str(),
+            attempts: s.attempts,
+            code: s.status_code,
+            error: s.error.as_deref(),
+            next_at: s.next_attempt_at,
+            delivered_at: s.delivered_at,
+        })
+        .collect();
+    let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "UPDATE webhook_deliveries d SET status = s.status, attempts = s.attempts, \
+               last_status_code = s.code, last_error = s.error, next_attempt_at = s.next_at, \
+               delivered_at = s.delivered_at, lease_until = NULL, lease_token = NULL \
+             FROM json_to_recordset($1::json) AS s(id uuid, status text, attempts int, \
+               code int, error text, next_at timestamptz, delivered_at timestamptz) \
+             WHERE d.id = s.id AND d.lease_token = $2 \
+             RETURNING d.id",
+            [json.into(), token.into()],
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get::<Uuid>("", "id")).collect()
+}
+
+/// Gives back leased deliveries not attempted (their chain stopped before
+/// them): due as they were, for whichever dispatcher comes next.
+pub async fn release<C: ConnectionTrait>(db: &C, token: Uuid, ids: Vec<Uuid>) -> Result<(), DbErr> {
+    use webhook_delivery::Column;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    webhook_delivery::Entity::update_many()
+        .col_expr(Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(Column::LeaseToken, Expr::value(Option::<Uuid>::None))
+        .filter(Column::Id.is_in(ids))
+        .filter(Column::LeaseToken.eq(token))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// The endpoint's run of failures: begun at `since`, or over (None).

@@ -27,8 +27,11 @@ use crate::signing::{self, WebhookSecret};
 /// processes wrote, retries come due, leases expired.
 const POLL: Duration = Duration::from_secs(1);
 /// Most events fanned out, and deliveries leased, at a time.
-const FAN_OUT_BATCH: u64 = 200;
-const LEASE_BATCH: u64 = 32;
+const FAN_OUT_BATCH: u64 = 1000;
+/// Chains leased at a time (sent side by side), and deliveries in a chain
+/// (one session's, for one endpoint, sent one after the other, in order).
+const CHAINS: u64 = 64;
+const CHAIN_LENGTH: usize = 32;
 /// Longest error text kept with a delivery.
 const MAX_ERROR_CHARS: usize = 300;
 
@@ -122,22 +125,35 @@ struct Leased {
     body: String,
 }
 
-/// Leases due deliveries and attempts them all at once; how many.
+/// Leases due deliveries as chains (one session's events for one
+/// endpoint, in order) and sends them: chains side by side, each one
+/// after the other, stopping at the first that is not delivered (what
+/// follows it must wait for it). How many were leased.
 async fn deliver_due(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<usize> {
     let settings = &core.policy().webhooks;
     let now = core.now();
     let token = Uuid::new_v4();
-    // Long enough for an attempt and its settling; a process that dies
-    // holds its deliveries this long.
-    let lease = chrono::Duration::milliseconds(2 * settings.timeout_ms as i64 + 1000);
+    let timeout = Duration::from_millis(settings.timeout_ms);
+    // Long enough for a few attempts and their settling; a process that
+    // dies holds its deliveries this long. A chain stops sending while
+    // there is still time to record what it did.
+    let lease = 4 * timeout + Duration::from_secs(1);
+    let send_until = tokio::time::Instant::now() + 3 * timeout;
+    let lease_until = now + chrono::Duration::from_std(lease).unwrap_or_default();
     let txn = repo::begin_write(&core.db).await?;
-    let leased = outbox::lease_due(&txn, now, now + lease, token, LEASE_BATCH).await?;
+    let leased =
+        outbox::lease_chains(&txn, now, lease_until, token, CHAINS, CHAIN_LENGTH).await?;
     txn.commit().await?;
     if leased.is_empty() {
         return Ok(0);
     }
-    let seqs: Vec<i64> = leased.iter().map(|d| d.event_seq).collect();
-    let endpoint_ids: Vec<Uuid> = leased.iter().map(|d| d.endpoint_id).collect();
+    let count = leased.len();
+    let mut seqs: Vec<i64> = leased.iter().map(|d| d.event_seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut endpoint_ids: Vec<Uuid> = leased.iter().map(|d| d.endpoint_id).collect();
+    endpoint_ids.sort_unstable();
+    endpoint_ids.dedup();
     let bodies: HashMap<i64, String> = outbox::events_by_seq(&core.db, seqs)
         .await?
         .into_iter()
@@ -149,24 +165,74 @@ async fn deliver_due(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<us
             .into_iter()
             .map(|e| (e.id, e))
             .collect();
-    let count = leased.len();
-    let attempts = leased.into_iter().filter_map(|delivery| {
-        let endpoint = endpoints.get(&delivery.endpoint_id)?.clone();
-        let body = bodies.get(&delivery.event_seq)?.clone();
-        Some(Leased {
+    // Leased in (endpoint, session, event) order: each run of one endpoint
+    // and session is a chain.
+    let mut chains: Vec<Vec<Leased>> = Vec::new();
+    let mut unusable = Vec::new();
+    for delivery in leased {
+        let (Some(endpoint), Some(body)) = (
+            endpoints.get(&delivery.endpoint_id),
+            bodies.get(&delivery.event_seq),
+        ) else {
+            // Its endpoint or event went (deleted meanwhile): nothing to send.
+            unusable.push(delivery.id);
+            continue;
+        };
+        let same_chain = chains.last().and_then(|c| c.last()).is_some_and(|last| {
+            last.delivery.endpoint_id == delivery.endpoint_id
+                && last.delivery.session_id.is_some()
+                && last.delivery.session_id == delivery.session_id
+        });
+        let leased = Leased {
             delivery,
-            endpoint,
-            body,
-        })
-    });
-    let settled = attempts.map(|leased| async move {
-        let result = attempt(core, client, &leased).await;
-        if let Err(e) = settle(core, &leased, token, result).await {
-            tracing::warn!(error = %e, delivery = %leased.delivery.id, "could not record a webhook attempt; it will be sent again");
+            endpoint: endpoint.clone(),
+            body: body.clone(),
+        };
+        match chains.last_mut() {
+            Some(chain) if same_chain => chain.push(leased),
+            _ => chains.push(vec![leased]),
         }
-    });
-    futures_util::future::join_all(settled).await;
+    }
+    if let Err(e) = outbox::release(&core.db, token, unusable).await {
+        tracing::warn!(error = %e, "could not give back webhook deliveries; their lease will run out");
+    }
+    let sent = chains
+        .into_iter()
+        .map(|chain| send_chain(core, client, chain, token, send_until));
+    futures_util::future::join_all(sent).await;
     Ok(count)
+}
+
+/// Sends one chain in order and records it in one go: the attempts made,
+/// and the deliveries not tried given back.
+async fn send_chain(
+    core: &Arc<Core>,
+    client: &reqwest::Client,
+    chain: Vec<Leased>,
+    token: Uuid,
+    send_until: tokio::time::Instant,
+) {
+    let now = core.now();
+    let mut outcomes = Vec::with_capacity(chain.len());
+    let mut stopped = false;
+    let mut untried = Vec::new();
+    for leased in &chain {
+        if stopped || tokio::time::Instant::now() >= send_until {
+            untried.push(leased.delivery.id);
+            continue;
+        }
+        let outcome = outcome(core, leased, attempt(core, client, leased).await, now);
+        stopped = outcome.step != NextStep::Delivered;
+        outcomes.push(outcome);
+    }
+    if let Some(first) = chain.first() {
+        if let Err(e) = settle(core, &first.endpoint, outcomes, token).await {
+            tracing::warn!(error = %e, "could not record webhook attempts; they will be sent again");
+        }
+    }
+    if let Err(e) = outbox::release(&core.db, token, untried).await {
+        tracing::warn!(error = %e, "could not give back webhook deliveries; their lease will run out");
+    }
 }
 
 /// Sends one delivery; how it went, and the error to keep if any.
@@ -260,15 +326,20 @@ fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Stores how the attempt went, and what it says about the endpoint.
-async fn settle(
+/// An attempt's result as it is to be stored.
+struct Outcome {
+    id: Uuid,
+    step: NextStep,
+    settled: outbox::Settled,
+}
+
+fn outcome(
     core: &Arc<Core>,
     leased: &Leased,
-    token: Uuid,
     (result, error): (AttemptResult, Option<String>),
-) -> AppResult<()> {
+    now: chrono::DateTime<chrono::Utc>,
+) -> Outcome {
     let settings = &core.policy().webhooks;
-    let now = core.now();
     let attempts = leased.delivery.attempts + 1;
     let step = next_step(&result, attempts, &settings.schedule, jitter());
     let status_code = match result {
@@ -302,34 +373,63 @@ async fn settle(
             delivered_at: None,
         },
     };
-    if !outbox::settle(&core.db, leased.delivery.id, token, settled).await? {
-        // Our lease ran out and another dispatcher took it: its attempt counts.
-        return Ok(());
+    Outcome {
+        id: leased.delivery.id,
+        step,
+        settled,
     }
-    let endpoint = &leased.endpoint;
-    if step == NextStep::Delivered {
-        if endpoint.failing_since.is_some() {
+}
+
+/// Stores a chain's attempts (one statement), and what they say about its
+/// endpoint.
+async fn settle(
+    core: &Arc<Core>,
+    endpoint: &webhook_endpoint::Model,
+    outcomes: Vec<Outcome>,
+    token: Uuid,
+) -> AppResult<()> {
+    let steps: HashMap<Uuid, NextStep> = outcomes.iter().map(|o| (o.id, o.step)).collect();
+    let rows = outcomes.into_iter().map(|o| (o.id, o.settled)).collect();
+    // Only the attempts still ours count: once our lease ran out and
+    // another dispatcher took a delivery over, its attempt does.
+    let recorded = outbox::settle_many(&core.db, token, rows).await?;
+    let delivered = recorded
+        .iter()
+        .any(|id| steps.get(id) == Some(&NextStep::Delivered));
+    // A chain stops at its first failure: the last attempt says how the
+    // endpoint is now.
+    let failed = recorded
+        .iter()
+        .any(|id| steps.get(id).is_some_and(|s| *s != NextStep::Delivered));
+    let settings = &core.policy().webhooks;
+    let now = core.now();
+    match (delivered, failed, endpoint.failing_since) {
+        (_, false, None) | (false, false, _) => Ok(()),
+        (true, false, Some(_)) => {
             outbox::set_failing_since(&core.db, endpoint.id, None).await?;
+            Ok(())
         }
-        return Ok(());
+        // Failing from now: for the first time, or again after a success.
+        (_, true, None) | (true, true, Some(_)) => {
+            outbox::set_failing_since(&core.db, endpoint.id, Some(now)).await?;
+            Ok(())
+        }
+        (false, true, Some(since)) => {
+            let after = chrono::Duration::seconds(settings.disable_after_secs);
+            if endpoint.enabled && should_disable(Some(since), now, after) {
+                webhooks::disable_endpoint(&core.db, endpoint.id).await?;
+                core.bus.publish_webhooks_changed();
+                tracing::warn!(
+                    endpoint = %endpoint.id,
+                    url = %endpoint.url,
+                    failing_since = %since,
+                    "webhook endpoint disabled: every attempt has failed for too long; \
+                     enable it again with updateWebhookEndpoint once it is fixed"
+                );
+            }
+            Ok(())
+        }
     }
-    let Some(since) = endpoint.failing_since else {
-        outbox::set_failing_since(&core.db, endpoint.id, Some(now)).await?;
-        return Ok(());
-    };
-    let after = chrono::Duration::seconds(settings.disable_after_secs);
-    if endpoint.enabled && should_disable(Some(since), now, after) {
-        webhooks::disable_endpoint(&core.db, endpoint.id).await?;
-        core.bus.publish_webhooks_changed();
-        tracing::warn!(
-            endpoint = %endpoint.id,
-            url = %endpoint.url,
-            failing_since = %since,
-            "webhook endpoint disabled: every attempt has failed for too long; \
-             enable it again with updateWebhookEndpoint once it is fixed"
-        );
-    }
-    Ok(())
 }
 
 /// A number in [0, 1) from the system's randomness (a v4 UUID's bits).
