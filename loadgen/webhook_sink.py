@@ -25,6 +25,9 @@ class Sink(http.server.BaseHTTPRequestHandler):
         pass
 
 
+# The dispatcher opens a connection per chain it sends at once; the default
+# backlog of 5 would refuse most of them and benchmark the retries instead.
+http.server.ThreadingHTTPServer.request_queue_size = 1024
 server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink)
 signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
 server.serve_forever()

@@ -289,9 +289,7 @@ impl Application {
         let retention = tokio::spawn(retention_loop(self.service.clone()));
         let presence = tokio::spawn(presence_loop(self.service.clone()));
         let agent_presence = tokio::spawn(agent_presence_loop(self.service.clone()));
-        let webhooks = tokio::spawn(crate::service::webhooks::dispatcher::run(
-            self.service.clone(),
-        ));
+        let webhooks = crate::service::webhooks::dispatcher::spawn(self.service.clone())?;
         let sockets = self.shutdown.clone();
         let served = serve(
             self.listener,
@@ -316,7 +314,7 @@ impl Application {
         retention.abort();
         presence.abort();
         agent_presence.abort();
-        webhooks.abort();
+        webhooks.stop();
         // Agents connected here count as gone now, not a heartbeat bound
         // from now (a process that dies without this gets the bound).
         let forget = self.service.presence();

@@ -15,6 +15,7 @@ mod m20261130_000010_add_message_payloads;
 mod m20261130_000011_create_ratings_tickets_guests;
 mod m20261130_000012_create_webhook_outbox;
 mod m20261130_000013_index_pending_deliveries;
+mod m20261130_000014_lighter_webhook_deliveries;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_create_ratings_tickets_guests::Migration),
             Box::new(m20261130_000012_create_webhook_outbox::Migration),
             Box::new(m20261130_000013_index_pending_deliveries::Migration),
+            Box::new(m20261130_000014_lighter_webhook_deliveries::Migration),
         ]
     }
 }

@@ -283,7 +283,9 @@ pub async fn lease_chains<C: ConnectionTrait>(
                 stopped.insert(key);
                 continue;
             }
-            let Some(n) = taken.get_mut(&key) else { continue };
+            let Some(n) = taken.get_mut(&key) else {
+                continue;
+            };
             if *n < chain {
                 *n += 1;
                 ids.push(id);
@@ -409,6 +411,7 @@ pub async fn settle_many<C: ConnectionTrait>(
             delivered_at: s.delivered_at,
         })
         .collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(e.to_string()))?;
     let rows = db
         .query_all(Statement::from_sql_and_values(
@@ -418,9 +421,11 @@ pub async fn settle_many<C: ConnectionTrait>(
                delivered_at = s.delivered_at, lease_until = NULL, lease_token = NULL \
              FROM json_to_recordset($1::json) AS s(id uuid, status text, attempts int, \
                code int, error text, next_at timestamptz, delivered_at timestamptz) \
-             WHERE d.id = s.id AND d.lease_token = $2 \
+             WHERE d.id = s.id AND d.id = ANY($3) AND d.lease_token = $2 \
              RETURNING d.id",
-            [json.into(), token.into()],
+            // The ids again as an array: the planner then reads them by
+            // key rather than joining the whole table with the batch.
+            [json.into(), token.into(), ids.into()],
         ))
         .await?;
     rows.iter().map(|r| r.try_get::<Uuid>("", "id")).collect()
@@ -434,7 +439,10 @@ pub async fn release<C: ConnectionTrait>(db: &C, token: Uuid, ids: Vec<Uuid>) ->
         return Ok(());
     }
     webhook_delivery::Entity::update_many()
-        .col_expr(Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(
+            Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
         .col_expr(Column::LeaseToken, Expr::value(Option::<Uuid>::None))
         .filter(Column::Id.is_in(ids))
         .filter(Column::LeaseToken.eq(token))

@@ -35,6 +35,62 @@ const CHAIN_LENGTH: usize = 32;
 /// Longest error text kept with a delivery.
 const MAX_ERROR_CHARS: usize = 300;
 
+/// The dispatcher's thread; it stops when this is stopped or dropped.
+pub struct Dispatcher {
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Dispatcher {
+    /// Stops the dispatcher (its thread ends on its own, in well under a
+    /// second). Deliveries it was sending are sent again once their lease
+    /// runs out.
+    pub fn stop(self) {}
+}
+
+/// Starts the dispatcher on a thread of its own at the lowest scheduling
+/// priority, with its own runtime: webhooks never stall a chat. Sending an
+/// event costs about what receiving a message does (a signed HTTP request
+/// and its bookkeeping); under a burst of messages that fills the CPU the
+/// deliveries wait in the outbox, and they catch up when the burst is over.
+pub fn spawn(core: Services) -> std::io::Result<Dispatcher> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("webhooks".into())
+        .spawn(move || {
+            lower_this_threads_priority();
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the webhook dispatcher's runtime; webhooks are not delivered");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                tokio::select! {
+                    _ = run(core) => {}
+                    _ = stopped => {}
+                }
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })?;
+    Ok(Dispatcher { _stop: stop })
+}
+
+#[cfg(target_os = "linux")]
+fn lower_this_threads_priority() {
+    // On Linux a thread id names one thread for setpriority.
+    let this_thread = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(this_thread), 19) {
+        tracing::warn!(error = %e, "cannot lower the webhook dispatcher's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_threads_priority() {}
+
 /// Runs until aborted.
 pub async fn run(core: Services) {
     let client = match client(&core.policy().webhooks) {
@@ -141,8 +197,7 @@ async fn deliver_due(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<us
     let send_until = tokio::time::Instant::now() + 3 * timeout;
     let lease_until = now + chrono::Duration::from_std(lease).unwrap_or_default();
     let txn = repo::begin_write(&core.db).await?;
-    let leased =
-        outbox::lease_chains(&txn, now, lease_until, token, CHAINS, CHAIN_LENGTH).await?;
+    let leased = outbox::lease_chains(&txn, now, lease_until, token, CHAINS, CHAIN_LENGTH).await?;
     txn.commit().await?;
     if leased.is_empty() {
         return Ok(0);
