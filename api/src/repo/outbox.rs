@@ -183,6 +183,10 @@ pub async fn fan_out<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A pending delivery as a chain is built from it: id, endpoint, session,
+/// event and when it is due.
+type ChainRow = (Uuid, Uuid, Option<Uuid>, i64, Option<DateTime<Utc>>);
+
 /// Leases due deliveries until `lease_until` under `token`, as chains:
 /// up to `heads` deliveries that nothing earlier of their session still
 /// waits before, for their endpoint (PENDING, due by `now`, not held by a
@@ -251,22 +255,21 @@ pub async fn lease_chains<C: ConnectionTrait>(
                     .add(Column::SessionId.eq(*session)),
             );
         }
-        let rest: Vec<(Uuid, Uuid, Option<Uuid>, i64, Option<DateTime<Utc>>)> =
-            webhook_delivery::Entity::find()
-                .select_only()
-                .column(Column::Id)
-                .column(Column::EndpointId)
-                .column(Column::SessionId)
-                .column(Column::EventSeq)
-                .column(Column::NextAttemptAt)
-                .filter(Column::Status.eq(DeliveryStatus::Pending.as_str()))
-                .filter(lease_free())
-                .filter(of_heads)
-                .order_by_asc(Column::EventSeq)
-                .limit((pairs.len() * chain) as u64)
-                .into_tuple()
-                .all(txn)
-                .await?;
+        let rest: Vec<ChainRow> = webhook_delivery::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .column(Column::EndpointId)
+            .column(Column::SessionId)
+            .column(Column::EventSeq)
+            .column(Column::NextAttemptAt)
+            .filter(Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(lease_free())
+            .filter(of_heads)
+            .order_by_asc(Column::EventSeq)
+            .limit((pairs.len() * chain) as u64)
+            .into_tuple()
+            .all(txn)
+            .await?;
         let mut taken: std::collections::HashMap<(Uuid, Uuid), usize> =
             pairs.iter().map(|(e, s, _)| ((*e, *s), 1)).collect();
         let head_seq: std::collections::HashMap<(Uuid, Uuid), i64> =
