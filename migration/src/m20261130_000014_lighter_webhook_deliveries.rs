@@ -7,6 +7,9 @@
 //!   endpoint (`repo::webhooks::delete_endpoint`, `purge_before`);
 //! - the (endpoint, session, event) index over all deliveries, which the
 //!   partial index over pending ones (migration 13) now does the work of.
+//!
+//! And one comes: pending deliveries by event, the order in which the
+//! dispatcher looks for the next of each session to send.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
@@ -38,10 +41,26 @@ impl MigrationTrait for Migration {
                     .table(Alias::new("webhook_deliveries"))
                     .to_owned(),
             )
-            .await
+            .await?;
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX idx_webhook_deliveries_pending_seq \
+                 ON webhook_deliveries (event_seq) WHERE status = 'PENDING'",
+            )
+            .await?;
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_webhook_deliveries_pending_seq")
+                    .table(Alias::new("webhook_deliveries"))
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_index(
                 Index::create()

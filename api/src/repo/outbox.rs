@@ -77,15 +77,27 @@ pub async fn try_lock_fan_out<C: ConnectionTrait>(txn: &C) -> Result<bool, DbErr
     row.try_get("", "locked")
 }
 
+/// An event as fan-out needs it: not its payload, which only a delivery
+/// reads.
+#[derive(Debug, sea_orm::FromQueryResult)]
+pub struct Unfanned {
+    pub seq: i64,
+    pub event_type: String,
+    pub session_id: Option<Uuid>,
+}
+
 /// The oldest events not fanned out yet, in order.
-pub async fn unfanned<C: ConnectionTrait>(
-    db: &C,
-    limit: u64,
-) -> Result<Vec<webhook_event::Model>, DbErr> {
+pub async fn unfanned<C: ConnectionTrait>(db: &C, limit: u64) -> Result<Vec<Unfanned>, DbErr> {
+    use webhook_event::Column;
     webhook_event::Entity::find()
-        .filter(webhook_event::Column::FannedOut.eq(false))
-        .order_by_asc(webhook_event::Column::Seq)
+        .select_only()
+        .column(Column::Seq)
+        .column(Column::EventType)
+        .column(Column::SessionId)
+        .filter(Column::FannedOut.eq(false))
+        .order_by_asc(Column::Seq)
         .limit(limit)
+        .into_model::<Unfanned>()
         .all(db)
         .await
 }
@@ -223,13 +235,18 @@ pub async fn lease_chains<C: ConnectionTrait>(
             "EXISTS (SELECT 1 FROM webhook_endpoints e \
                WHERE e.id = webhook_deliveries.endpoint_id AND e.enabled)",
         ))
+        // The first pending one of its session for its endpoint: a scalar
+        // subquery, one probe of the pending index per candidate, taken in
+        // event order from the pending-by-event index until enough are
+        // found. (Written as NOT EXISTS, the planner joined every pending
+        // delivery with every other of its session.)
         .filter(Expr::cust(
-            "NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
-               WHERE p.endpoint_id = webhook_deliveries.endpoint_id \
-                 AND p.session_id = webhook_deliveries.session_id \
-                 AND p.status = 'PENDING' AND p.event_seq < webhook_deliveries.event_seq)",
+            "(webhook_deliveries.session_id IS NULL OR webhook_deliveries.event_seq = \
+               (SELECT min(p.event_seq) FROM webhook_deliveries p \
+                 WHERE p.endpoint_id = webhook_deliveries.endpoint_id \
+                   AND p.session_id = webhook_deliveries.session_id \
+                   AND p.status = 'PENDING'))",
         ))
-        .order_by_asc(Column::NextAttemptAt)
         .order_by_asc(Column::EventSeq)
         .limit(heads);
     if txn.get_database_backend() == DatabaseBackend::Postgres {
