@@ -240,9 +240,11 @@ export async function onShift(browser, who) {
 }
 
 /** A customer on the shop's page who opens the widget and starts a chat about `subject`. */
-export async function startChat(browser, site, tok, subject) {
+export async function startChat(browser, site, tok, subject, { beforeLoad } = {}) {
   const page = await (await browser.newContext()).newPage();
   watch(page, subject);
+  // Routes for the page's WebSockets must be in place before it loads.
+  if (beforeLoad) await beforeLoad(page);
   await page.goto(site.url(tok));
   const w = widget(page);
   await w.launcher.click();

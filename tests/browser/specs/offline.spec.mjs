@@ -1,7 +1,9 @@
 // The network cut and restored mid-chat (context.setOffline), and an
 // acknowledgement lost on the way back: a reconnecting banner, then every
 // message exactly once on both sides (and in a second tab of the customer's),
-// in seq order.
+// in seq order. Twice the widget's feed starts late (its connection_ack held
+// back): once after the chat was accepted, once after the customer's own
+// retried sends were answered; neither may cost it a change or a message.
 // Server: ROUTING_MODE=fair.
 
 import { test } from 'node:test';
@@ -17,11 +19,43 @@ test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
   const dave = customer('Dave');
   const agentPage = await onShift(browser, ann);
 
-  const { page, w } = await startChat(browser, site, dave.token, 'Flaky train wifi');
+  // Every WebSocket message from the server passes through here, so that
+  // one connection_ack can be held back later (see "comes back").
+  let ackHeld = null;
+  const holdingAcks = async (page) => {
+    await page.routeWebSocket(/\/graphql$/, (ws) => {
+      const server = ws.connectToServer();
+      // Passed on at once, in order; once an ack is held, what follows it
+      // waits behind it.
+      let held = null;
+      server.onMessage((message) => {
+        if (held) return held.push(message);
+        if (ackHeld && String(message).includes('"connection_ack"')) {
+          held = [message];
+          ackHeld.then(() => {
+            for (const m of held) ws.send(m);
+            held = null;
+          });
+          return undefined;
+        }
+        return ws.send(message);
+      });
+    });
+  };
+  // The chat is accepted before the widget's feed has started (its first
+  // connection_ack held back): the replay brings the join line, and the
+  // widget must still learn who took the chat.
+  let releaseFirstAck;
+  ackHeld = new Promise((resolve) => { releaseFirstAck = resolve; });
+  const { page, w } = await startChat(browser, site, dave.token, 'Flaky train wifi', { beforeLoad: holdingAcks });
   const context = page.context();
   await agentPage.getByTestId('offer').getByRole('button', { name: /Accept/ }).click();
-  await w.status.filter({ hasText: 'Ann' }).waitFor();
   const pane = agentPage.getByTestId('chat-pane').filter({ hasText: 'Flaky train wifi' });
+  await pane.getByTestId('system-line').filter({ hasText: 'Ann' }).waitFor();
+  assert.ok(await w.banner.isVisible(), 'the feed has not started yet');
+  ackHeld = null;
+  releaseFirstAck();
+  await w.status.filter({ hasText: 'Ann' }).waitFor();
 
   await w.input.fill('one');
   await w.input.press('Enter');
@@ -68,27 +102,19 @@ test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
   await reply.press('Enter');
   await pane.getByTestId('message').filter({ hasText: 'while you were away' }).locator('[data-tick]').waitFor();
 
-  // And comes back. The retried sends and the feed's restart race; held
-  // here so the sends' answers come first (as they did, now and then, on a
-  // loaded machine): the feed must still resume before the agent's reply,
-  // not after the customer's own newest message.
-  let releaseFeed;
-  const feedHeld = new Promise((resolve) => { releaseFeed = resolve; });
-  let toServer = Promise.resolve();
-  await page.routeWebSocket(/\/graphql$/, (ws) => {
-    const server = ws.connectToServer();
-    ws.onMessage((message) => {
-      toServer = toServer.then(async () => {
-        if (JSON.parse(message).type === 'subscribe') await feedHeld;
-        server.send(message);
-      });
-    });
-  });
+  // And comes back. The retried sends and the feed's restart race; here
+  // the server's connection_ack is held until the sends are answered (as
+  // happened now and then on a loaded machine), so the feed restarts after
+  // the customer's own newest message is on the page: it must still resume
+  // before the agent's reply, not after that message.
+  let releaseAck;
+  ackHeld = new Promise((resolve) => { releaseAck = resolve; });
   await context.setOffline(false);
-  await w.banner.waitFor({ state: 'hidden' });
   // The two sends retried at once may be stored in either order: wait for both.
   for (const body of ['three', 'four']) await w.messages.filter({ hasText: body }).locator('[data-tick]').waitFor();
-  releaseFeed();
+  assert.ok(await w.banner.isVisible(), 'the feed is still held back');
+  releaseAck();
+  await w.banner.waitFor({ state: 'hidden' });
   await w.messages.filter({ hasText: 'while you were away' }).waitFor();
   for (const body of ['three', 'four']) await pane.getByTestId('message').filter({ hasText: body }).waitFor();
 

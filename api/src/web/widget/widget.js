@@ -28,6 +28,7 @@ const SCRIPT_ORIGIN = (() => {
 const SESSION = `id status subject createdAt endedAt endReason queuePosition estimatedWaitSeconds lastSeq agent { id name } rating { score }`;
 const Q_MINE = `query { me { id } mySessions(first: 30) { nodes { ${SESSION} } } }`;
 const Q_TRANSCRIPT = `query($id: ID!) { session(id: $id) { ${SESSION} messages(last: 200) { nodes { ${MESSAGE_FIELDS} } } } }`;
+const Q_SESSION = `query($id: ID!) { session(id: $id) { ${SESSION} } }`;
 const M_START = `mutation($input: StartSessionInput!) { startSession(input: $input) { ${SESSION} } }`;
 const M_END = SESSION_OPS.end(SESSION);
 const M_RATE = `mutation($id: ID!, $score: Int!, $comment: String) { rateSession(sessionId: $id, score: $score, comment: $comment) { ${SESSION} } }`;
@@ -494,6 +495,7 @@ class SwitchboardChat extends HTMLElement {
         if (t.receipt(ev, 'AGENT')) this.renderMessages();
         break;
       case 'SessionChanged':
+        this.sessionChanges = (this.sessionChanges || 0) + 1;
         this.session = { ...this.session, ...ev.session };
         this.sessions = this.sessions.map((s) => (s.id === ev.session.id ? this.session : s));
         this.renderSession();
@@ -501,9 +503,26 @@ class SwitchboardChat extends HTMLElement {
       case 'CaughtUp':
         this.caughtUp = true;
         if (this.open) this.markRead();
+        // A replay brings messages, not the session's changes: one made
+        // before the feed (re)started (accepted while connecting, ended
+        // while offline) is read now.
+        this.refreshSession(t);
         break;
       default:
         break;
+    }
+  }
+
+  async refreshSession(t) {
+    const seen = this.sessionChanges;
+    try {
+      const data = await this.client.request(Q_SESSION, { id: this.session.id });
+      // A change the feed brought meanwhile is newer than this answer.
+      if (t === this.transcript && seen === this.sessionChanges && data.session) {
+        this.onEvent(t, { __typename: 'SessionChanged', session: data.session });
+      }
+    } catch (e) {
+      // The live feed brings the next change; nothing to show meanwhile.
     }
   }
 
