@@ -128,7 +128,17 @@ test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
   await tab2.bringToFront();
   for (const body of ['while you were away', 'three', 'four']) await w2.messages.filter({ hasText: body }).waitFor();
   assert.deepEqual(await bodies(w2.messages), customerSide, 'the second tab shows the same');
-  const { mySessions } = await gql(dave.token, '{ mySessions(first: 1) { nodes { messages(first: 20) { nodes { seq sender body } } } } }');
+  const { mySessions } = await gql(dave.token, '{ mySessions(first: 1) { nodes { id messages(first: 20) { nodes { seq sender body } } } } }');
   const stored = mySessions.nodes[0].messages.nodes.filter((m) => m.sender !== 'SYSTEM');
   assert.deepEqual(stored.map((m) => m.body), customerSide, 'the server stored each once, in that order');
+
+  // The agent's network goes, the customer ends the chat meanwhile: back
+  // online, the console's pane shows it ended (the replay alone brings
+  // only the line saying so).
+  await agentPage.context().setOffline(true);
+  const sessionId = mySessions.nodes[0].id;
+  await gql(dave.token, 'mutation($id: ID!) { endSession(sessionId: $id) { id } }', { id: sessionId });
+  await agentPage.context().setOffline(false);
+  await pane.getByTestId('system-line').filter({ hasText: 'ended' }).waitFor();
+  await pane.getByTestId('chat-status').filter({ hasText: 'Ended' }).waitFor();
 });

@@ -8,6 +8,7 @@ import { el, newClientMessageId, sendReliably, renderTranscript, Transcript, Typ
 export const SESSION = 'id status subject priority createdAt queuedAt endedAt endReason lastSeq customer { id } agent { id name }';
 const PAGE = 30;
 const Q_PAGE = `query($id: ID!, $last: Int!, $before: String) { session(id: $id) { ${SESSION} messages(last: $last, before: $before) { nodes { ${MESSAGE_FIELDS} } pageInfo { hasPreviousPage } } } }`;
+const Q_SESSION = `query($id: ID!) { session(id: $id) { ${SESSION} } }`;
 const Q_AGENTS = 'query { agents { id name status activeSessionCount capacity online } }';
 const M_END = SESSION_OPS.end(SESSION);
 const M_TRANSFER = `mutation($id: ID!, $to: ID) { transferSession(sessionId: $id, toAgentId: $to) { ${SESSION} } }`;
@@ -330,6 +331,17 @@ export class ChatPane {
     return true;
   }
 
+  async refreshSession() {
+    const seen = this.sessionChanges;
+    try {
+      const data = await this.client.request(Q_SESSION, { id: this.session.id });
+      // A change the feed brought meanwhile is newer than this answer.
+      if (data.session && seen === this.sessionChanges) this.onEvent({ __typename: 'SessionChanged', session: data.session });
+    } catch (e) {
+      // The live feed brings the next change.
+    }
+  }
+
   async loadPage(before) {
     const data = await this.client.request(Q_PAGE, { id: this.session.id, last: PAGE, before });
     if (!data.session) return;
@@ -387,6 +399,7 @@ export class ChatPane {
         if (t.receipt(ev, 'CUSTOMER')) this.render();
         break;
       case 'SessionChanged':
+        this.sessionChanges = (this.sessionChanges || 0) + 1;
         this.session = { ...this.session, ...ev.session };
         this.render();
         this.options.onChange();
@@ -402,6 +415,9 @@ export class ChatPane {
         // Live from here on (ephemeral events such as typing reach it now).
         this.root.dataset.live = 'true';
         this.markRead();
+        // A replay brings messages, not the session's changes: one made
+        // while the feed was down (ended, transferred) is read now.
+        this.refreshSession();
         break;
       default:
         break;
