@@ -222,8 +222,9 @@ async fn gql_legacy_ws() {
 }
 
 /// Webhook deliveries of a whole chat, verified by the Standard Webhooks
-/// reference library for Node (`standardwebhooks`, pinned in
-/// tests/clients/package.json) exactly as a receiver would verify them.
+/// reference libraries for Node and Python (`standardwebhooks`, pinned in
+/// tests/clients/package.json and requirements.txt) exactly as a receiver
+/// would verify them.
 #[tokio::test]
 async fn webhooks_verify_with_standardwebhooks() {
     use serde_json::json;
@@ -281,19 +282,29 @@ async fn webhooks_verify_with_standardwebhooks() {
         json!({ "secret": secret, "requests": requests }).to_string(),
     )
     .expect("write the deliveries");
-    let mut command = Command::new("node");
-    command
-        .current_dir(clients_dir())
-        .arg(clients_dir().join("webhook_verify.mjs"))
-        .arg(&input);
-    let log = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("webhooks-{}.log", uuid::Uuid::new_v4().simple()));
-    let run = run_bounded(command, SCRIPT_BOUND, &log);
-    let _ = std::fs::remove_file(&input);
+    let python = match python_venv() {
+        Ok(python) => python,
+        Err(e) => panic!("cannot set up the Python clients: {e}"),
+    };
     let expected = format!("VERIFIED {} deliveries", requests.len());
-    assert!(
-        run.status.is_some_and(|s| s.success()) && run.output.contains(&expected),
-        "standardwebhooks did not verify every delivery:\n{}",
-        run.output
-    );
+    // The same deliveries through both reference libraries.
+    for (runtime, script) in [
+        (PathBuf::from("node"), "webhook_verify.mjs"),
+        (python, "webhook_verify.py"),
+    ] {
+        let mut command = Command::new(&runtime);
+        command
+            .current_dir(clients_dir())
+            .arg(clients_dir().join(script))
+            .arg(&input);
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("webhooks-{}.log", uuid::Uuid::new_v4().simple()));
+        let run = run_bounded(command, SCRIPT_BOUND, &log);
+        assert!(
+            run.status.is_some_and(|s| s.success()) && run.output.contains(&expected),
+            "standardwebhooks ({script}) did not verify every delivery:\n{}",
+            run.output
+        );
+    }
+    let _ = std::fs::remove_file(&input);
 }
