@@ -48,7 +48,7 @@ impl Dispatcher {
 }
 
 /// Starts the dispatcher on a thread of its own at the lowest scheduling
-/// priority, with its own runtime: webhooks never stall a chat. Sending an
+/// priority, with its own runtime: deliveries yield the CPU to chats. Sending an
 /// event costs about what receiving a message does (a signed HTTP request
 /// and its bookkeeping); under a burst of messages that fills the CPU the
 /// deliveries wait in the outbox, and they catch up when the burst is over.
