@@ -53,6 +53,7 @@ test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
   const pane = agentPage.getByTestId('chat-pane').filter({ hasText: 'Flaky train wifi' });
   await pane.getByTestId('system-line').filter({ hasText: 'Ann' }).waitFor();
   assert.ok(await w.banner.isVisible(), 'the feed has not started yet');
+  assert.match(await w.banner.textContent(), /^Connecting/, 'a first connection is not a reconnection');
   ackHeld = null;
   releaseFirstAck();
   await w.status.filter({ hasText: 'Ann' }).waitFor();
@@ -91,7 +92,7 @@ test('offline and back mid-chat: nothing lost, nothing doubled', async () => {
 
   // The network goes.
   await context.setOffline(true);
-  await w.banner.waitFor();
+  await w.banner.filter({ hasText: 'Reconnecting' }).waitFor();
   await w.input.fill('three');
   await w.input.press('Enter');
   await w.input.fill('four');

@@ -367,6 +367,11 @@ class SwitchboardChat extends HTMLElement {
   renderBanner() {
     const following = Boolean(this.stopFeed);
     this.banner.hidden = navigator.onLine !== false && (!following || this.connection === 'connected');
+    // The first connection is not a reconnection.
+    if (this.connection === 'connected') this.everConnected = true;
+    this.banner.textContent = this.everConnected || navigator.onLine === false
+      ? 'Reconnecting… your messages will be sent when the connection is back.'
+      : 'Connecting…';
   }
 
   renderBadge() {
