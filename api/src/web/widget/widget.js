@@ -77,7 +77,7 @@ form.composer { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #da
 textarea { flex: 1; resize: none; height: 40px; padding: 8px; border: 1px solid #747775; border-radius: 8px; }
 .primary { background: #0b57d0; color: #fff; border: none; border-radius: 8px; padding: 8px 14px; }
 .secondary { background: #fff; color: #0b57d0; border: 1px solid #0b57d0; border-radius: 8px; padding: 6px 12px; }
-.after-end { padding: 8px 12px 12px; border-top: 1px solid #dadce0; }
+.after-end { padding: 8px 12px 12px; border-top: 1px solid #dadce0; max-height: 55%; overflow-y: auto; flex-shrink: 0; }
 .after-end p { margin: 0 0 8px; }
 .actions { display: flex; gap: 8px; padding: 0 8px 8px; flex-wrap: wrap; }
 label { display: block; font-size: 14px; margin: 8px 0 4px; }
