@@ -196,8 +196,15 @@ pub async fn fan_out<C: ConnectionTrait>(
 }
 
 /// A pending delivery as a chain is built from it: id, endpoint, session,
-/// event and when it is due.
-type ChainRow = (Uuid, Uuid, Option<Uuid>, i64, Option<DateTime<Utc>>);
+/// event, when it is due and until when it is leased.
+type ChainRow = (
+    Uuid,
+    Uuid,
+    Option<Uuid>,
+    i64,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
 
 /// Leases due deliveries until `lease_until` under `token`, as chains:
 /// up to `heads` deliveries that nothing earlier of their session still
@@ -279,8 +286,8 @@ pub async fn lease_chains<C: ConnectionTrait>(
             .column(Column::SessionId)
             .column(Column::EventSeq)
             .column(Column::NextAttemptAt)
+            .column(Column::LeaseUntil)
             .filter(Column::Status.eq(DeliveryStatus::Pending.as_str()))
-            .filter(lease_free())
             .filter(of_heads)
             .order_by_asc(Column::EventSeq)
             .limit((pairs.len() * chain) as u64)
@@ -291,15 +298,16 @@ pub async fn lease_chains<C: ConnectionTrait>(
             pairs.iter().map(|(e, s, _)| ((*e, *s), 1)).collect();
         let head_seq: std::collections::HashMap<(Uuid, Uuid), i64> =
             pairs.iter().map(|(e, s, seq)| ((*e, *s), *seq)).collect();
-        // A chain stops at the first one not due yet: those after it wait too.
+        // A chain stops at the first one not due yet or still leased (by a
+        // dispatcher that died mid-chain): those after it wait too.
         let mut stopped = std::collections::HashSet::new();
-        for (id, endpoint, session, seq, due) in rest {
+        for (id, endpoint, session, seq, due, leased_until) in rest {
             let Some(session) = session else { continue };
             let key = (endpoint, session);
             if head_seq.get(&key).is_none_or(|h| seq <= *h) || stopped.contains(&key) {
                 continue;
             }
-            if due.is_none_or(|at| at > now) {
+            if due.is_none_or(|at| at > now) || leased_until.is_some_and(|until| until > now) {
                 stopped.insert(key);
                 continue;
             }
