@@ -127,6 +127,22 @@ pub async fn fan_out<C: ConnectionTrait>(
     deliveries: Vec<NewDelivery>,
     events: &[i64],
 ) -> Result<(), DbErr> {
+    insert_deliveries(db, &deliveries).await?;
+    webhook_event::Entity::update_many()
+        .col_expr(webhook_event::Column::FannedOut, Expr::value(true))
+        .filter(webhook_event::Column::Seq.is_in(events.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+async fn insert_deliveries<C: ConnectionTrait>(
+    db: &C,
+    deliveries: &[NewDelivery],
+) -> Result<(), DbErr> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
     if uses_json_batches(db) {
         #[derive(serde::Serialize)]
         struct Row<'a> {
@@ -159,9 +175,7 @@ pub async fn fan_out<C: ConnectionTrait>(
                event_type text, session_id uuid, now timestamptz)",
             &rows,
         )?;
-        if !rows.is_empty() {
-            db.execute(statement).await?;
-        }
+        db.execute(statement).await?;
     } else {
         // Well under SQLite's limit on bound values per statement.
         for chunk in deliveries.chunks(500) {
@@ -187,11 +201,6 @@ pub async fn fan_out<C: ConnectionTrait>(
             .await?;
         }
     }
-    webhook_event::Entity::update_many()
-        .col_expr(webhook_event::Column::FannedOut, Expr::value(true))
-        .filter(webhook_event::Column::Seq.is_in(events.iter().copied()))
-        .exec(db)
-        .await?;
     Ok(())
 }
 

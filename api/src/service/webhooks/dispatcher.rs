@@ -267,7 +267,6 @@ async fn send_chain(
     token: Uuid,
     send_until: tokio::time::Instant,
 ) {
-    let now = core.now();
     let mut outcomes = Vec::with_capacity(chain.len());
     let mut stopped = false;
     let mut untried = Vec::new();
@@ -276,7 +275,9 @@ async fn send_chain(
             untried.push(leased.delivery.id);
             continue;
         }
-        let outcome = outcome(core, leased, attempt(core, client, leased).await, now);
+        let result = attempt(core, client, leased).await;
+        // Stamped when this attempt ended, not when its chain began.
+        let outcome = outcome(core, leased, result, core.now());
         stopped = outcome.step != NextStep::Delivered;
         outcomes.push(outcome);
     }
