@@ -16,6 +16,7 @@ mod m20261130_000011_create_ratings_tickets_guests;
 mod m20261130_000012_create_webhook_outbox;
 mod m20261130_000013_index_pending_deliveries;
 mod m20261130_000014_lighter_webhook_deliveries;
+mod m20261130_000015_session_search_documents;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000012_create_webhook_outbox::Migration),
             Box::new(m20261130_000013_index_pending_deliveries::Migration),
             Box::new(m20261130_000014_lighter_webhook_deliveries::Migration),
+            Box::new(m20261130_000015_session_search_documents::Migration),
         ]
     }
 }

@@ -177,6 +177,22 @@ fn ticket_lines(lines: &[String]) -> Vec<&String> {
     lines.iter().filter(|l| l.starts_with("Ticket #")).collect()
 }
 
+/// The ids of the sessions an admin finds by these words.
+async fn found_by_words(app: &Server, words: &str) -> Vec<String> {
+    let data = app
+        .as_admin(
+            "query($t: String!) { searchSessions(filter: {text: $t}) { edges { node { id } } } }",
+            json!({ "t": words }),
+        )
+        .await;
+    data["searchSessions"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_chat_becomes_one_signed_ticket_with_its_transcript_and_rating() {
     let (app, receiver) = with_ticket_system().await;
@@ -273,6 +289,11 @@ async fn a_chat_becomes_one_signed_ticket_with_its_transcript_and_rating() {
     assert_eq!(by_admin["convertToTicket"]["ticket"], *ticket);
     assert_eq!(receiver.calls(), 1);
     assert_eq!(ticket_lines(&system_lines(&app, &sid).await).len(), 1);
+    // A line added after the end is searchable like the others.
+    assert_eq!(
+        found_by_words(&app, "ticket T-1 parcel").await,
+        [sid.as_str()]
+    );
 
     // The customer sees the line in the transcript, not the ticket's link.
     let seen = app
@@ -494,6 +515,7 @@ async fn on_the_embedded_database_too() {
         );
     }
     assert_eq!(receiver.calls(), 1);
+    assert_eq!(found_by_words(&app, "ticket T-1").await, [sid.as_str()]);
     assert_eq!(receiver.accepted()[0].body["data"]["rating"]["score"], 4);
     let stats = app
         .as_admin(

@@ -63,7 +63,7 @@ pub fn router(state: AppState) -> Router {
     // captured for as long as it is open, and the state is ~600 bytes.
     let state = Arc::new(state);
     let body_limit = state.limits.max_body_bytes;
-    Router::new()
+    let routes = Router::new()
         .route("/", get(graphiql::page))
         .route(
             "/graphql",
@@ -76,11 +76,17 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(assets::routes())
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(
+        .layer(DefaultBodyLimit::max(body_limit));
+    // Only when some are blocked: every request would pay for the layer.
+    let routes = if state.limits.blocked_clients.is_empty() {
+        routes
+    } else {
+        routes.layer(middleware::from_fn_with_state(
             Arc::new(state.limits.blocked_clients.clone()),
             blocked::refuse_blocked,
         ))
+    };
+    routes
         .layer(middleware::from_fn_with_state(
             Arc::new(client_ip::ProxyTrust {
                 proxies: state.limits.trusted_proxies.clone(),

@@ -14,6 +14,7 @@ pub mod messages;
 pub mod notes;
 pub mod outbox;
 pub mod ratings;
+pub mod search_documents;
 pub mod sessions;
 pub mod tickets;
 pub mod webhooks;

@@ -28,7 +28,7 @@ use crate::events::{AgentEvent, SessionEvent};
 use crate::matching;
 use crate::repo::history;
 use crate::repo::sessions::SeqTake;
-use crate::repo::{self, agents, decisions, messages, sessions};
+use crate::repo::{self, agents, decisions, messages, search_documents, sessions};
 
 /// Who ends a session.
 #[derive(Clone, Copy)]
@@ -106,6 +106,8 @@ impl Transitions<'_> {
             };
             sessions::mark_ended(&txn, id, by, reason, now).await?;
             let ended_msg = self.append_system_message(&txn, id, &line, now).await?;
+            // Its transcript is complete: searched from now on as one document.
+            search_documents::refresh(&txn, id).await?;
             history::record(
                 &txn,
                 id,

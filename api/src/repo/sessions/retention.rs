@@ -46,6 +46,7 @@ pub async fn purge_ended_before<C: ConnectionTrait>(
     crate::repo::ratings::delete_for_sessions(db, &ids).await?;
     crate::repo::tickets::delete_for_sessions(db, &ids).await?;
     notes::delete_for_sessions(db, &ids).await?;
+    crate::repo::search_documents::delete_for_sessions(db, &ids).await?;
     let res = chat_session::Entity::delete_many()
         .filter(Column::Id.is_in(ids))
         .exec(db)

@@ -4,7 +4,9 @@
 //! Words match case-insensitively anywhere in the subject or in any one
 //! message body; every word must match (each may match a different
 //! message). On Postgres, `ILIKE '%word%'` is answered by the trigram
-//! indexes of migration 000009; SQLite scans.
+//! indexes on session subjects (migration 000009) and on ended sessions'
+//! search documents (000015), and by the messages of the open sessions;
+//! SQLite scans.
 
 use std::collections::HashMap;
 
@@ -50,7 +52,9 @@ fn contains_pattern(word: &str) -> String {
     p
 }
 
-/// Every word is in the subject or in some message body of the session.
+/// Every word is in the subject or in some message body of the session:
+/// an ended session's bodies are read from its search document, an open
+/// one's from its messages (see `repo::search_documents`).
 fn words_condition(backend: DatabaseBackend, words: &[String]) -> SimpleExpr {
     let patterns: Vec<String> = words.iter().map(|w| contains_pattern(w)).collect();
     // The escape character is bound too: sea-query would read quoted text
@@ -62,12 +66,19 @@ fn words_condition(backend: DatabaseBackend, words: &[String]) -> SimpleExpr {
         // sessions and 1,000,000 messages, an OR read every session when
         // few matched: 43 ms, against 0.1 ms; ANDed id lists compared each
         // pair: 276 ms for two common words, against 49 ms intersected.)
+        // Open sessions are listed first and their messages read by
+        // session, whatever the planner guesses of their number.
         let escape = patterns.len() + 1;
         let sets: Vec<String> = (1..=patterns.len())
             .map(|i| {
                 format!(
                     "(SELECT \"id\" FROM \"chat_sessions\" WHERE \"subject\" ILIKE ${i} ESCAPE ${escape} \
-                     UNION SELECT \"session_id\" FROM \"messages\" WHERE \"body\" ILIKE ${i} ESCAPE ${escape})"
+                     UNION SELECT \"session_id\" FROM \"session_search_documents\" \
+                       WHERE \"body\" ILIKE ${i} ESCAPE ${escape} \
+                     UNION SELECT \"session_id\" FROM \"messages\" \
+                       WHERE \"session_id\" = ANY(ARRAY(SELECT \"id\" FROM \"chat_sessions\" \
+                         WHERE \"status\" <> 'ENDED')) \
+                       AND \"body\" ILIKE ${i} ESCAPE ${escape})"
                 )
             })
             .collect();
@@ -85,9 +96,19 @@ fn words_condition(backend: DatabaseBackend, words: &[String]) -> SimpleExpr {
     let mut all = Condition::all();
     for p in patterns {
         all = all.add(Expr::cust_with_values(
-            "(\"chat_sessions\".\"subject\" LIKE ? ESCAPE ? OR \"chat_sessions\".\"id\" IN \
-             (SELECT \"session_id\" FROM \"messages\" WHERE \"body\" LIKE ? ESCAPE ?))",
-            [p.clone(), "!".to_owned(), p, "!".to_owned()],
+            "(\"chat_sessions\".\"subject\" LIKE ? ESCAPE ? \
+              OR (\"chat_sessions\".\"status\" = 'ENDED' AND \"chat_sessions\".\"id\" IN \
+                (SELECT \"session_id\" FROM \"session_search_documents\" WHERE \"body\" LIKE ? ESCAPE ?)) \
+              OR (\"chat_sessions\".\"status\" <> 'ENDED' AND \"chat_sessions\".\"id\" IN \
+                (SELECT \"session_id\" FROM \"messages\" WHERE \"body\" LIKE ? ESCAPE ?)))",
+            [
+                p.clone(),
+                "!".to_owned(),
+                p.clone(),
+                "!".to_owned(),
+                p,
+                "!".to_owned(),
+            ],
         ));
     }
     all.into()

@@ -28,7 +28,7 @@ use crate::domain::{access, backoff, ChatSession, Message, Rating, Ticket};
 use crate::error::{AppError, AppResult};
 use crate::events::SessionEvent;
 use crate::repo::tickets::{self, TicketState};
-use crate::repo::{self, history, messages, ratings, sessions};
+use crate::repo::{self, history, messages, ratings, search_documents, sessions};
 
 /// How often a caller waiting for another's claim looks again.
 const WAIT_POLL: Duration = Duration::from_millis(100);
@@ -182,6 +182,10 @@ impl Tickets<'_> {
             .append_system_message(&txn, id, &line, now)
             .await?;
         let after = self.core.reload(&txn, id).await?;
+        if !after.status.is_open() {
+            // An ended session's search document holds every line.
+            search_documents::refresh(&txn, id).await?;
+        }
         webhook_outbox::record(
             self.core,
             &txn,
