@@ -133,7 +133,8 @@ fn file_policy(
 }
 
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
-    let mut options = ConnectOptions::new(settings.database_url.clone());
+    let url = crate::config::database_connect_url(&settings.database_url);
+    let mut options = ConnectOptions::new(url.into_owned());
     // sqlx keeps retrying a refused connection until the acquire timeout:
     // a request rides out a short database restart, and a long outage
     // makes it wait this long before it fails.

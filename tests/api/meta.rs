@@ -198,3 +198,81 @@ async fn every_request_gets_an_id() {
         .unwrap();
     assert_ne!(replaced.headers()["x-request-id"], "<script>");
 }
+
+/// How many of the server's connections to its database are encrypted,
+/// and how many there are, as Postgres reports them.
+async fn server_connections(db_url: &str) -> (i64, i64) {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    // The test's own connection is left out of the count.
+    let db = Database::connect(format!("{db_url}?sslmode=disable"))
+        .await
+        .unwrap();
+    let row = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT count(*) FILTER (WHERE s.ssl) AS encrypted, count(*) AS total \
+             FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid \
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        row.try_get("", "encrypted").unwrap(),
+        row.try_get("", "total").unwrap(),
+    )
+}
+
+/// TLS over loopback protects nothing and cost the chat a tenth of its
+/// throughput: a database on this host is reached in the clear unless
+/// DATABASE_URL asks for TLS, and then it gets it.
+#[tokio::test]
+async fn a_database_on_loopback_is_reached_without_tls_unless_asked() {
+    let app = spawn(Options::default()).await;
+    let url = app.database_url.clone().unwrap();
+    assert!(
+        url.starts_with("postgres://") && url.contains("@127.0.0.1"),
+        "the test database is on loopback: {url}"
+    );
+    let ssl_on = {
+        use sea_orm::{ConnectionTrait, Database, Statement};
+        let db = Database::connect(format!("{url}?sslmode=disable"))
+            .await
+            .unwrap();
+        let row = db
+            .query_one(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT current_setting('ssl') AS ssl",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<String>("", "ssl").unwrap() == "on"
+    };
+    if !ssl_on {
+        eprintln!("skipped: this Postgres does not offer TLS, so there is nothing to tell apart");
+        return;
+    }
+    app.ok(
+        &tokens::admin(),
+        "{ queueStats { waiting } }",
+        serde_json::json!({}),
+    )
+    .await;
+    let (encrypted, total) = server_connections(&url).await;
+    assert!(total > 0, "the server holds connections");
+    assert_eq!(encrypted, 0, "none of {total} is encrypted");
+    drop(app);
+
+    let asked = spawn(Options::default().database(&format!("{url}?sslmode=require"))).await;
+    asked
+        .ok(
+            &tokens::admin(),
+            "{ queueStats { waiting } }",
+            serde_json::json!({}),
+        )
+        .await;
+    // (The first server's connections may not all be closed yet.)
+    let (encrypted, total) = server_connections(&url).await;
+    assert!(encrypted > 0, "{encrypted} of {total} encrypted");
+}

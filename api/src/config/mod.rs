@@ -18,7 +18,7 @@ use crate::matching::RoutingMode;
 pub use context::ContextSettings;
 pub use guests::GuestSettings;
 pub(crate) use net::redact_url;
-pub use net::{own_origins, IpNet};
+pub use net::{database_connect_url, own_origins, IpNet};
 pub use secret::{ensure_private_dir, JwtSecret, JwtSecretSource, LoadedSecret};
 use settings::*;
 pub use tickets::TicketSettings;

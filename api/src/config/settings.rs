@@ -110,7 +110,7 @@ settings! {
         kind: Text { default: "SQLite file `DATA_DIR/switchboard.db`" },
         mask: Credentials,
         show: |s| s.database_url.clone(),
-        help: "`postgres://…` for production",
+        help: "`postgres://…` for production; a server on loopback is reached without TLS unless the URL sets `sslmode`",
     }
     LISTEN_ADDR {
         kind: Word { default: "127.0.0.1:8080" },

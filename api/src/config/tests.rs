@@ -336,3 +336,49 @@ fn guest_tokens_tickets_and_blocked_clients() {
     assert_eq!(blocked.limits.blocked_clients.len(), 2);
     assert!(settings(&[("DATA_DIR", d), ("BLOCKED_CLIENTS", "300.1.1.1")]).is_err());
 }
+
+#[test]
+fn a_loopback_database_is_reached_without_tls_unless_the_url_asks() {
+    use super::database_connect_url as connect;
+    for (given, used) in [
+        (
+            "postgres://postgres@127.0.0.1:5432/chat",
+            "postgres://postgres@127.0.0.1:5432/chat?sslmode=disable",
+        ),
+        (
+            "postgresql://app:pw@localhost/chat?application_name=sb",
+            "postgresql://app:pw@localhost/chat?application_name=sb&sslmode=disable",
+        ),
+        (
+            "postgres://[::1]/chat",
+            "postgres://[::1]/chat?sslmode=disable",
+        ),
+        (
+            "postgres://127.8.9.10/chat",
+            "postgres://127.8.9.10/chat?sslmode=disable",
+        ),
+        // The operator's choice stands.
+        (
+            "postgres://127.0.0.1/chat?sslmode=require",
+            "postgres://127.0.0.1/chat?sslmode=require",
+        ),
+        (
+            "postgres://localhost/chat?host=/var/run/postgresql",
+            "postgres://localhost/chat?host=/var/run/postgresql",
+        ),
+        // Other hosts keep the driver's default.
+        ("postgres://db.internal/chat", "postgres://db.internal/chat"),
+        ("postgres://10.0.0.5/chat", "postgres://10.0.0.5/chat"),
+        (
+            "postgres://localhost.evil.example/chat",
+            "postgres://localhost.evil.example/chat",
+        ),
+        (
+            "sqlite://data/switchboard.db?mode=rwc",
+            "sqlite://data/switchboard.db?mode=rwc",
+        ),
+        ("not a url", "not a url"),
+    ] {
+        assert_eq!(connect(given), used, "{given}");
+    }
+}
