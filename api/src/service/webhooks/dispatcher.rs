@@ -34,6 +34,12 @@ const CHAINS: u64 = 64;
 const CHAIN_LENGTH: usize = 32;
 /// Longest error text kept with a delivery.
 const MAX_ERROR_CHARS: usize = 300;
+/// While chats carry more than `BUSY_MESSAGES` messages per `BUSY_PROBE`
+/// (1,000 a second), deliveries wait, for at most `MAX_YIELD` at a time:
+/// see [`yield_to_chats`].
+const BUSY_PROBE: Duration = Duration::from_millis(50);
+const BUSY_MESSAGES: u64 = 50;
+const MAX_YIELD: Duration = Duration::from_secs(2);
 
 /// The dispatcher's thread; it stops when this is stopped or dropped.
 pub struct Dispatcher {
@@ -100,7 +106,9 @@ pub async fn run(core: Services) {
             return;
         }
     };
+    let mut load = ChatLoad::now(&core);
     loop {
+        yield_to_chats(&core, &mut load).await;
         let busy = match pass(&core, &client).await {
             Ok(busy) => busy,
             Err(e) => {
@@ -117,6 +125,50 @@ pub async fn run(core: Services) {
             // A driven clock moving past a retry's time.
             _ = core.clock().sleep(POLL) => {}
         }
+    }
+}
+
+/// Waits while this process's chats are busy, up to [`MAX_YIELD`]. The
+/// thread's low priority gives the CPU to chats, but not the database:
+/// each round's statements (fan-out, leases, settling) run in Postgres
+/// beside the chats' own. During a peak the events wait in the outbox and
+/// go out every couple of seconds in larger rounds, which also cost less
+/// per event; a quiet server delivers at once.
+struct ChatLoad {
+    messages: u64,
+    at: tokio::time::Instant,
+}
+
+impl ChatLoad {
+    fn now(core: &Arc<Core>) -> ChatLoad {
+        ChatLoad {
+            messages: core
+                .metrics()
+                .messages
+                .load(std::sync::atomic::Ordering::Relaxed),
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Whether more than `BUSY_MESSAGES` per `BUSY_PROBE` were stored
+    /// since `self` (over at least one probe's time).
+    fn busy_since(&self, now: &ChatLoad) -> bool {
+        let elapsed = now.at.duration_since(self.at).max(BUSY_PROBE);
+        let sent = now.messages.saturating_sub(self.messages) as f64;
+        sent * BUSY_PROBE.as_secs_f64() > BUSY_MESSAGES as f64 * elapsed.as_secs_f64()
+    }
+}
+
+async fn yield_to_chats(core: &Arc<Core>, last: &mut ChatLoad) {
+    let until = tokio::time::Instant::now() + MAX_YIELD;
+    loop {
+        let now = ChatLoad::now(core);
+        let busy = last.busy_since(&now);
+        *last = now;
+        if !busy || tokio::time::Instant::now() >= until {
+            return;
+        }
+        tokio::time::sleep(BUSY_PROBE).await;
     }
 }
 
@@ -589,5 +641,24 @@ mod tests {
             let j = jitter();
             assert!((0.0..1.0).contains(&j), "{j}");
         }
+    }
+
+    #[test]
+    fn chats_are_busy_above_a_thousand_messages_a_second() {
+        use super::{ChatLoad, BUSY_PROBE};
+        let start = tokio::time::Instant::now();
+        let at = |ms: u64, messages: u64| ChatLoad {
+            messages,
+            at: start + std::time::Duration::from_millis(ms),
+        };
+        // Over one probe: 50 messages in 50 ms is the bound.
+        assert!(!at(0, 0).busy_since(&at(50, 50)));
+        assert!(at(0, 0).busy_since(&at(50, 51)));
+        // Over a long quiet time, a burst does not count as busy.
+        assert!(!at(0, 0).busy_since(&at(10_000, 5_000)));
+        assert!(at(0, 0).busy_since(&at(10_000, 10_001)));
+        // A check sooner than a probe is measured over a whole probe.
+        assert!(!at(0, 0).busy_since(&at(1, 40)));
+        assert_eq!(BUSY_PROBE.as_millis(), 50);
     }
 }
