@@ -179,18 +179,7 @@ fn ticket_lines(lines: &[String]) -> Vec<&String> {
 
 /// The ids of the sessions an admin finds by these words.
 async fn found_by_words(app: &Server, words: &str) -> Vec<String> {
-    let data = app
-        .as_admin(
-            "query($t: String!) { searchSessions(filter: {text: $t}) { edges { node { id } } } }",
-            json!({ "t": words }),
-        )
-        .await;
-    data["searchSessions"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
-        .collect()
+    crate::workspace::search::search(app, &tokens::admin(), json!({ "text": words })).await
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 mod canned;
 mod context;
 mod notes;
-mod search;
+pub(crate) mod search;
 
 use serde_json::{json, Value};
 use testkit::ws;

@@ -14,7 +14,8 @@ const SEARCH: &str = "query($f: SessionFilter!, $n: Int, $a: String) {
         pageInfo { hasNextPage hasPreviousPage endCursor }
     } }";
 
-async fn search(app: &Client, who: &str, filter: Value) -> Vec<String> {
+/// The ids of the sessions `who` finds with `filter`, newest first.
+pub(crate) async fn search(app: &Client, who: &str, filter: Value) -> Vec<String> {
     let data = app.ok(who, SEARCH, json!({ "f": filter, "n": 100 })).await;
     data["searchSessions"]["edges"]
         .as_array()
