@@ -128,12 +128,7 @@ pub async fn run(core: Services) {
     }
 }
 
-/// Waits while this process's chats are busy, up to [`MAX_YIELD`]. The
-/// thread's low priority gives the CPU to chats, but not the database:
-/// each round's statements (fan-out, leases, settling) run in Postgres
-/// beside the chats' own. During a peak the events wait in the outbox and
-/// go out every couple of seconds in larger rounds, which also cost less
-/// per event; a quiet server delivers at once.
+/// How many messages this process had stored, and when.
 struct ChatLoad {
     messages: u64,
     at: tokio::time::Instant,
@@ -159,6 +154,12 @@ impl ChatLoad {
     }
 }
 
+/// Waits while this process's chats are busy, up to [`MAX_YIELD`]. The
+/// thread's low priority gives the CPU to chats, but not the database:
+/// each round's statements (fan-out, leases, settling) run in Postgres
+/// beside the chats' own. During a peak the events wait in the outbox and
+/// go out every couple of seconds, in larger rounds; a quiet server
+/// delivers at once.
 async fn yield_to_chats(core: &Arc<Core>, last: &mut ChatLoad) {
     let until = tokio::time::Instant::now() + MAX_YIELD;
     loop {
