@@ -3,6 +3,7 @@
 //! in every message (migration 000015 says why); open sessions, whose
 //! transcripts still grow, are searched in their messages.
 
+use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
 use uuid::Uuid;
 
@@ -19,6 +20,8 @@ pub async fn refresh<C: ConnectionTrait>(db: &C, session_id: Uuid) -> Result<(),
              FROM messages WHERE session_id = $1 \
              ON CONFLICT (session_id) DO UPDATE SET body = excluded.body"
         }
+        // SQLite reads `ON CONFLICT` after a bare `FROM` as the join's;
+        // the `WHERE` ends the SELECT.
         _ => {
             "INSERT INTO session_search_documents (session_id, body) \
              SELECT ?1, coalesce(group_concat(body, char(10)), '') FROM \
@@ -39,25 +42,10 @@ pub async fn refresh<C: ConnectionTrait>(db: &C, session_id: Uuid) -> Result<(),
 /// Deletes the documents of these sessions (retention, before the
 /// sessions themselves go).
 pub async fn delete_for_sessions<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let backend = db.get_database_backend();
-    let placeholders: Vec<String> = (1..=ids.len())
-        .map(|i| match backend {
-            DatabaseBackend::Postgres => format!("${i}"),
-            _ => format!("?{i}"),
-        })
-        .collect();
-    let sql = format!(
-        "DELETE FROM session_search_documents WHERE session_id IN ({})",
-        placeholders.join(", ")
-    );
-    db.execute(Statement::from_sql_and_values(
-        backend,
-        sql,
-        ids.iter().map(|id| (*id).into()),
-    ))
-    .await?;
+    let delete = Query::delete()
+        .from_table(Alias::new("session_search_documents"))
+        .and_where(Expr::col(Alias::new("session_id")).is_in(ids.iter().copied()))
+        .to_owned();
+    db.execute(db.get_database_backend().build(&delete)).await?;
     Ok(())
 }
