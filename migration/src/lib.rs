@@ -17,6 +17,7 @@ mod m20261130_000012_create_webhook_outbox;
 mod m20261130_000013_index_pending_deliveries;
 mod m20261130_000014_lighter_webhook_deliveries;
 mod m20261130_000015_session_search_documents;
+mod m20261130_000016_lighter_webhook_outbox;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000013_index_pending_deliveries::Migration),
             Box::new(m20261130_000014_lighter_webhook_deliveries::Migration),
             Box::new(m20261130_000015_session_search_documents::Migration),
+            Box::new(m20261130_000016_lighter_webhook_outbox::Migration),
         ]
     }
 }

@@ -445,9 +445,37 @@ pub struct WebhookDelivery {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
+/// The `webhook-id` of an event's delivery to an endpoint: derived from
+/// the pair, not drawn at random, so that a first attempt whose process
+/// died before recording it is sent again by another under the same id,
+/// and receivers can drop the duplicate. (A v8 UUID of the pair's SHA-256.)
+pub fn delivery_id(event_seq: i64, endpoint_id: uuid::Uuid) -> uuid::Uuid {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"switchboard webhook delivery\0");
+    hash.update(endpoint_id.as_bytes());
+    hash.update(event_seq.to_be_bytes());
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_ids_are_stable_and_distinct_per_event_and_endpoint() {
+        let a = uuid::Uuid::from_u128(0x1234);
+        let b = uuid::Uuid::from_u128(0x1235);
+        assert_eq!(delivery_id(7, a), delivery_id(7, a));
+        let ids: std::collections::HashSet<uuid::Uuid> = (0..1000)
+            .flat_map(|seq| [delivery_id(seq, a), delivery_id(seq, b)])
+            .collect();
+        assert_eq!(ids.len(), 2000);
+        assert_eq!(delivery_id(7, a).get_version_num(), 8);
+    }
 
     const S: Duration = Duration::from_secs(1);
 

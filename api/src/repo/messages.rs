@@ -1,12 +1,13 @@
 use chrono::{DateTime, Utc};
 use entity::message::{self, Column};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 use uuid::Uuid;
 
-use super::{json_batch, parse, pg_time, uses_json_batches};
+use super::{json_batch, outbox, parse, pg_time, uses_json_batches};
+use crate::domain::webhooks::WebhookEventType;
 use crate::domain::{Message, MessagePayload, SenderRole};
 
 fn to_domain(m: message::Model) -> Result<Message, DbErr> {
@@ -116,54 +117,95 @@ pub async fn insert_many<C: ConnectionTrait>(db: &C, msgs: &[Message]) -> Result
         return Ok(());
     }
     if uses_json_batches(db) {
-        #[derive(serde::Serialize)]
-        struct Row<'a> {
-            id: Uuid,
-            session_id: Uuid,
-            seq: i32,
-            sender: &'a str,
-            sender_id: Option<&'a str>,
-            body: &'a str,
-            client_message_id: Option<&'a str>,
-            #[serde(serialize_with = "pg_time::at")]
-            created_at: DateTime<Utc>,
-            // Left out for text, which json_to_recordset reads as null: a
-            // text message's row is as long as before files existed.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            payload: Option<String>,
-        }
-        let rows: Vec<Row> = msgs
-            .iter()
-            .map(|m| Row {
-                id: m.id,
-                session_id: m.session_id,
-                seq: m.seq,
-                sender: m.sender.as_str(),
-                sender_id: m.sender_id.as_deref(),
-                body: &m.body,
-                client_message_id: m.client_message_id.as_deref(),
-                created_at: m.created_at,
-                payload: payload_json(m),
-            })
-            .collect();
-        let statement = json_batch(
-            "INSERT INTO messages \
-               (id, session_id, seq, sender, sender_id, body, client_message_id, created_at, \
-                payload) \
-             SELECT id, session_id, seq, sender, sender_id, body, client_message_id, created_at, \
-               payload \
-             FROM json_to_recordset($1::json) AS m(id uuid, session_id uuid, seq int, \
-               sender text, sender_id text, body text, client_message_id text, \
-               created_at timestamptz, payload text)",
-            &rows,
-        )?;
-        db.execute(statement).await?;
+        db.execute(insert_statement(msgs, None)?).await?;
         return Ok(());
     }
     message::Entity::insert_many(msgs.iter().map(active_model))
         .exec_without_returning(db)
         .await?;
     Ok(())
+}
+
+/// Inserts messages as [`insert_many`] does, with their `message.created`
+/// outbox rows: on Postgres in the same statement, so that a webhook
+/// endpoint adds no round trip to a send while it holds its sessions.
+pub async fn insert_many_announced<C: ConnectionTrait>(
+    db: &C,
+    msgs: &[Message],
+) -> Result<(), DbErr> {
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    if uses_json_batches(db) {
+        // The rows `outbox::NewEvent::message_created` describes, each
+        // session's in the order of its messages.
+        let outbox = "INSERT INTO webhook_events \
+               (event_type, session_id, payload, message_id, fanned_out, created_at) \
+             SELECT $2, m.session_id, '', m.id, false, m.created_at FROM inserted m \
+             ORDER BY m.session_id, m.seq";
+        db.execute(insert_statement(msgs, Some(outbox))?).await?;
+        return Ok(());
+    }
+    insert_many(db, msgs).await?;
+    let events: Vec<outbox::NewEvent> =
+        msgs.iter().map(outbox::NewEvent::message_created).collect();
+    outbox::insert_events(db, &events).await
+}
+
+/// The batch insert of `msgs`; with `then`, a statement reading the
+/// inserted rows as `inserted` follows in the same statement (its `$2` is
+/// the `message.created` type name).
+fn insert_statement(msgs: &[Message], then: Option<&str>) -> Result<Statement, DbErr> {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        id: Uuid,
+        session_id: Uuid,
+        seq: i32,
+        sender: &'a str,
+        sender_id: Option<&'a str>,
+        body: &'a str,
+        client_message_id: Option<&'a str>,
+        #[serde(serialize_with = "pg_time::at")]
+        created_at: DateTime<Utc>,
+        // Left out for text, which json_to_recordset reads as null: a
+        // text message's row is as long as before files existed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        payload: Option<String>,
+    }
+    let rows: Vec<Row> = msgs
+        .iter()
+        .map(|m| Row {
+            id: m.id,
+            session_id: m.session_id,
+            seq: m.seq,
+            sender: m.sender.as_str(),
+            sender_id: m.sender_id.as_deref(),
+            body: &m.body,
+            client_message_id: m.client_message_id.as_deref(),
+            created_at: m.created_at,
+            payload: payload_json(m),
+        })
+        .collect();
+    let insert = "INSERT INTO messages \
+           (id, session_id, seq, sender, sender_id, body, client_message_id, created_at, \
+            payload) \
+         SELECT id, session_id, seq, sender, sender_id, body, client_message_id, created_at, \
+           payload \
+         FROM json_to_recordset($1::json) AS m(id uuid, session_id uuid, seq int, \
+           sender text, sender_id text, body text, client_message_id text, \
+           created_at timestamptz, payload text)";
+    let Some(then) = then else {
+        return json_batch(insert, &rows);
+    };
+    let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        format!("WITH inserted AS ({insert} RETURNING id, session_id, seq, created_at) {then}"),
+        [
+            json.into(),
+            WebhookEventType::MessageCreated.as_str().into(),
+        ],
+    ))
 }
 
 /// The message `new` describes, with a fresh id, not yet stored.
@@ -252,6 +294,24 @@ pub async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<Message
         .await?
         .map(to_domain)
         .transpose()
+}
+
+/// The messages with these ids that exist (in no particular order).
+pub async fn find_many<C: ConnectionTrait>(db: &C, ids: Vec<Uuid>) -> Result<Vec<Message>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut select = message::Entity::find();
+    select = if uses_json_batches(db) {
+        // One array parameter however many.
+        select.filter(sea_orm::sea_query::Expr::cust_with_values(
+            "messages.id = ANY($1)",
+            [ids],
+        ))
+    } else {
+        select.filter(Column::Id.is_in(ids))
+    };
+    select.all(db).await?.into_iter().map(to_domain).collect()
 }
 
 /// The store keys of the files sent in these sessions (retention deletes

@@ -1,6 +1,9 @@
 //! The webhook outbox: events written in the business transaction, fanned
-//! out into one delivery per subscribed endpoint, leased by dispatchers
-//! (`FOR UPDATE SKIP LOCKED` on Postgres) and settled after each attempt.
+//! out into one delivery per subscribed endpoint (written after its first
+//! attempt), retries leased by dispatchers (`FOR UPDATE SKIP LOCKED` on
+//! Postgres) and settled after each attempt.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use entity::{webhook_delivery, webhook_endpoint, webhook_event};
@@ -12,16 +15,33 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{json_batch, pg_time, uses_json_batches};
-use crate::domain::webhooks::DeliveryStatus;
+use crate::domain::webhooks::{DeliveryStatus, WebhookEventType};
+use crate::domain::Message;
 
 /// One outbox row to write.
 #[derive(serde::Serialize)]
 pub struct NewEvent<'a> {
     pub event_type: &'a str,
     pub session_id: Option<Uuid>,
+    /// Empty when `message_id` names the message the body is built from.
     pub payload: String,
+    pub message_id: Option<Uuid>,
     #[serde(serialize_with = "pg_time::at")]
     pub created_at: DateTime<Utc>,
+}
+
+impl NewEvent<'static> {
+    /// A `message.created` event: it names its message, whose stored row
+    /// the body is built from when it is sent (see `message_bodies`).
+    pub fn message_created(m: &Message) -> NewEvent<'static> {
+        NewEvent {
+            event_type: WebhookEventType::MessageCreated.as_str(),
+            session_id: Some(m.session_id),
+            payload: String::new(),
+            message_id: Some(m.id),
+            created_at: m.created_at,
+        }
+    }
 }
 
 /// Writes outbox rows in one statement, in the order given (which is the
@@ -35,11 +55,13 @@ pub async fn insert_events<C: ConnectionTrait>(
     }
     if uses_json_batches(db) {
         let statement = json_batch(
-            "INSERT INTO webhook_events (event_type, session_id, payload, fanned_out, created_at) \
-             SELECT e.event_type, e.session_id, e.payload, false, e.created_at \
+            "INSERT INTO webhook_events \
+               (event_type, session_id, payload, message_id, fanned_out, created_at) \
+             SELECT e.event_type, e.session_id, e.payload, e.message_id, false, e.created_at \
              FROM ROWS FROM (json_to_recordset($1::json) \
-               AS (event_type text, session_id uuid, payload text, created_at timestamptz)) \
-               WITH ORDINALITY AS e(event_type, session_id, payload, created_at, n) \
+               AS (event_type text, session_id uuid, payload text, message_id uuid, \
+                 created_at timestamptz)) \
+               WITH ORDINALITY AS e(event_type, session_id, payload, message_id, created_at, n) \
              ORDER BY e.n",
             &events,
         )?;
@@ -51,6 +73,7 @@ pub async fn insert_events<C: ConnectionTrait>(
         event_type: Set(e.event_type.to_owned()),
         session_id: Set(e.session_id),
         payload: Set(e.payload.clone()),
+        message_id: Set(e.message_id),
         fanned_out: Set(false),
         created_at: Set(e.created_at),
     }))
@@ -77,13 +100,15 @@ pub async fn try_lock_fan_out<C: ConnectionTrait>(txn: &C) -> Result<bool, DbErr
     row.try_get("", "locked")
 }
 
-/// An event as fan-out needs it: not its payload, which only a delivery
-/// reads.
+/// An event as fan-out reads it: the payload too, as fan-out makes each
+/// delivery's first attempt.
 #[derive(Debug, sea_orm::FromQueryResult)]
 pub struct Unfanned {
     pub seq: i64,
     pub event_type: String,
     pub session_id: Option<Uuid>,
+    pub payload: String,
+    pub message_id: Option<Uuid>,
 }
 
 /// The oldest events not fanned out yet, in order.
@@ -94,7 +119,10 @@ pub async fn unfanned<C: ConnectionTrait>(db: &C, limit: u64) -> Result<Vec<Unfa
         .column(Column::Seq)
         .column(Column::EventType)
         .column(Column::SessionId)
-        .filter(Column::FannedOut.eq(false))
+        .column(Column::Payload)
+        .column(Column::MessageId)
+        // Written as the partial index's condition is, so that it is used.
+        .filter(Expr::cust("webhook_events.fanned_out = false"))
         .order_by_asc(Column::Seq)
         .limit(limit)
         .into_model::<Unfanned>()
@@ -112,27 +140,74 @@ pub async fn enabled_endpoints<C: ConnectionTrait>(
         .await
 }
 
-/// A delivery to create at fan-out.
+/// Which of these endpoints still have a PENDING delivery of one of these
+/// sessions: a new event of such a pair waits behind it.
+pub async fn pending_pairs<C: ConnectionTrait>(
+    db: &C,
+    endpoints: &[Uuid],
+    sessions: &[Uuid],
+) -> Result<HashSet<(Uuid, Uuid)>, DbErr> {
+    use webhook_delivery::Column;
+    if endpoints.is_empty() || sessions.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut select = webhook_delivery::Entity::find()
+        .select_only()
+        .column(Column::EndpointId)
+        .column(Column::SessionId)
+        .distinct()
+        .filter(Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .filter(Column::EndpointId.is_in(endpoints.iter().copied()));
+    select = if uses_json_batches(db) {
+        // One array parameter however many sessions: read through the
+        // pending index by endpoint and session.
+        select.filter(Expr::cust_with_values(
+            "webhook_deliveries.session_id = ANY($1)",
+            [sessions.to_vec()],
+        ))
+    } else {
+        select.filter(Column::SessionId.is_in(sessions.iter().copied()))
+    };
+    let pairs: Vec<(Uuid, Option<Uuid>)> = select.into_tuple().all(db).await?;
+    Ok(pairs
+        .into_iter()
+        .filter_map(|(endpoint, session)| session.map(|s| (endpoint, s)))
+        .collect())
+}
+
+/// A delivery as fan-out creates it: after its first attempt (DELIVERED,
+/// due again, or FAILED), or not tried yet (PENDING, due at `created_at`,
+/// no attempt).
 pub struct NewDelivery {
+    pub id: Uuid,
     pub event_seq: i64,
     pub endpoint_id: Uuid,
     pub event_type: String,
     pub session_id: Option<Uuid>,
-    pub now: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub settled: Settled,
 }
 
-/// Creates the deliveries and marks the events fanned out.
+/// Creates the deliveries and marks the events fanned out. A delivery that
+/// exists already (written by a process that then lost its lock) is kept
+/// as it is.
 pub async fn fan_out<C: ConnectionTrait>(
     db: &C,
     deliveries: Vec<NewDelivery>,
     events: &[i64],
 ) -> Result<(), DbErr> {
     insert_deliveries(db, &deliveries).await?;
-    webhook_event::Entity::update_many()
-        .col_expr(webhook_event::Column::FannedOut, Expr::value(true))
-        .filter(webhook_event::Column::Seq.is_in(events.iter().copied()))
-        .exec(db)
-        .await?;
+    let mut update = webhook_event::Entity::update_many()
+        .col_expr(webhook_event::Column::FannedOut, Expr::value(true));
+    update = if uses_json_batches(db) {
+        update.filter(Expr::cust_with_values(
+            "webhook_events.seq = ANY($1)",
+            [events.to_vec()],
+        ))
+    } else {
+        update.filter(webhook_event::Column::Seq.is_in(events.iter().copied()))
+    };
+    update.exec(db).await?;
     Ok(())
 }
 
@@ -152,27 +227,33 @@ async fn insert_deliveries<C: ConnectionTrait>(
             event_type: &'a str,
             session_id: Option<Uuid>,
             #[serde(serialize_with = "pg_time::at")]
-            now: DateTime<Utc>,
+            created_at: DateTime<Utc>,
+            #[serde(flatten)]
+            settled: SettledRow<'a>,
         }
         let rows: Vec<Row> = deliveries
             .iter()
             .map(|d| Row {
-                id: Uuid::new_v4(),
+                id: d.id,
                 event_seq: d.event_seq,
                 endpoint_id: d.endpoint_id,
                 event_type: &d.event_type,
                 session_id: d.session_id,
-                now: d.now,
+                created_at: d.created_at,
+                settled: SettledRow::of(&d.settled),
             })
             .collect();
         // One statement however many: fan-out keeps up with a busy chat.
         let statement = json_batch(
             "INSERT INTO webhook_deliveries (id, event_seq, endpoint_id, event_type, session_id, \
-               status, attempts, next_attempt_at, created_at) \
-             SELECT d.id, d.event_seq, d.endpoint_id, d.event_type, d.session_id, \
-               'PENDING', 0, d.now, d.now \
+               status, attempts, last_status_code, last_error, next_attempt_at, created_at, \
+               delivered_at) \
+             SELECT d.id, d.event_seq, d.endpoint_id, d.event_type, d.session_id, d.status, \
+               d.attempts, d.code, d.error, d.next_at, d.created_at, d.delivered_at \
              FROM json_to_recordset($1::json) AS d(id uuid, event_seq bigint, endpoint_id uuid, \
-               event_type text, session_id uuid, now timestamptz)",
+               event_type text, session_id uuid, status text, attempts int, code int, \
+               error text, next_at timestamptz, created_at timestamptz, delivered_at timestamptz) \
+             ON CONFLICT (id) DO NOTHING",
             &rows,
         )?;
         db.execute(statement).await?;
@@ -181,22 +262,28 @@ async fn insert_deliveries<C: ConnectionTrait>(
         for chunk in deliveries.chunks(500) {
             webhook_delivery::Entity::insert_many(chunk.iter().map(|d| {
                 webhook_delivery::ActiveModel {
-                    id: Set(Uuid::new_v4()),
+                    id: Set(d.id),
                     event_seq: Set(d.event_seq),
                     endpoint_id: Set(d.endpoint_id),
                     event_type: Set(d.event_type.clone()),
                     session_id: Set(d.session_id),
-                    status: Set(DeliveryStatus::Pending.as_str().to_owned()),
-                    attempts: Set(0),
-                    last_status_code: Set(None),
-                    last_error: Set(None),
-                    next_attempt_at: Set(Some(d.now)),
+                    status: Set(d.settled.status.as_str().to_owned()),
+                    attempts: Set(d.settled.attempts),
+                    last_status_code: Set(d.settled.status_code),
+                    last_error: Set(d.settled.error.clone()),
+                    next_attempt_at: Set(d.settled.next_attempt_at),
                     lease_until: Set(None),
                     lease_token: Set(None),
-                    created_at: Set(d.now),
-                    delivered_at: Set(None),
+                    created_at: Set(d.created_at),
+                    delivered_at: Set(d.settled.delivered_at),
                 }
             }))
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(webhook_delivery::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .do_nothing()
             .exec_without_returning(db)
             .await?;
         }
@@ -376,6 +463,32 @@ pub struct Settled {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
+/// How an attempt ended, as the batch statements read it from JSON.
+#[derive(serde::Serialize)]
+struct SettledRow<'a> {
+    status: &'a str,
+    attempts: i32,
+    code: Option<i32>,
+    error: Option<&'a str>,
+    #[serde(serialize_with = "pg_time::opt")]
+    next_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "pg_time::opt")]
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> SettledRow<'a> {
+    fn of(s: &'a Settled) -> SettledRow<'a> {
+        SettledRow {
+            status: s.status.as_str(),
+            attempts: s.attempts,
+            code: s.status_code,
+            error: s.error.as_deref(),
+            next_at: s.next_attempt_at,
+            delivered_at: s.delivered_at,
+        }
+    }
+}
+
 /// Records an attempt of a delivery this dispatcher still holds (its
 /// lease token unchanged); false when another took it over meanwhile.
 pub async fn settle<C: ConnectionTrait>(
@@ -427,25 +540,14 @@ pub async fn settle_many<C: ConnectionTrait>(
     #[derive(serde::Serialize)]
     struct Row<'a> {
         id: Uuid,
-        status: &'a str,
-        attempts: i32,
-        code: Option<i32>,
-        error: Option<&'a str>,
-        #[serde(serialize_with = "pg_time::opt")]
-        next_at: Option<DateTime<Utc>>,
-        #[serde(serialize_with = "pg_time::opt")]
-        delivered_at: Option<DateTime<Utc>>,
+        #[serde(flatten)]
+        settled: SettledRow<'a>,
     }
     let rows: Vec<Row> = settled
         .iter()
         .map(|(id, s)| Row {
             id: *id,
-            status: s.status.as_str(),
-            attempts: s.attempts,
-            code: s.status_code,
-            error: s.error.as_deref(),
-            next_at: s.next_attempt_at,
-            delivered_at: s.delivered_at,
+            settled: SettledRow::of(s),
         })
         .collect();
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();

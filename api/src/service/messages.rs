@@ -10,7 +10,7 @@ use super::pagination::{page_size, Page, PageArgs};
 use super::sessions::parse_session_id;
 use super::webhooks::outbox as webhook_outbox;
 use crate::auth::{Role, Viewer};
-use crate::domain::webhooks::{WebhookEvent, WebhookEventType};
+use crate::domain::webhooks::WebhookEventType;
 use crate::domain::{
     access, validate_body, validate_client_message_id, ChatSession, Message, MessagePayload,
     MessageView, Party, SenderRole,
@@ -220,18 +220,15 @@ impl Messages<'_> {
                 Ok(message)
             })
             .collect::<AppResult<_>>()?;
-        messages::insert_many(&txn, &fresh).await?;
-        // One more statement in the batch, and only while an endpoint
-        // wants messages: their outbox rows, all in one insert.
+        // While an endpoint wants messages, their outbox rows go in with
+        // them (the same statement on Postgres).
         if !fresh.is_empty()
             && webhook_outbox::wants(self.core, &txn, WebhookEventType::MessageCreated).await?
         {
-            let created: Vec<WebhookEvent> = fresh
-                .iter()
-                .cloned()
-                .map(WebhookEvent::MessageCreated)
-                .collect();
-            webhook_outbox::record_all(self.core, &txn, self.core.now(), &created).await?;
+            messages::insert_many_announced(&txn, &fresh).await?;
+            webhook_outbox::recorded(self.core);
+        } else {
+            messages::insert_many(&txn, &fresh).await?;
         }
         txn.commit().await?;
         self.core.webhooks.wake_if_recorded();

@@ -1,25 +1,30 @@
 //! The dispatcher: every process runs one. It fans new outbox events out
-//! into deliveries (one process at a time), leases due deliveries (rows
-//! another process holds are skipped), sends them signed, and settles each
-//! attempt: DELIVERED, due again after the schedule's next wait, or FAILED.
-//! A process that dies mid-delivery leaves its leases to expire; another
-//! process then sends those again with the same `webhook-id`.
+//! into deliveries (one process at a time), making each one's first
+//! attempt on the way, and writes them as those attempts left them; then
+//! it leases due retries (rows another process holds are skipped), sends
+//! them signed, and settles each attempt: DELIVERED, due again after the
+//! schedule's next wait, or FAILED. A process that dies mid-delivery leaves
+//! its events unfanned or its leases to expire; another process then sends
+//! those again with the same `webhook-id`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use entity::{webhook_delivery, webhook_endpoint};
+use futures_util::StreamExt;
+use sea_orm::{ConnectionTrait, DatabaseBackend};
 use uuid::Uuid;
 
 use crate::config::WebhookSettings;
 use crate::domain::webhooks::{
-    check_url, is_internal_address, next_step, parse_retry_after, read_event_types, should_disable,
-    AttemptResult, DeliveryStatus, NextStep, WebhookEventType,
+    check_url, delivery_id, is_internal_address, next_step, parse_retry_after, read_event_types,
+    should_disable, AttemptResult, DeliveryStatus, NextStep, WebhookEvent, WebhookEventType,
 };
+use crate::domain::Message;
 use crate::error::AppResult;
-use crate::repo::{self, outbox, webhooks};
+use crate::repo::{self, messages, outbox, webhooks};
 use crate::service::{Core, Services};
 use crate::signing::{self, WebhookSecret};
 
@@ -182,49 +187,294 @@ async fn pass(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<bool> {
     if super::outbox::subscribed(core, &core.db).await?.is_empty() {
         return Ok(false);
     }
-    let fanned = fan_out(core).await?;
+    let fanned = fan_out(core, client).await?;
     let delivered = deliver_due(core, client).await?;
     Ok(fanned > 0 || delivered > 0)
 }
 
-/// Creates a delivery per new event and enabled endpoint subscribed to
-/// its type; how many events it fanned out.
-async fn fan_out(core: &Arc<Core>) -> AppResult<usize> {
-    let txn = repo::begin_write(&core.db).await?;
-    if !outbox::try_lock_fan_out(&txn).await? {
+/// Fans new events out into a delivery per enabled endpoint subscribed to
+/// their type, and makes each delivery's first attempt on the way: a
+/// delivery is written once, as it stands after that attempt (DELIVERED in
+/// the common case), rather than written, leased, and settled. How many
+/// events it fanned out.
+///
+/// On Postgres the transaction that holds the fan-out lock stays open
+/// while the attempts go out (at most `3 × WEBHOOK_TIMEOUT_MS`), so one
+/// process at a time fans out; a process that dies meanwhile leaves the
+/// events unfanned, and the next sends them again under the same
+/// `webhook-id` ([`delivery_id`]). SQLite has one writer and one process:
+/// its attempts go out before the write transaction begins, so chats are
+/// not held up behind them.
+async fn fan_out(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<usize> {
+    let postgres = core.db.get_database_backend() == DatabaseBackend::Postgres;
+    let held = if postgres {
+        let txn = repo::begin_write(&core.db).await?;
+        if !outbox::try_lock_fan_out(&txn).await? {
+            return Ok(0);
+        }
+        Some(txn)
+    } else {
+        None
+    };
+    let round = match &held {
+        Some(txn) => Round::read(txn).await?,
+        None => Round::read(&core.db).await?,
+    };
+    let Some(round) = round else {
         return Ok(0);
+    };
+    let fanned = round.seqs.len();
+    let deliveries = round.first_attempts(core, client).await;
+    let health = Health::of(&deliveries);
+    let rows = deliveries.into_iter().map(|d| d.row).collect();
+    match held {
+        Some(txn) => {
+            outbox::fan_out(&txn, rows, &round.seqs).await?;
+            txn.commit().await?;
+        }
+        None => {
+            let txn = repo::begin_write(&core.db).await?;
+            outbox::fan_out(&txn, rows, &round.seqs).await?;
+            txn.commit().await?;
+        }
     }
-    let events = outbox::unfanned(&txn, FAN_OUT_BATCH).await?;
-    if events.is_empty() {
-        return Ok(0);
-    }
-    let endpoints: Vec<(Uuid, Vec<WebhookEventType>)> = outbox::enabled_endpoints(&txn)
-        .await?
-        .into_iter()
-        .map(|e| (e.id, read_event_types(&e.events).unwrap_or_default()))
-        .collect();
-    let now = core.now();
-    let mut deliveries = Vec::new();
-    for event in &events {
-        let Ok(t) = event.event_type.parse::<WebhookEventType>() else {
-            continue;
-        };
-        for (endpoint, types) in &endpoints {
-            if types.contains(&t) {
-                deliveries.push(outbox::NewDelivery {
-                    event_seq: event.seq,
-                    endpoint_id: *endpoint,
-                    event_type: event.event_type.clone(),
-                    session_id: event.session_id,
-                    now,
-                });
+    for (endpoint, (delivered, failed)) in health.0 {
+        if let Some(endpoint) = round.endpoints.iter().find(|e| e.id == endpoint) {
+            if let Err(e) = record_health(core, endpoint, delivered, failed).await {
+                tracing::warn!(error = %e, "could not record a webhook endpoint's failures");
             }
         }
     }
-    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-    outbox::fan_out(&txn, deliveries, &seqs).await?;
-    txn.commit().await?;
-    Ok(events.len())
+    Ok(fanned)
+}
+
+/// What one fan-out round sends: new events, the endpoints that want them,
+/// and the pairs (endpoint, session) whose new events must wait behind a
+/// delivery still pending.
+struct Round {
+    events: Vec<outbox::Unfanned>,
+    seqs: Vec<i64>,
+    endpoints: Vec<webhook_endpoint::Model>,
+    waiting: HashSet<(Uuid, Uuid)>,
+}
+
+/// A delivery fan-out made, with whether it was tried and how it went.
+struct Made {
+    row: outbox::NewDelivery,
+    step: Option<NextStep>,
+}
+
+impl Round {
+    async fn read<C: ConnectionTrait>(db: &C) -> AppResult<Option<Round>> {
+        let events = outbox::unfanned(db, FAN_OUT_BATCH).await?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let endpoints = outbox::enabled_endpoints(db).await?;
+        let endpoint_ids: Vec<Uuid> = endpoints.iter().map(|e| e.id).collect();
+        let mut sessions: Vec<Uuid> = events.iter().filter_map(|e| e.session_id).collect();
+        sessions.sort_unstable();
+        sessions.dedup();
+        let waiting = outbox::pending_pairs(db, &endpoint_ids, &sessions).await?;
+        let mut events = events;
+        let mut bodies = message_bodies(
+            db,
+            events
+                .iter()
+                .map(|e| (e.seq, e.message_id, e.payload.is_empty())),
+        )
+        .await?;
+        for event in &mut events {
+            if let Some(body) = bodies.remove(&event.seq) {
+                event.payload = body;
+            }
+        }
+        let seqs = events.iter().map(|e| e.seq).collect();
+        Ok(Some(Round {
+            events,
+            seqs,
+            endpoints,
+            waiting,
+        }))
+    }
+
+    /// The round's deliveries, each after its first attempt where it may be
+    /// made now: in chains (one session's events for one endpoint, in
+    /// order), side by side, each stopping at its first failure; the rest
+    /// wait, due at once, for the retrying dispatcher to send in order.
+    async fn first_attempts(&self, core: &Arc<Core>, client: &reqwest::Client) -> Vec<Made> {
+        let settings = &core.policy().webhooks;
+        let now = core.now();
+        let send_until =
+            tokio::time::Instant::now() + 3 * Duration::from_millis(settings.timeout_ms);
+        let subscribed: Vec<(&webhook_endpoint::Model, Vec<WebhookEventType>)> = self
+            .endpoints
+            .iter()
+            .map(|e| (e, read_event_types(&e.events).unwrap_or_default()))
+            .collect();
+        let mut made = Vec::new();
+        // Chains by (endpoint, session); an event without a session is a
+        // chain of its own.
+        let mut chains: Vec<Vec<Leased>> = Vec::new();
+        let mut chain_of: HashMap<(Uuid, Uuid), usize> = HashMap::new();
+        for event in &self.events {
+            let Ok(t) = event.event_type.parse::<WebhookEventType>() else {
+                continue;
+            };
+            // A message event whose message is gone (purged) has nothing
+            // left to announce.
+            if event.payload.is_empty() {
+                continue;
+            }
+            for (endpoint, types) in &subscribed {
+                if !types.contains(&t) {
+                    continue;
+                }
+                let delivery = webhook_delivery::Model {
+                    id: delivery_id(event.seq, endpoint.id),
+                    event_seq: event.seq,
+                    endpoint_id: endpoint.id,
+                    event_type: event.event_type.clone(),
+                    session_id: event.session_id,
+                    status: DeliveryStatus::Pending.as_str().to_owned(),
+                    attempts: 0,
+                    last_status_code: None,
+                    last_error: None,
+                    next_attempt_at: Some(now),
+                    lease_until: None,
+                    lease_token: None,
+                    created_at: now,
+                    delivered_at: None,
+                };
+                let pair = event.session_id.map(|s| (endpoint.id, s));
+                if pair.is_some_and(|p| self.waiting.contains(&p)) {
+                    made.push(Made {
+                        row: untried(&delivery),
+                        step: None,
+                    });
+                    continue;
+                }
+                let leased = Leased {
+                    delivery,
+                    endpoint: (*endpoint).clone(),
+                    body: event.payload.clone(),
+                };
+                match pair.and_then(|p| chain_of.get(&p).copied()) {
+                    Some(i) => chains[i].push(leased),
+                    None => {
+                        if let Some(p) = pair {
+                            chain_of.insert(p, chains.len());
+                        }
+                        chains.push(vec![leased]);
+                    }
+                }
+            }
+        }
+        let sent: Vec<(Vec<Leased>, Vec<Outcome>)> = futures_util::stream::iter(chains)
+            .map(|chain| async move {
+                let (outcomes, _) = attempt_chain(core, client, &chain, send_until).await;
+                (chain, outcomes)
+            })
+            .buffer_unordered(CHAINS as usize)
+            .collect()
+            .await;
+        for (chain, outcomes) in sent {
+            let mut outcomes = outcomes.into_iter();
+            for leased in &chain {
+                made.push(match outcomes.next() {
+                    Some(o) => Made {
+                        row: outbox::NewDelivery {
+                            id: leased.delivery.id,
+                            event_seq: leased.delivery.event_seq,
+                            endpoint_id: leased.delivery.endpoint_id,
+                            event_type: leased.delivery.event_type.clone(),
+                            session_id: leased.delivery.session_id,
+                            created_at: leased.delivery.created_at,
+                            settled: o.settled,
+                        },
+                        step: Some(o.step),
+                    },
+                    None => Made {
+                        row: untried(&leased.delivery),
+                        step: None,
+                    },
+                });
+            }
+        }
+        made
+    }
+}
+
+/// The bodies of `message.created` events stored without one (`(seq,
+/// message, payload is empty)`), built from their messages as stored. An
+/// event whose message is gone (purged) has none.
+async fn message_bodies<C: ConnectionTrait>(
+    db: &C,
+    events: impl Iterator<Item = (i64, Option<Uuid>, bool)>,
+) -> AppResult<HashMap<i64, String>> {
+    let wanted: Vec<(i64, Uuid)> = events
+        .filter_map(|(seq, message, empty)| message.filter(|_| empty).map(|m| (seq, m)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found: HashMap<Uuid, Message> =
+        messages::find_many(db, wanted.iter().map(|(_, m)| *m).collect())
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
+    Ok(wanted
+        .into_iter()
+        .filter_map(|(seq, id)| {
+            let m = found.get(&id)?;
+            // A message's event carries the message's own time.
+            Some((
+                seq,
+                WebhookEvent::MessageCreated(m.clone()).body(m.created_at),
+            ))
+        })
+        .collect())
+}
+
+/// A delivery not tried yet: due at once.
+fn untried(d: &webhook_delivery::Model) -> outbox::NewDelivery {
+    outbox::NewDelivery {
+        id: d.id,
+        event_seq: d.event_seq,
+        endpoint_id: d.endpoint_id,
+        event_type: d.event_type.clone(),
+        session_id: d.session_id,
+        created_at: d.created_at,
+        settled: outbox::Settled {
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            status_code: None,
+            error: None,
+            next_attempt_at: Some(d.created_at),
+            delivered_at: None,
+        },
+    }
+}
+
+/// Per endpoint: whether some attempt of a round delivered, and whether
+/// some chain ended in a failure.
+struct Health(HashMap<Uuid, (bool, bool)>);
+
+impl Health {
+    fn of(made: &[Made]) -> Health {
+        let mut by_endpoint: HashMap<Uuid, (bool, bool)> = HashMap::new();
+        for m in made {
+            let Some(step) = m.step else { continue };
+            let entry = by_endpoint.entry(m.row.endpoint_id).or_default();
+            if step == NextStep::Delivered {
+                entry.0 = true;
+            } else {
+                entry.1 = true;
+            }
+        }
+        Health(by_endpoint)
+    }
 }
 
 /// A delivery leased for one attempt, with what it needs.
@@ -262,11 +512,19 @@ async fn deliver_due(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<us
     let mut endpoint_ids: Vec<Uuid> = leased.iter().map(|d| d.endpoint_id).collect();
     endpoint_ids.sort_unstable();
     endpoint_ids.dedup();
-    let bodies: HashMap<i64, String> = outbox::events_by_seq(&core.db, seqs)
-        .await?
-        .into_iter()
-        .map(|e| (e.seq, e.payload))
-        .collect();
+    let events = outbox::events_by_seq(&core.db, seqs).await?;
+    let mut bodies = message_bodies(
+        &core.db,
+        events
+            .iter()
+            .map(|e| (e.seq, e.message_id, e.payload.is_empty())),
+    )
+    .await?;
+    for e in events {
+        if !e.payload.is_empty() {
+            bodies.insert(e.seq, e.payload);
+        }
+    }
     let endpoints: HashMap<Uuid, webhook_endpoint::Model> =
         outbox::endpoints_by_id(&core.db, endpoint_ids)
             .await?
@@ -320,10 +578,30 @@ async fn send_chain(
     token: Uuid,
     send_until: tokio::time::Instant,
 ) {
+    let (outcomes, untried) = attempt_chain(core, client, &chain, send_until).await;
+    if let Some(first) = chain.first() {
+        if let Err(e) = settle(core, &first.endpoint, outcomes, token).await {
+            tracing::warn!(error = %e, "could not record webhook attempts; they will be sent again");
+        }
+    }
+    if let Err(e) = outbox::release(&core.db, token, untried).await {
+        tracing::warn!(error = %e, "could not give back webhook deliveries; their lease will run out");
+    }
+}
+
+/// Sends a chain in order until one is not delivered or time is up: the
+/// outcomes of the attempts made (a prefix of the chain), and the ids of
+/// the deliveries not tried.
+async fn attempt_chain(
+    core: &Arc<Core>,
+    client: &reqwest::Client,
+    chain: &[Leased],
+    send_until: tokio::time::Instant,
+) -> (Vec<Outcome>, Vec<Uuid>) {
     let mut outcomes = Vec::with_capacity(chain.len());
     let mut stopped = false;
     let mut untried = Vec::new();
-    for leased in &chain {
+    for leased in chain {
         if stopped || tokio::time::Instant::now() >= send_until {
             untried.push(leased.delivery.id);
             continue;
@@ -334,14 +612,7 @@ async fn send_chain(
         stopped = outcome.step != NextStep::Delivered;
         outcomes.push(outcome);
     }
-    if let Some(first) = chain.first() {
-        if let Err(e) = settle(core, &first.endpoint, outcomes, token).await {
-            tracing::warn!(error = %e, "could not record webhook attempts; they will be sent again");
-        }
-    }
-    if let Err(e) = outbox::release(&core.db, token, untried).await {
-        tracing::warn!(error = %e, "could not give back webhook deliveries; their lease will run out");
-    }
+    (outcomes, untried)
 }
 
 /// Sends one delivery; how it went, and the error to keep if any.
@@ -510,6 +781,18 @@ async fn settle(
     let failed = recorded
         .iter()
         .any(|id| steps.get(id).is_some_and(|s| *s != NextStep::Delivered));
+    record_health(core, endpoint, delivered, failed).await
+}
+
+/// What a round's attempts say about their endpoint: a failure starts (or
+/// continues) its run of failures, which disables it once long enough; a
+/// success alone ends the run.
+async fn record_health(
+    core: &Arc<Core>,
+    endpoint: &webhook_endpoint::Model,
+    delivered: bool,
+    failed: bool,
+) -> AppResult<()> {
     let settings = &core.policy().webhooks;
     let now = core.now();
     match (delivered, failed, endpoint.failing_since) {

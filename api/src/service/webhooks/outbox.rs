@@ -103,24 +103,27 @@ pub(crate) async fn record_all<C: ConnectionTrait>(
     let rows: Vec<outbox::NewEvent> = events
         .iter()
         .filter(|e| wanted.contains(e.event_type()))
-        .map(|e| {
-            // A message's event carries the message's own time.
-            let at = match e {
-                WebhookEvent::MessageCreated(m) => m.created_at,
-                _ => at,
-            };
-            outbox::NewEvent {
+        .map(|e| match e {
+            WebhookEvent::MessageCreated(m) => outbox::NewEvent::message_created(m),
+            _ => outbox::NewEvent {
                 event_type: e.event_type().as_str(),
                 session_id: Some(e.session_id()),
                 payload: e.body(at),
+                message_id: None,
                 created_at: at,
-            }
+            },
         })
         .collect();
     if rows.is_empty() {
         return Ok(());
     }
     outbox::insert_events(txn, &rows).await?;
-    core.webhooks.recorded.store(true, Ordering::Relaxed);
+    recorded(core);
     Ok(())
+}
+
+/// Notes that this transaction wrote outbox rows: once it commits,
+/// `wake_if_recorded` wakes the dispatcher.
+pub(crate) fn recorded(core: &Arc<Core>) {
+    core.webhooks.recorded.store(true, Ordering::Relaxed);
 }
