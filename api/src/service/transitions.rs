@@ -287,11 +287,8 @@ impl Transitions<'_> {
             .iter()
             .map(|p| (p.session, p.agent.as_str()))
             .collect();
-        // The join lines' seqs first: the rows then come back from the
-        // assignment with `last_seq` the seq of their line.
-        let takes: Vec<SeqTake> = pairs.iter().map(|(id, _)| SeqTake::one(*id)).collect();
-        sessions::take_seqs(txn, &takes).await?;
-        let mut assigned = sessions::assign_many(txn, &pairs, now).await?;
+        // Each comes back with `last_seq` the seq of its join line.
+        let mut assigned = sessions::assign_taking_seq(txn, &pairs, now).await?;
         // In the matcher's order (queue order), not the order rows came
         // back in: history and events read as the queue was served.
         let rank: HashMap<Uuid, usize> = pairs

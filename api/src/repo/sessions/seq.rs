@@ -1,16 +1,21 @@
 //! Message seqs: the one allocator. Every writer of messages (a batch of
 //! sends, the SYSTEM lines of joins, transfers and ends) takes its seqs
-//! from [`take_seqs`], so a seq is never handed out twice nor skipped.
+//! from [`take_seqs`] (or, for the join lines of an assignment, from
+//! [`assign_taking_seq`], which takes them in the assignment's statement),
+//! so a seq is never handed out twice nor skipped.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::chat_session::{self, Column};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, Statement,
+};
 use uuid::Uuid;
 
-use super::find;
+use super::{all_to_domain, assign_many, find};
+use crate::domain::{ChatSession, SessionStatus};
 use crate::repo::{json_batch, pg_time, uses_json_batches};
 
 /// How many seqs one session needs in this transaction, and when its
@@ -94,4 +99,52 @@ pub async fn take_seqs<C: ConnectionTrait>(
         }
     }
     Ok(taken)
+}
+
+/// Makes each session ACTIVE with its agent and takes one seq of it, for
+/// its join line: on Postgres in one statement (an assignment of hundreds
+/// of sessions is one join with its pairs, not two passes over their rows).
+/// The rows are locked by the caller. Returns the sessions as updated,
+/// `last_seq` the join line's seq.
+pub async fn assign_taking_seq<C: ConnectionTrait>(
+    txn: &C,
+    pairs: &[(Uuid, &str)],
+    now: DateTime<Utc>,
+) -> Result<Vec<ChatSession>, DbErr> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !uses_json_batches(txn) {
+        let takes: Vec<SeqTake> = pairs.iter().map(|(id, _)| SeqTake::one(*id)).collect();
+        take_seqs(txn, &takes).await?;
+        return assign_many(txn, pairs, now).await;
+    }
+    #[derive(serde::Serialize)]
+    struct Pair<'a> {
+        id: Uuid,
+        agent_id: &'a str,
+    }
+    let rows: Vec<Pair> = pairs
+        .iter()
+        .map(|(id, agent_id)| Pair { id: *id, agent_id })
+        .collect();
+    let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "UPDATE chat_sessions s SET status = $2, agent_id = v.agent_id, assigned_at = $3, \
+           offer_expires_at = NULL, last_seq = s.last_seq + 1 \
+         FROM json_to_recordset($1::json) AS v(id uuid, agent_id text) \
+         WHERE s.id = v.id \
+         RETURNING s.*",
+        [
+            json.into(),
+            SessionStatus::Active.as_str().into(),
+            now.into(),
+        ],
+    );
+    let updated = chat_session::Entity::find()
+        .from_raw_sql(statement)
+        .all(txn)
+        .await?;
+    all_to_domain(updated)
 }
