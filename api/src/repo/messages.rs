@@ -117,7 +117,7 @@ pub async fn insert_many<C: ConnectionTrait>(db: &C, msgs: &[Message]) -> Result
         return Ok(());
     }
     if uses_json_batches(db) {
-        db.execute(insert_statement(msgs, None)?).await?;
+        db.execute(insert_statement(msgs, false)?).await?;
         return Ok(());
     }
     message::Entity::insert_many(msgs.iter().map(active_model))
@@ -137,13 +137,7 @@ pub async fn insert_many_announced<C: ConnectionTrait>(
         return Ok(());
     }
     if uses_json_batches(db) {
-        // The rows `outbox::NewEvent::message_created` describes, each
-        // session's in the order of its messages.
-        let outbox = "INSERT INTO webhook_events \
-               (event_type, session_id, payload, message_id, fanned_out, created_at) \
-             SELECT $2, m.session_id, '', m.id, false, m.created_at FROM inserted m \
-             ORDER BY m.session_id, m.seq";
-        db.execute(insert_statement(msgs, Some(outbox))?).await?;
+        db.execute(insert_statement(msgs, true)?).await?;
         return Ok(());
     }
     insert_many(db, msgs).await?;
@@ -152,10 +146,9 @@ pub async fn insert_many_announced<C: ConnectionTrait>(
     outbox::insert_events(db, &events).await
 }
 
-/// The batch insert of `msgs`; with `then`, a statement reading the
-/// inserted rows as `inserted` follows in the same statement (its `$2` is
-/// the `message.created` type name).
-fn insert_statement(msgs: &[Message], then: Option<&str>) -> Result<Statement, DbErr> {
+/// The batch insert of `msgs` (Postgres), and when `announced` their
+/// `message.created` outbox rows in the same statement.
+fn insert_statement(msgs: &[Message], announced: bool) -> Result<Statement, DbErr> {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         id: Uuid,
@@ -194,13 +187,21 @@ fn insert_statement(msgs: &[Message], then: Option<&str>) -> Result<Statement, D
          FROM json_to_recordset($1::json) AS m(id uuid, session_id uuid, seq int, \
            sender text, sender_id text, body text, client_message_id text, \
            created_at timestamptz, payload text)";
-    let Some(then) = then else {
+    if !announced {
         return json_batch(insert, &rows);
-    };
+    }
     let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(e.to_string()))?;
     Ok(Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
-        format!("WITH inserted AS ({insert} RETURNING id, session_id, seq, created_at) {then}"),
+        // The rows `outbox::NewEvent::message_created` describes, each
+        // session's in the order of its messages.
+        format!(
+            "WITH inserted AS ({insert} RETURNING id, session_id, seq, created_at) \
+             INSERT INTO webhook_events \
+               (event_type, session_id, payload, message_id, fanned_out, created_at) \
+             SELECT $2, m.session_id, '', m.id, false, m.created_at FROM inserted m \
+             ORDER BY m.session_id, m.seq"
+        ),
         [
             json.into(),
             WebhookEventType::MessageCreated.as_str().into(),

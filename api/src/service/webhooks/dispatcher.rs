@@ -253,6 +253,8 @@ async fn fan_out(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<usize>
 /// delivery still pending.
 struct Round {
     events: Vec<outbox::Unfanned>,
+    /// Each event's body; none for a message event whose message is gone.
+    bodies: HashMap<i64, String>,
     seqs: Vec<i64>,
     endpoints: Vec<webhook_endpoint::Model>,
     waiting: HashSet<(Uuid, Uuid)>,
@@ -277,21 +279,17 @@ impl Round {
         sessions.dedup();
         let waiting = outbox::pending_pairs(db, &endpoint_ids, &sessions).await?;
         let mut events = events;
-        let mut bodies = message_bodies(
+        let bodies = event_bodies(
             db,
             events
-                .iter()
-                .map(|e| (e.seq, e.message_id, e.payload.is_empty())),
+                .iter_mut()
+                .map(|e| (e.seq, e.message_id, std::mem::take(&mut e.payload))),
         )
         .await?;
-        for event in &mut events {
-            if let Some(body) = bodies.remove(&event.seq) {
-                event.payload = body;
-            }
-        }
         let seqs = events.iter().map(|e| e.seq).collect();
         Ok(Some(Round {
             events,
+            bodies,
             seqs,
             endpoints,
             waiting,
@@ -323,9 +321,9 @@ impl Round {
             };
             // A message event whose message is gone (purged) has nothing
             // left to announce.
-            if event.payload.is_empty() {
+            let Some(body) = self.bodies.get(&event.seq) else {
                 continue;
-            }
+            };
             for (endpoint, types) in &subscribed {
                 if !types.contains(&t) {
                     continue;
@@ -357,7 +355,7 @@ impl Round {
                 let leased = Leased {
                     delivery,
                     endpoint: (*endpoint).clone(),
-                    body: event.payload.clone(),
+                    body: body.clone(),
                 };
                 match pair.and_then(|p| chain_of.get(&p).copied()) {
                     Some(i) => chains[i].push(leased),
@@ -405,18 +403,26 @@ impl Round {
     }
 }
 
-/// The bodies of `message.created` events stored without one (`(seq,
-/// message, payload is empty)`), built from their messages as stored. An
-/// event whose message is gone (purged) has none.
-async fn message_bodies<C: ConnectionTrait>(
+/// Each event's body, by seq, from `(seq, message, stored payload)`: the
+/// stored one, or for a `message.created` event stored without one, built
+/// from its message as stored (one read for all). An event whose message is
+/// gone (purged) has none.
+async fn event_bodies<C: ConnectionTrait>(
     db: &C,
-    events: impl Iterator<Item = (i64, Option<Uuid>, bool)>,
+    events: impl Iterator<Item = (i64, Option<Uuid>, String)>,
 ) -> AppResult<HashMap<i64, String>> {
-    let wanted: Vec<(i64, Uuid)> = events
-        .filter_map(|(seq, message, empty)| message.filter(|_| empty).map(|m| (seq, m)))
-        .collect();
+    let mut bodies = HashMap::new();
+    let mut wanted: Vec<(i64, Uuid)> = Vec::new();
+    for (seq, message, payload) in events {
+        match message {
+            Some(m) if payload.is_empty() => wanted.push((seq, m)),
+            _ => {
+                bodies.insert(seq, payload);
+            }
+        }
+    }
     if wanted.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(bodies);
     }
     let found: HashMap<Uuid, Message> =
         messages::find_many(db, wanted.iter().map(|(_, m)| *m).collect())
@@ -424,17 +430,14 @@ async fn message_bodies<C: ConnectionTrait>(
             .into_iter()
             .map(|m| (m.id, m))
             .collect();
-    Ok(wanted
-        .into_iter()
-        .filter_map(|(seq, id)| {
-            let m = found.get(&id)?;
+    for (seq, id) in wanted {
+        if let Some(m) = found.get(&id) {
             // A message's event carries the message's own time.
-            Some((
-                seq,
-                WebhookEvent::MessageCreated(m.clone()).body(m.created_at),
-            ))
-        })
-        .collect())
+            let body = WebhookEvent::MessageCreated(m.clone()).body(m.created_at);
+            bodies.insert(seq, body);
+        }
+    }
+    Ok(bodies)
 }
 
 /// A delivery not tried yet: due at once.
@@ -512,19 +515,14 @@ async fn deliver_due(core: &Arc<Core>, client: &reqwest::Client) -> AppResult<us
     let mut endpoint_ids: Vec<Uuid> = leased.iter().map(|d| d.endpoint_id).collect();
     endpoint_ids.sort_unstable();
     endpoint_ids.dedup();
-    let events = outbox::events_by_seq(&core.db, seqs).await?;
-    let mut bodies = message_bodies(
+    let bodies = event_bodies(
         &core.db,
-        events
-            .iter()
-            .map(|e| (e.seq, e.message_id, e.payload.is_empty())),
+        outbox::events_by_seq(&core.db, seqs)
+            .await?
+            .into_iter()
+            .map(|e| (e.seq, e.message_id, e.payload)),
     )
     .await?;
-    for e in events {
-        if !e.payload.is_empty() {
-            bodies.insert(e.seq, e.payload);
-        }
-    }
     let endpoints: HashMap<Uuid, webhook_endpoint::Model> =
         outbox::endpoints_by_id(&core.db, endpoint_ids)
             .await?
